@@ -1,0 +1,153 @@
+//! Symbolic reverse-mode differentiation: `grad` appends the VJP of every op on the path
+//! from the output back to the inputs, as ordinary ops in the same arena.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::{Caller, Error, Result};
+use crate::graph::{Graph, Kind, NodeId, Tensor};
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+impl<T: Scalar> Graph<T> {
+    /// The gradients of the scalar `y` with respect to each of `xs`, as new nodes of this
+    /// graph. Gradients along several paths are summed; an `x` that `y` does not depend on
+    /// gets zeros. The results are ordinary tensors, so they can be differentiated again.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f64>::new();
+    /// let x = g.param("x", ndarray::arr0(2.0));
+    /// let y = x.powf(3.0);
+    /// let dy = g.grad(y, &[x])?[0]; // 3x^2 = 12
+    /// let d2y = g.grad(dy, &[x])?[0]; // 6x = 12
+    /// let mut m = g.compile(&[dy, d2y], &[])?;
+    /// m.run()?;
+    /// assert_eq!((m.scalar(dy)?, m.scalar(d2y)?), (12.0, 12.0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The first error recorded while building the graph; [`Error::NotScalar`] if `y` has
+    /// more than one element (use [`grad_with`](Graph::grad_with)); [`Error::WrongGraph`]
+    /// if a tensor belongs to another graph.
+    #[track_caller]
+    pub fn grad<'g>(
+        &'g self,
+        y: Tensor<'g, T>,
+        xs: &[Tensor<'g, T>],
+    ) -> Result<Vec<Tensor<'g, T>>> {
+        let caller = Caller::here();
+        self.owns(&y, "grad", caller)?;
+        if y.numel() != 1 {
+            return Err(Error::NotScalar {
+                op: "grad",
+                shape: y.shape(),
+                caller,
+            });
+        }
+        let seed = self.ones(y.shape());
+        self.grad_with(y, seed, xs)
+    }
+
+    /// Like [`grad`](Graph::grad) for a `y` of any shape, with `seed` (the gradient of
+    /// some scalar with respect to `y`, of `y`'s shape) as the starting gradient: the
+    /// vector-Jacobian product `seedᵀ · ∂y/∂x`.
+    ///
+    /// # Errors
+    /// As for `grad`, and [`Error::Shape`] if `seed`'s shape is not `y`'s.
+    #[track_caller]
+    pub fn grad_with<'g>(
+        &'g self,
+        y: Tensor<'g, T>,
+        seed: Tensor<'g, T>,
+        xs: &[Tensor<'g, T>],
+    ) -> Result<Vec<Tensor<'g, T>>> {
+        let caller = Caller::here();
+        for t in xs.iter().chain([&y, &seed]) {
+            self.owns(t, "grad", caller)?;
+        }
+        self.check()?;
+        if seed.shape() != y.shape() {
+            return Err(Error::Shape {
+                op: "grad",
+                shapes: vec![y.shape(), seed.shape()],
+                reason: "the seed must have the output's shape".into(),
+                caller,
+            });
+        }
+        let n = y.id.index() + 1;
+        // depends[i]: node i depends on some x, so gradient flows through it
+        let mut depends = vec![false; n];
+        for x in xs {
+            if x.id.index() < n {
+                depends[x.id.index()] = true;
+            }
+        }
+        {
+            let nodes = self.nodes();
+            for i in 0..n {
+                if !depends[i] && nodes[i].inputs.iter().any(|j| depends[j.index()]) {
+                    depends[i] = true;
+                }
+            }
+        }
+        let mut grads: Vec<Option<Tensor<'g, T>>> = vec![None; n];
+        grads[y.id.index()] = Some(seed);
+        for i in (0..n).rev() {
+            let Some(g) = grads[i] else { continue };
+            if !depends[i] {
+                continue;
+            }
+            // Copy what the VJP needs out of the arena: it records new nodes.
+            let (op, inputs) = {
+                let nodes = self.nodes();
+                match &nodes[i].kind {
+                    Kind::Op(op) => (Arc::clone(op), nodes[i].inputs.clone()),
+                    _ => continue,
+                }
+            };
+            let args: Vec<Tensor<'g, T>> = inputs.iter().map(|&j| Tensor::new(self, j)).collect();
+            let out = Tensor::new(self, NodeId(i as u32));
+            let input_grads = op.vjp(&args, out, g);
+            for (x, gx) in args.iter().zip(input_grads) {
+                let (Some(gx), true) = (gx, depends[x.id.index()]) else {
+                    continue;
+                };
+                let gx = gx.sum_to(x.shape());
+                let slot = &mut grads[x.id.index()];
+                *slot = Some(match *slot {
+                    Some(acc) => acc + gx,
+                    None => gx,
+                });
+            }
+        }
+        let out = xs
+            .iter()
+            .map(|x| match grads.get(x.id.index()).copied().flatten() {
+                Some(g) => g,
+                None => self.zeros(x.shape()),
+            })
+            .collect();
+        self.check()?;
+        Ok(out)
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    /// Sums a broadcast gradient back to `shape`: over the leading axes `shape` lacks and
+    /// the axes where `shape` has extent 1. The one place unbroadcasting happens.
+    #[track_caller]
+    pub(crate) fn sum_to(self, shape: Shape) -> Tensor<'g, T> {
+        let from = self.shape();
+        if from == shape {
+            return self;
+        }
+        let lead = from.rank().saturating_sub(shape.rank());
+        let axes: Vec<usize> = (0..from.rank())
+            .filter(|&a| a < lead || (shape.dim(a - lead) == 1 && from.dim(a) != 1))
+            .collect();
+        self.sum_axes(&axes, true).reshape(shape)
+    }
+}

@@ -1,0 +1,273 @@
+//! The crate's error type.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::panic::Location;
+
+use crate::shape::Shape;
+
+/// Where in the user's code a call was made (from `#[track_caller]`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Source file of the call.
+    pub file: &'static str,
+    /// Line of the call.
+    pub line: u32,
+    /// Column of the call.
+    pub column: u32,
+}
+
+impl Caller {
+    /// The location of the caller of the `#[track_caller]` function this is called in.
+    #[track_caller]
+    pub fn here() -> Self {
+        Self::from(Location::caller())
+    }
+}
+
+impl From<&'static Location<'static>> for Caller {
+    fn from(l: &'static Location<'static>) -> Self {
+        Caller {
+            file: l.file(),
+            line: l.line(),
+            column: l.column(),
+        }
+    }
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Everything that can go wrong in tapegrad. Nothing a user passes makes the crate panic;
+/// it returns one of these instead.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An op was recorded with operands whose shapes it cannot take.
+    Shape {
+        /// The op's name (`"matmul"`, `"add"`, ...).
+        op: &'static str,
+        /// The shapes of the operands, in argument order.
+        shapes: Vec<Shape>,
+        /// What is wrong, in words.
+        reason: String,
+        /// Where the op was recorded.
+        caller: Caller,
+    },
+    /// A tensor of one graph was used with a tensor or machine of another.
+    WrongGraph {
+        /// The op or call that mixed graphs.
+        op: &'static str,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// A parameter or input name was used twice in one graph.
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// Where the second one was declared.
+        caller: Caller,
+    },
+    /// An operation needed a scalar (one-element) tensor.
+    NotScalar {
+        /// What needed it.
+        op: &'static str,
+        /// The shape it got.
+        shape: Shape,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// A value fed or written has the wrong shape or size.
+    Feed {
+        /// The name of the input or parameter.
+        name: String,
+        /// The shape the graph declared.
+        expected: Shape,
+        /// The shape (or, for flat slices, `[len]`) that was given.
+        got: Shape,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// The node is of the wrong kind for the call (feeding a parameter, for instance).
+    WrongKind {
+        /// What the call needs (`"input"`, `"parameter"`).
+        expected: &'static str,
+        /// What the node is.
+        got: &'static str,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// The node is not part of the compiled machine.
+    NotCompiled {
+        /// The node's op.
+        op: &'static str,
+        /// The node's id in its graph.
+        node: u32,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// No parameter or input has this name.
+    UnknownName {
+        /// The name asked for.
+        name: String,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// `run` was called before an input was fed.
+    NotFed {
+        /// The input's name.
+        name: String,
+    },
+    /// A value was read before the machine ran.
+    NotRun {
+        /// The node's op.
+        op: &'static str,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// An integer index held in a tensor (class id, row id) is out of range or not an
+    /// integer. Found while running, so it carries no caller.
+    Index {
+        /// The op that read the index.
+        op: &'static str,
+        /// The value found.
+        value: f64,
+        /// The exclusive upper bound.
+        bound: usize,
+    },
+    /// Lists of parameters and gradients (or similar) do not pair up.
+    Mismatch {
+        /// What was being paired.
+        what: &'static str,
+        /// Details.
+        reason: String,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// An optimizer or other setting is invalid (negative learning rate, NaN, ...).
+    InvalidArgument {
+        /// The setting.
+        what: &'static str,
+        /// Details.
+        reason: String,
+    },
+    /// A gradient check found the analytic gradient far from the numeric one.
+    GradCheck {
+        /// Which input (position in the list given).
+        input: usize,
+        /// Flat index of the element.
+        index: usize,
+        /// The graph's gradient.
+        analytic: f64,
+        /// The central finite difference.
+        numeric: f64,
+    },
+}
+
+/// `core::result::Result` with [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+fn write_shapes(f: &mut fmt::Formatter<'_>, shapes: &[Shape]) -> fmt::Result {
+    for (i, s) in shapes.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{s}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Shape {
+                op,
+                shapes,
+                reason,
+                caller,
+            } => {
+                write!(f, "shape error in `{op}` at {caller}: {reason} (shapes: ")?;
+                write_shapes(f, shapes)?;
+                f.write_str(")")
+            }
+            Error::WrongGraph { op, caller } => write!(
+                f,
+                "`{op}` at {caller} mixes tensors (or a machine) from different graphs"
+            ),
+            Error::DuplicateName { name, caller } => {
+                write!(
+                    f,
+                    "the name {name:?} at {caller} is already used in this graph"
+                )
+            }
+            Error::NotScalar { op, shape, caller } => write!(
+                f,
+                "`{op}` at {caller} needs a scalar (one-element) tensor, got shape {shape}"
+            ),
+            Error::Feed {
+                name,
+                expected,
+                got,
+                caller,
+            } => write!(
+                f,
+                "value for {name:?} at {caller} has shape {got}, but the graph declared {expected}"
+            ),
+            Error::WrongKind {
+                expected,
+                got,
+                caller,
+            } => write!(
+                f,
+                "call at {caller} needs a(n) {expected}, but the node is a(n) {got}"
+            ),
+            Error::NotCompiled { op, node, caller } => write!(
+                f,
+                "node {node} (`{op}`) used at {caller} is not in this machine: \
+                 add it (or something that needs it) to the outputs given to `compile`"
+            ),
+            Error::UnknownName { name, caller } => {
+                write!(f, "no input or parameter is named {name:?} (at {caller})")
+            }
+            Error::NotFed { name } => {
+                write!(f, "input {name:?} was never fed: call `feed` before `run`")
+            }
+            Error::NotRun { op, caller } => write!(
+                f,
+                "the value of `{op}` was read at {caller} before the machine ran: call `run` first"
+            ),
+            Error::Index { op, value, bound } => {
+                write!(f, "`{op}`: index {value} is not an integer in 0..{bound}")
+            }
+            Error::Mismatch {
+                what,
+                reason,
+                caller,
+            } => write!(f, "{what} at {caller}: {reason}"),
+            Error::InvalidArgument { what, reason } => write!(f, "invalid {what}: {reason}"),
+            Error::GradCheck {
+                input,
+                index,
+                analytic,
+                numeric,
+            } => write!(
+                f,
+                "gradient check failed for input {input} at flat index {index}: \
+                 analytic {analytic:e}, numeric {numeric:e}"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

@@ -1,0 +1,448 @@
+//! The graph: an append-only arena of nodes, and the `Tensor` handle that records into it.
+
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::{Ref, RefCell};
+use core::fmt;
+use core::panic::Location;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use ndarray::{Array, ArrayD, Dimension};
+
+use crate::error::{Caller, Error, Result};
+use crate::ops::Op;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+/// The position of a node in its graph's arena. Nodes only refer to smaller ids, so
+/// ascending id order is a topological order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct NodeId(pub(crate) u32);
+
+impl NodeId {
+    /// The id as an index into the arena.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What a node is.
+pub(crate) enum Kind<T: Scalar> {
+    /// A placeholder fed on every run.
+    Input { name: String },
+    /// A trainable value with its initial value; the machine owns its current value.
+    Param { name: String, init: ArrayD<T> },
+    /// A fixed value.
+    Const(Arc<ArrayD<T>>),
+    /// The result of an op on earlier nodes.
+    Op(Arc<dyn Op<T>>),
+    /// Stands in for an op that failed to record; the graph holds its error.
+    Invalid,
+}
+
+impl<T: Scalar> Kind<T> {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Kind::Input { .. } => "input",
+            Kind::Param { .. } => "parameter",
+            Kind::Const(_) => "constant",
+            Kind::Op(op) => op.name(),
+            Kind::Invalid => "invalid",
+        }
+    }
+}
+
+pub(crate) struct Node<T: Scalar> {
+    pub(crate) kind: Kind<T>,
+    pub(crate) inputs: Vec<NodeId>,
+    pub(crate) shape: Shape,
+}
+
+pub(crate) struct Inner<T: Scalar> {
+    pub(crate) nodes: Vec<Node<T>>,
+    pub(crate) errors: Vec<Error>,
+}
+
+/// A recorded computation: an arena of nodes that tensors point into.
+///
+/// Build it once with [`Graph::input`], [`Graph::param`] and the methods of [`Tensor`];
+/// differentiate it with [`Graph::grad`]; turn it into a runnable
+/// [`Machine`](crate::Machine) with [`Graph::compile`]. Recording never fails on the spot:
+/// a shape error is stored with the caller's location and returned by the next fallible
+/// call (`grad`, `compile`, [`check`](Graph::check)).
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// let g = Graph::<f64>::new();
+/// let x = g.param("x", ndarray::arr1(&[3.0]));
+/// let y = x * x * x; // y = x^3
+/// let dy = g.grad(y.sum(), &[x])?[0]; // 3x^2
+/// let mut m = g.compile(&[y], &[dy])?;
+/// m.run()?;
+/// assert_eq!(m.value(dy)?[[0]], 27.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub struct Graph<T: Scalar> {
+    pub(crate) id: u32,
+    pub(crate) inner: RefCell<Inner<T>>,
+}
+
+static NEXT_GRAPH: AtomicU32 = AtomicU32::new(1);
+
+impl<T: Scalar> Default for Graph<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Scalar> fmt::Debug for Graph<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.borrow();
+        f.debug_struct("Graph")
+            .field("id", &self.id)
+            .field("nodes", &inner.nodes.len())
+            .field("errors", &inner.errors.len())
+            .finish()
+    }
+}
+
+impl<T: Scalar> Graph<T> {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Graph {
+            id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
+            inner: RefCell::new(Inner {
+                nodes: Vec::new(),
+                errors: Vec::new(),
+            }),
+        }
+    }
+
+    /// The number of nodes recorded so far (gradients add more).
+    pub fn len(&self) -> usize {
+        self.inner.borrow().nodes.len()
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A placeholder of a fixed shape, fed with [`Machine::feed`](crate::Machine::feed)
+    /// before each run. Integer data (class ids, row ids) is stored as `T`.
+    #[track_caller]
+    pub fn input(&self, name: &str, shape: impl Into<Shape>) -> Tensor<'_, T> {
+        let caller = Caller::here();
+        self.check_name(name, caller);
+        self.push(
+            Kind::Input {
+                name: name.to_string(),
+            },
+            Vec::new(),
+            shape.into(),
+        )
+    }
+
+    /// A trainable parameter with its initial value. The compiled machine owns its current
+    /// value; optimizers update it in place.
+    #[track_caller]
+    pub fn param<D: Dimension>(&self, name: &str, init: Array<T, D>) -> Tensor<'_, T> {
+        let caller = Caller::here();
+        self.check_name(name, caller);
+        let init = init.into_dyn();
+        let shape = Shape::from(init.shape());
+        self.push(
+            Kind::Param {
+                name: name.to_string(),
+                init,
+            },
+            Vec::new(),
+            shape,
+        )
+    }
+
+    /// A constant tensor.
+    pub fn constant<D: Dimension>(&self, value: Array<T, D>) -> Tensor<'_, T> {
+        let value = value.into_dyn();
+        let shape = Shape::from(value.shape());
+        self.push(Kind::Const(Arc::new(value)), Vec::new(), shape)
+    }
+
+    /// A constant scalar (shape `[]`), which broadcasts against anything.
+    pub fn scalar(&self, v: T) -> Tensor<'_, T> {
+        self.constant(ndarray::arr0(v))
+    }
+
+    /// A constant filled with zeros.
+    pub fn zeros(&self, shape: impl Into<Shape>) -> Tensor<'_, T> {
+        self.constant(ArrayD::zeros(shape.into().ix()))
+    }
+
+    /// A constant filled with ones.
+    pub fn ones(&self, shape: impl Into<Shape>) -> Tensor<'_, T> {
+        self.constant(ArrayD::ones(shape.into().ix()))
+    }
+
+    /// Every parameter, in the order they were declared.
+    pub fn params(&self) -> Vec<Tensor<'_, T>> {
+        self.leaves(|k| matches!(k, Kind::Param { .. }))
+    }
+
+    /// Every input, in the order they were declared.
+    pub fn inputs(&self) -> Vec<Tensor<'_, T>> {
+        self.leaves(|k| matches!(k, Kind::Input { .. }))
+    }
+
+    /// The input or parameter called `name`.
+    pub fn get(&self, name: &str) -> Option<Tensor<'_, T>> {
+        let inner = self.inner.borrow();
+        let i = inner
+            .nodes
+            .iter()
+            .position(|n| leaf_name(&n.kind) == Some(name))?;
+        Some(Tensor::new(self, NodeId(i as u32)))
+    }
+
+    /// The first error recorded in this graph, if any.
+    ///
+    /// # Errors
+    /// The first [`Error::Shape`], [`Error::WrongGraph`] or [`Error::DuplicateName`]
+    /// recorded while building the graph.
+    pub fn check(&self) -> Result<()> {
+        match self.inner.borrow().errors.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn leaves(&self, keep: impl Fn(&Kind<T>) -> bool) -> Vec<Tensor<'_, T>> {
+        let inner = self.inner.borrow();
+        (0..inner.nodes.len())
+            .filter(|&i| keep(&inner.nodes[i].kind))
+            .map(|i| Tensor::new(self, NodeId(i as u32)))
+            .collect()
+    }
+
+    fn check_name(&self, name: &str, caller: Caller) {
+        let taken = {
+            let inner = self.inner.borrow();
+            inner.nodes.iter().any(|n| leaf_name(&n.kind) == Some(name))
+        };
+        if taken {
+            self.record_error(Error::DuplicateName {
+                name: name.to_string(),
+                caller,
+            });
+        }
+    }
+
+    pub(crate) fn push(&self, kind: Kind<T>, inputs: Vec<NodeId>, shape: Shape) -> Tensor<'_, T> {
+        let mut inner = self.inner.borrow_mut();
+        let id = NodeId(inner.nodes.len() as u32);
+        inner.nodes.push(Node {
+            kind,
+            inputs,
+            shape,
+        });
+        Tensor::new(self, id)
+    }
+
+    pub(crate) fn record_error(&self, e: Error) {
+        self.inner.borrow_mut().errors.push(e);
+    }
+
+    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<T>>> {
+        Ref::map(self.inner.borrow(), |i| &i.nodes)
+    }
+
+    /// Records `op` applied to `inputs`, or, if the shapes do not fit or the inputs come
+    /// from another graph, records the error and returns a stand-in node.
+    pub(crate) fn apply<O: Op<T>>(
+        &self,
+        op: O,
+        inputs: &[Tensor<'_, T>],
+        caller: &'static Location<'static>,
+    ) -> Tensor<'_, T> {
+        if inputs.iter().any(|t| t.graph.id != self.id) {
+            self.record_error(Error::WrongGraph {
+                op: op.name(),
+                caller: caller.into(),
+            });
+            return self.push(Kind::Invalid, Vec::new(), Shape::scalar());
+        }
+        let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape()).collect();
+        let refs: Vec<&Shape> = shapes.iter().collect();
+        match op.shape(&refs) {
+            Ok(shape) => self.push(
+                Kind::Op(Arc::new(op)),
+                inputs.iter().map(|t| t.id).collect(),
+                shape,
+            ),
+            Err(reason) => {
+                let fallback = shapes.first().cloned().unwrap_or_default();
+                self.fail(op.name(), shapes, reason, caller, fallback)
+            }
+        }
+    }
+
+    /// Records a shape error for a composite method and returns a stand-in of `shape`.
+    pub(crate) fn fail(
+        &self,
+        op: &'static str,
+        shapes: Vec<Shape>,
+        reason: String,
+        caller: &'static Location<'static>,
+        shape: Shape,
+    ) -> Tensor<'_, T> {
+        self.record_error(Error::Shape {
+            op,
+            shapes,
+            reason,
+            caller: caller.into(),
+        });
+        self.push(Kind::Invalid, Vec::new(), shape)
+    }
+
+    /// Checks that `t` belongs to this graph.
+    pub(crate) fn owns(&self, t: &Tensor<'_, T>, op: &'static str, caller: Caller) -> Result<()> {
+        if t.graph.id == self.id {
+            Ok(())
+        } else {
+            Err(Error::WrongGraph { op, caller })
+        }
+    }
+}
+
+pub(crate) fn leaf_name<T: Scalar>(k: &Kind<T>) -> Option<&str> {
+    match k {
+        Kind::Input { name } | Kind::Param { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// A handle to a node of a [`Graph`]: two words, `Copy`, combined with `+ - * /` and the
+/// op methods, which record new nodes.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// let g = Graph::<f32>::new();
+/// let x = g.input("x", [2, 3]);
+/// let y = (2.0 * x + 1.0).relu().sum();
+/// assert_eq!(y.shape(), Shape::scalar());
+/// ```
+pub struct Tensor<'g, T: Scalar> {
+    pub(crate) graph: &'g Graph<T>,
+    pub(crate) id: NodeId,
+}
+
+impl<T: Scalar> Clone for Tensor<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Scalar> Copy for Tensor<'_, T> {}
+
+impl<T: Scalar> fmt::Debug for Tensor<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes = self.graph.nodes();
+        match nodes.get(self.id.index()) {
+            Some(n) => write!(f, "Tensor({} #{} {})", n.kind.name(), self.id.0, n.shape),
+            None => write!(f, "Tensor(#{})", self.id.0),
+        }
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    pub(crate) fn new(graph: &'g Graph<T>, id: NodeId) -> Self {
+        Tensor { graph, id }
+    }
+
+    /// The node's id in its graph.
+    pub fn id(self) -> NodeId {
+        self.id
+    }
+
+    /// The graph this tensor belongs to.
+    pub fn graph(self) -> &'g Graph<T> {
+        self.graph
+    }
+
+    /// The shape, known from recording.
+    pub fn shape(self) -> Shape {
+        self.graph.nodes()[self.id.index()].shape.clone()
+    }
+
+    /// The number of elements.
+    pub fn numel(self) -> usize {
+        self.graph.nodes()[self.id.index()].shape.numel()
+    }
+
+    /// The number of axes.
+    pub fn rank(self) -> usize {
+        self.graph.nodes()[self.id.index()].shape.rank()
+    }
+
+    /// The name of the op that made this node (`"input"`, `"parameter"`, `"matmul"`, ...).
+    pub fn op_name(self) -> &'static str {
+        self.graph.nodes()[self.id.index()].kind.name()
+    }
+
+    /// A `'static` handle to this node, for addressing a machine without the graph.
+    pub fn handle(self) -> Handle {
+        Handle {
+            graph: self.graph.id,
+            id: self.id,
+        }
+    }
+
+    /// Records `op` on `inputs` (which must include `self` where it is an operand).
+    pub(crate) fn apply<O: Op<T>>(
+        self,
+        op: O,
+        inputs: &[Tensor<'g, T>],
+        caller: &'static Location<'static>,
+    ) -> Tensor<'g, T> {
+        self.graph.apply(op, inputs, caller)
+    }
+}
+
+/// A `'static`, `Copy` name of a node: the graph's identity and the node id. A
+/// [`Machine`](crate::Machine) is addressed by anything that gives one ([`Tensor`] or
+/// `Handle`), so a machine stored away from its graph can still be fed and read.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Handle {
+    pub(crate) graph: u32,
+    pub(crate) id: NodeId,
+}
+
+impl Handle {
+    /// The node's id in its graph.
+    pub fn id(self) -> NodeId {
+        self.id
+    }
+}
+
+/// Anything that names a node: a [`Tensor`] or a [`Handle`].
+pub trait AsHandle {
+    /// The node's handle.
+    fn as_handle(&self) -> Handle;
+}
+
+impl AsHandle for Handle {
+    fn as_handle(&self) -> Handle {
+        *self
+    }
+}
+
+impl<T: Scalar> AsHandle for Tensor<'_, T> {
+    fn as_handle(&self) -> Handle {
+        self.handle()
+    }
+}
+
+impl<H: AsHandle> AsHandle for &H {
+    fn as_handle(&self) -> Handle {
+        (*self).as_handle()
+    }
+}

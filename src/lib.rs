@@ -1,0 +1,86 @@
+//! # tapegrad
+//!
+//! Tensors and reverse-mode automatic differentiation for Rust programs that train small
+//! models in their own binary. A [`Graph`] records ops on [`Tensor`] handles into an arena;
+//! [`Graph::grad`] adds the gradient to the same graph as ordinary ops (so gradients can
+//! be differentiated again); [`Graph::compile`] turns the nodes some outputs need into a
+//! [`Machine`], a tape that owns every value and runs forward and backward again and again
+//! on new inputs without allocating; optimizers such as [`Sgd`] update its parameters in
+//! place.
+//!
+//! ## Quick start
+//! ```
+//! use tapegrad::prelude::*;
+//! use rand::SeedableRng;
+//!
+//! // Learn y = class of (x0 > x1) with a one-hidden-layer MLP.
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let g = Graph::<f32>::new();
+//! let x = g.input("x", [4, 2]);
+//! let y = g.input("y", [4]);
+//! let w1 = g.param("w1", init::kaiming_uniform([2, 16], &mut rng));
+//! let b1 = g.param("b1", init::zeros([16]));
+//! let w2 = g.param("w2", init::kaiming_uniform([16, 2], &mut rng));
+//! let b2 = g.param("b2", init::zeros([2]));
+//! let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
+//! let loss = logits.cross_entropy(y);
+//! let params = g.params();
+//! let grads = g.grad(loss, &params)?;
+//!
+//! let mut m = g.compile(&[loss], &grads)?;
+//! let mut opt = Sgd::new(0.1)?;
+//! let xb = ndarray::arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]);
+//! let yb = ndarray::arr1(&[1.0, 0.0, 1.0, 0.0]);
+//! m.feed(x, &xb)?;
+//! m.feed(y, &yb)?;
+//! m.run()?;
+//! let first = m.scalar(loss)?;
+//! for _ in 0..200 {
+//!     m.run()?;
+//!     opt.step(&mut m, &params, &grads)?;
+//! }
+//! m.run()?;
+//! assert!(m.scalar(loss)? < first / 10.0);
+//! # Ok::<(), tapegrad::Error>(())
+//! ```
+//!
+//! ## Errors
+//! Ops stay chainable: a shape error is recorded with the op, the shapes and your file and
+//! line, and returned by the next fallible call ([`Graph::grad`], [`Graph::compile`],
+//! [`Graph::check`]). Nothing a user passes makes the crate panic.
+//!
+//! ## Features
+//! - `std` (default): `std::error::Error` for [`Error`]. Without it the crate is
+//!   `#![no_std]` + `alloc`.
+//! - `rayon` (default): large elementwise kernels split over threads.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod autodiff;
+pub mod check;
+mod error;
+mod graph;
+pub mod init;
+mod machine;
+pub mod ops;
+pub mod optim;
+mod scalar;
+mod shape;
+
+pub use error::{Caller, Error, Result};
+pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};
+pub use machine::{Machine, Memory};
+pub use optim::{Optimizer, Sgd};
+pub use scalar::Scalar;
+pub use shape::Shape;
+
+pub use ndarray;
+pub use rand;
+
+/// The names most programs need: `use tapegrad::prelude::*;`.
+pub mod prelude {
+    pub use crate::init;
+    pub use crate::{AsHandle, Error, Graph, Machine, Optimizer, Result, Sgd, Shape, Tensor};
+}

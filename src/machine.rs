@@ -1,0 +1,503 @@
+//! The tape machine: `compile` copies the nodes some outputs need out of the graph, in
+//! arena (topological) order, and gives each a buffer; `run` executes the tape again and
+//! again on new feeds without allocating.
+
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::mem;
+
+use ndarray::{ArrayBase, ArrayViewD, Data, Dimension};
+
+use crate::error::{Caller, Error, Result};
+use crate::graph::{AsHandle, Graph, Handle, Kind, Tensor};
+use crate::ops::{view, Inputs, Op, Out};
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+const ABSENT: u32 = u32::MAX;
+
+enum Step<T: Scalar> {
+    Input { name: String, fed: bool },
+    Param { name: String },
+    Const,
+    Op(Arc<dyn Op<T>>),
+}
+
+impl<T: Scalar> Step<T> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Step::Input { .. } => "input",
+            Step::Param { .. } => "parameter",
+            Step::Const => "constant",
+            Step::Op(op) => op.name(),
+        }
+    }
+}
+
+/// A compiled graph that owns every value: parameters, fed inputs, activations and
+/// gradients. It borrows nothing from its [`Graph`], so it is `'static` and `Send`; it is
+/// addressed with the graph's tensors or their [`Handle`]s.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// let g = Graph::<f32>::new();
+/// let x = g.input("x", [2]);
+/// let w = g.param("w", ndarray::arr1(&[3.0, 4.0]));
+/// let y = (x * w).sum();
+/// let mut m = g.compile(&[y], &[])?;
+/// m.feed(x, &ndarray::arr1(&[1.0, 2.0]))?;
+/// m.run()?;
+/// assert_eq!(m.scalar(y)?, 11.0);
+/// m.feed(x, &ndarray::arr1(&[0.0, 1.0]))?; // new values, same machine
+/// m.run()?;
+/// assert_eq!(m.scalar(y)?, 4.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub struct Machine<T: Scalar> {
+    graph: u32,
+    /// Tape position of each node id, or `ABSENT`.
+    slot: Vec<u32>,
+    steps: Vec<Step<T>>,
+    shapes: Vec<Shape>,
+    bufs: Vec<Vec<T>>,
+    /// The input positions of every step, back to back; `ranges[i]` indexes into it.
+    args: Vec<u32>,
+    ranges: Vec<(u32, u32)>,
+    ran: bool,
+}
+
+impl<T: Scalar> fmt::Debug for Machine<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Machine")
+            .field("steps", &self.steps.len())
+            .field("memory", &self.memory())
+            .finish()
+    }
+}
+
+/// Bytes held by a machine's buffers, by role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Parameters.
+    pub params: usize,
+    /// Fed inputs.
+    pub inputs: usize,
+    /// Constants.
+    pub constants: usize,
+    /// Results of ops (activations, gradients, workspace).
+    pub values: usize,
+}
+
+impl Memory {
+    /// All of the above.
+    pub fn total(&self) -> usize {
+        self.params + self.inputs + self.constants + self.values
+    }
+}
+
+impl<T: Scalar> Graph<T> {
+    /// Compiles the nodes that `outputs` and `grads` need into a [`Machine`]. Both lists
+    /// are simply outputs; `grads` is where the gradients an optimizer steps on usually go.
+    ///
+    /// # Errors
+    /// The first error recorded while building the graph, or [`Error::WrongGraph`] if an
+    /// output belongs to another graph.
+    #[track_caller]
+    pub fn compile(
+        &self,
+        outputs: &[Tensor<'_, T>],
+        grads: &[Tensor<'_, T>],
+    ) -> Result<Machine<T>> {
+        let caller = Caller::here();
+        let wanted: Vec<&Tensor<'_, T>> = outputs.iter().chain(grads).collect();
+        for t in &wanted {
+            self.owns(t, "compile", caller)?;
+        }
+        self.check()?;
+        let nodes = self.nodes();
+        let n = wanted.iter().map(|t| t.id.index() + 1).max().unwrap_or(0);
+        let mut needed = vec![false; n];
+        for t in &wanted {
+            needed[t.id.index()] = true;
+        }
+        for i in (0..n).rev() {
+            if needed[i] {
+                for j in &nodes[i].inputs {
+                    needed[j.index()] = true;
+                }
+            }
+        }
+        let mut m = Machine {
+            graph: self.id,
+            slot: vec![ABSENT; n],
+            steps: Vec::new(),
+            shapes: Vec::new(),
+            bufs: Vec::new(),
+            args: Vec::new(),
+            ranges: Vec::new(),
+            ran: false,
+        };
+        for i in (0..n).filter(|&i| needed[i]) {
+            let node = &nodes[i];
+            let numel = node.shape.numel();
+            let (step, buf) = match &node.kind {
+                Kind::Input { name } => (
+                    Step::Input {
+                        name: name.clone(),
+                        fed: false,
+                    },
+                    vec![T::zero(); numel],
+                ),
+                Kind::Param { name, init } => (
+                    Step::Param { name: name.clone() },
+                    init.iter().copied().collect(),
+                ),
+                Kind::Const(v) => (Step::Const, v.iter().copied().collect()),
+                Kind::Op(op) => (Step::Op(Arc::clone(op)), vec![T::zero(); numel]),
+                // `check` above returns the error that made this node.
+                Kind::Invalid => unreachable!("invalid node in a graph without errors"),
+            };
+            m.slot[i] = m.steps.len() as u32;
+            let start = m.args.len() as u32;
+            m.args.extend(node.inputs.iter().map(|j| m.slot[j.index()]));
+            m.ranges.push((start, m.args.len() as u32));
+            m.steps.push(step);
+            m.shapes.push(node.shape.clone());
+            m.bufs.push(buf);
+        }
+        Ok(m)
+    }
+}
+
+impl<T: Scalar> Machine<T> {
+    /// Runs the tape: every op, in order, on the current feeds and parameters. Allocates
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFed`] if an input was never fed; [`Error::Index`] if an id held in a
+    /// tensor is out of range.
+    pub fn run(&mut self) -> Result<()> {
+        for i in 0..self.steps.len() {
+            match &self.steps[i] {
+                Step::Op(op) => {
+                    let mut out = mem::take(&mut self.bufs[i]);
+                    let (a, b) = self.ranges[i];
+                    let inputs = Inputs {
+                        bufs: &self.bufs,
+                        shapes: &self.shapes,
+                        args: &self.args[a as usize..b as usize],
+                    };
+                    let mut o = Out {
+                        data: &mut out,
+                        shape: &self.shapes[i],
+                    };
+                    let r = op.forward(&inputs, &mut o);
+                    self.bufs[i] = out;
+                    r?;
+                }
+                Step::Input { name, fed: false } => {
+                    return Err(Error::NotFed { name: name.clone() });
+                }
+                _ => {}
+            }
+        }
+        self.ran = true;
+        Ok(())
+    }
+
+    /// Copies `data` into input `x`; its shape must be the one declared.
+    ///
+    /// # Errors
+    /// [`Error::Feed`] for a wrong shape, [`Error::WrongKind`] if `x` is not an input,
+    /// [`Error::NotCompiled`] / [`Error::WrongGraph`] if the machine does not hold `x`.
+    #[track_caller]
+    pub fn feed<S, D>(&mut self, x: impl AsHandle, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let caller = Caller::here();
+        let i = self.position(x.as_handle(), caller)?;
+        self.expect_kind(i, "input", caller)?;
+        self.write(i, data, caller)?;
+        if let Step::Input { fed, .. } = &mut self.steps[i] {
+            *fed = true;
+        }
+        Ok(())
+    }
+
+    /// Copies a flat row-major slice into input `x`; its length must be the element count.
+    ///
+    /// # Errors
+    /// As for [`feed`](Machine::feed).
+    #[track_caller]
+    pub fn feed_slice(&mut self, x: impl AsHandle, data: &[T]) -> Result<()> {
+        let caller = Caller::here();
+        let i = self.position(x.as_handle(), caller)?;
+        self.expect_kind(i, "input", caller)?;
+        if data.len() != self.bufs[i].len() {
+            return Err(self.feed_error(i, Shape::from([data.len()]), caller));
+        }
+        self.bufs[i].copy_from_slice(data);
+        if let Step::Input { fed, .. } = &mut self.steps[i] {
+            *fed = true;
+        }
+        Ok(())
+    }
+
+    /// Feeds the input called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`], and as for [`feed`](Machine::feed).
+    #[track_caller]
+    pub fn feed_named<S, D>(&mut self, name: &str, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let h = self.handle_of(name)?;
+        self.feed(h, data)
+    }
+
+    /// Overwrites the value of parameter `p`.
+    ///
+    /// # Errors
+    /// As for [`feed`](Machine::feed), with `p` a parameter.
+    #[track_caller]
+    pub fn set_param<S, D>(&mut self, p: impl AsHandle, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let caller = Caller::here();
+        let i = self.position(p.as_handle(), caller)?;
+        self.expect_kind(i, "parameter", caller)?;
+        self.write(i, data, caller)
+    }
+
+    /// The current value of a compiled node.
+    ///
+    /// # Errors
+    /// [`Error::NotCompiled`] / [`Error::WrongGraph`] if the machine does not hold it;
+    /// [`Error::NotRun`] for an op's value before the first [`run`](Machine::run).
+    #[track_caller]
+    pub fn value(&self, t: impl AsHandle) -> Result<ArrayViewD<'_, T>> {
+        let caller = Caller::here();
+        let i = self.position(t.as_handle(), caller)?;
+        if let (Step::Op(op), false) = (&self.steps[i], self.ran) {
+            return Err(Error::NotRun {
+                op: op.name(),
+                caller,
+            });
+        }
+        Ok(view(&self.shapes[i], &self.bufs[i]))
+    }
+
+    /// The value of a one-element node (a loss).
+    ///
+    /// # Errors
+    /// As for [`value`](Machine::value), and [`Error::NotScalar`] if it has more elements.
+    #[track_caller]
+    pub fn scalar(&self, t: impl AsHandle) -> Result<T> {
+        let caller = Caller::here();
+        let v = self.value(t)?;
+        match v.as_slice() {
+            Some(&[x]) => Ok(x),
+            _ => Err(Error::NotScalar {
+                op: "scalar",
+                shape: Shape::from(v.shape()),
+                caller,
+            }),
+        }
+    }
+
+    /// The handle of the input or parameter called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] if the machine holds no such input or parameter.
+    #[track_caller]
+    pub fn handle_of(&self, name: &str) -> Result<Handle> {
+        let caller = Caller::here();
+        let found = self.steps.iter().position(|s| match s {
+            Step::Input { name: n, .. } | Step::Param { name: n } => n == name,
+            _ => false,
+        });
+        let i = found.ok_or_else(|| Error::UnknownName {
+            name: name.to_string(),
+            caller,
+        })?;
+        let id = self
+            .slot
+            .iter()
+            .position(|&s| s as usize == i)
+            .unwrap_or_default();
+        Ok(Handle {
+            graph: self.graph,
+            id: crate::graph::NodeId(id as u32),
+        })
+    }
+
+    /// Names and shapes of the parameters this machine holds, in declaration order.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &Shape)> + '_ {
+        self.steps
+            .iter()
+            .zip(&self.shapes)
+            .filter_map(|(s, sh)| match s {
+                Step::Param { name } => Some((name.as_str(), sh)),
+                _ => None,
+            })
+    }
+
+    /// Copies every parameter of `other` that this machine also holds (by name), for
+    /// instance from a training machine into an evaluation machine of the same graph.
+    ///
+    /// # Errors
+    /// [`Error::Feed`] if a parameter of the same name has another shape.
+    #[track_caller]
+    pub fn copy_params_from(&mut self, other: &Machine<T>) -> Result<()> {
+        let caller = Caller::here();
+        for (j, step) in other.steps.iter().enumerate() {
+            let Step::Param { name } = step else { continue };
+            let mine = self
+                .steps
+                .iter()
+                .position(|s| matches!(s, Step::Param { name: n } if n == name));
+            if let Some(i) = mine {
+                if self.shapes[i] != other.shapes[j] {
+                    return Err(self.feed_error(i, other.shapes[j].clone(), caller));
+                }
+                self.bufs[i].copy_from_slice(&other.bufs[j]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes held, by role.
+    pub fn memory(&self) -> Memory {
+        let mut m = Memory::default();
+        for (s, b) in self.steps.iter().zip(&self.bufs) {
+            let bytes = b.len() * mem::size_of::<T>();
+            match s {
+                Step::Input { .. } => m.inputs += bytes,
+                Step::Param { .. } => m.params += bytes,
+                Step::Const => m.constants += bytes,
+                Step::Op(_) => m.values += bytes,
+            }
+        }
+        m
+    }
+
+    /// The number of steps on the tape (leaves included).
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the tape is empty.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// A parameter's buffer and a gradient's, for an optimizer's in-place update.
+    pub(crate) fn param_and_grad(
+        &mut self,
+        p: Handle,
+        g: Handle,
+        caller: Caller,
+    ) -> Result<(&mut [T], &[T])> {
+        let (i, j) = (self.position(p, caller)?, self.position(g, caller)?);
+        self.expect_kind(i, "parameter", caller)?;
+        if self.shapes[i] != self.shapes[j] || i == j {
+            return Err(Error::Mismatch {
+                what: "parameter and gradient",
+                reason: alloc::format!(
+                    "parameter {} has shape {}, its gradient {} (a `{}`)",
+                    i,
+                    self.shapes[i],
+                    self.shapes[j],
+                    self.steps[j].kind()
+                ),
+                caller,
+            });
+        }
+        if !self.ran {
+            return Err(Error::NotRun {
+                op: self.steps[j].kind(),
+                caller,
+            });
+        }
+        // `i != j`, so the two buffers are distinct elements of `bufs`.
+        let (pbuf, gbuf) = if i < j {
+            let (lo, hi) = self.bufs.split_at_mut(j);
+            (&mut lo[i], &hi[0])
+        } else {
+            let (lo, hi) = self.bufs.split_at_mut(i);
+            (&mut hi[0], &lo[j])
+        };
+        Ok((pbuf.as_mut_slice(), gbuf.as_slice()))
+    }
+
+    fn position(&self, h: Handle, caller: Caller) -> Result<usize> {
+        if h.graph != self.graph {
+            return Err(Error::WrongGraph {
+                op: "machine",
+                caller,
+            });
+        }
+        match self.slot.get(h.id.index()) {
+            Some(&s) if s != ABSENT => Ok(s as usize),
+            _ => Err(Error::NotCompiled {
+                op: "node",
+                node: h.id.0,
+                caller,
+            }),
+        }
+    }
+
+    fn expect_kind(&self, i: usize, expected: &'static str, caller: Caller) -> Result<()> {
+        let got = self.steps[i].kind();
+        if got == expected {
+            Ok(())
+        } else {
+            Err(Error::WrongKind {
+                expected,
+                got,
+                caller,
+            })
+        }
+    }
+
+    fn feed_error(&self, i: usize, got: Shape, caller: Caller) -> Error {
+        let name = match &self.steps[i] {
+            Step::Input { name, .. } | Step::Param { name } => name.clone(),
+            s => s.kind().to_string(),
+        };
+        Error::Feed {
+            name,
+            expected: self.shapes[i].clone(),
+            got,
+            caller,
+        }
+    }
+
+    fn write<S, D>(&mut self, i: usize, data: &ArrayBase<S, D>, caller: Caller) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        if data.shape() != self.shapes[i].dims() {
+            return Err(self.feed_error(i, Shape::from(data.shape()), caller));
+        }
+        match data.as_slice() {
+            Some(s) => self.bufs[i].copy_from_slice(s),
+            None => {
+                for (b, &v) in self.bufs[i].iter_mut().zip(data.iter()) {
+                    *b = v;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! Ops: each a small type implementing [`Op`], with its `Tensor` method, kernel, VJP and
+//! tests in one file.
+//!
+//! | file            | ops |
+//! |-----------------|-----|
+//! | `binary.rs`     | add, sub, mul, div, maximum, minimum, gt, ge, lt, le, eq (broadcasting) |
+//! | `unary.rs`      | neg, exp, log, sqrt, abs, square, tanh, sigmoid, relu, leaky_relu, gelu, powf |
+//! | `reduce.rs`     | sum, mean, max over axes (keepdim) or over everything |
+//! | `matmul.rs`     | matmul: 2-D × 2-D, 3-D × 3-D, 3-D × 2-D |
+//! | `movement.rs`   | reshape, transpose, permute, broadcast_to, narrow, pad, concat, detach |
+//! | `index.rs`      | index_select, scatter_add, one_hot |
+//! | `nn.rs`         | softmax, log_softmax, cross_entropy, mse (composites) |
+
+use alloc::vec::Vec;
+use core::fmt::Debug;
+
+use ndarray::{ArrayViewD, ArrayViewMutD};
+
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+mod arith;
+mod binary;
+mod index;
+mod matmul;
+mod movement;
+mod nn;
+mod reduce;
+mod unary;
+
+pub use binary::{Binary, BinaryFn};
+pub use unary::{Unary, UnaryFn};
+
+/// An operation on tensors. Implement it to add an op: the machine calls `forward` with
+/// buffers it owns, and [`Graph::grad`](crate::Graph::grad) calls `vjp` to append the
+/// gradient as ordinary ops.
+pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
+    /// A short name used in errors (`"matmul"`).
+    fn name(&self) -> &'static str;
+
+    /// The shape rule: the output shape for these input shapes, or why they do not fit.
+    /// This is the only place a shape error is produced.
+    fn shape(&self, inputs: &[&Shape]) -> core::result::Result<Shape, alloc::string::String>;
+
+    /// The kernel: reads the inputs, writes every element of `out`.
+    ///
+    /// # Errors
+    /// Only for data that cannot be known while recording (an index out of range).
+    fn forward(&self, inputs: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()>;
+
+    /// The vector-Jacobian product: given the gradient of the output, the gradient of each
+    /// input (or `None` where none flows), written with ordinary ops. A gradient may have
+    /// the output's (broadcast) shape; it is summed back to the input's shape by the caller.
+    fn vjp<'g>(
+        &self,
+        inputs: &[Tensor<'g, T>],
+        out: Tensor<'g, T>,
+        grad_out: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>>;
+}
+
+/// The inputs of a node during a run: contiguous, row-major buffers with their shapes.
+pub struct Inputs<'a, T> {
+    pub(crate) bufs: &'a [Vec<T>],
+    pub(crate) shapes: &'a [Shape],
+    pub(crate) args: &'a [u32],
+}
+
+impl<'a, T> Inputs<'a, T> {
+    /// How many inputs.
+    pub fn len(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// Input `i` as a flat row-major slice.
+    pub fn slice(&self, i: usize) -> &'a [T] {
+        &self.bufs[self.args[i] as usize]
+    }
+
+    /// The shape of input `i`.
+    pub fn shape(&self, i: usize) -> &'a Shape {
+        &self.shapes[self.args[i] as usize]
+    }
+
+    /// Input `i` as an ndarray view.
+    pub fn view(&self, i: usize) -> ArrayViewD<'a, T> {
+        view(self.shape(i), self.slice(i))
+    }
+}
+
+/// The output buffer of a node during a run.
+pub struct Out<'a, T> {
+    pub(crate) data: &'a mut [T],
+    pub(crate) shape: &'a Shape,
+}
+
+impl<T> Out<'_, T> {
+    /// The output as a flat row-major slice.
+    pub fn slice(&mut self) -> &mut [T] {
+        self.data
+    }
+
+    /// The output's shape.
+    pub fn shape(&self) -> &Shape {
+        self.shape
+    }
+
+    /// The output as an ndarray view.
+    pub fn view(&mut self) -> ArrayViewMutD<'_, T> {
+        // The machine sizes every buffer from the node's shape at compile time.
+        ArrayViewMutD::from_shape(self.shape.ix(), self.data).expect("buffer sized from its shape")
+    }
+}
+
+pub(crate) fn view<'a, T>(shape: &Shape, data: &'a [T]) -> ArrayViewD<'a, T> {
+    ArrayViewD::from_shape(shape.ix(), data).expect("buffer sized from its shape")
+}
+
+/// Shorthand for a VJP result.
+pub(crate) fn grads<'g, T: Scalar>(
+    g: impl IntoIterator<Item = Option<Tensor<'g, T>>>,
+) -> Vec<Option<Tensor<'g, T>>> {
+    g.into_iter().collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for the in-file op tests.
+    use crate::prelude::*;
+    use ndarray::ArrayD;
+
+    /// Deterministic values in [lo, hi) from a seed, away from nothing in particular.
+    pub fn rand_array(shape: &[usize], seed: u64, lo: f64, hi: f64) -> ArrayD<f64> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        ArrayD::from_shape_fn(ndarray::IxDyn(shape), |_| rng.random_range(lo..hi))
+    }
+
+    /// Runs `f` on parameters holding `inputs` and returns the output's value.
+    pub fn eval(
+        inputs: &[ArrayD<f64>],
+        f: impl for<'g> Fn(&'g Graph<f64>, &[Tensor<'g, f64>]) -> Tensor<'g, f64>,
+    ) -> ArrayD<f64> {
+        let g = Graph::new();
+        let xs: Vec<_> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| g.param(&alloc::format!("x{i}"), a.clone()))
+            .collect();
+        let y = f(&g, &xs);
+        let mut m = g.compile(&[y], &[]).unwrap();
+        m.run().unwrap();
+        m.value(y).unwrap().to_owned()
+    }
+
+    /// Gradients of `f` (summed to a scalar if needed) with respect to each input.
+    pub fn grads_of(
+        inputs: &[ArrayD<f64>],
+        f: impl for<'g> Fn(&'g Graph<f64>, &[Tensor<'g, f64>]) -> Tensor<'g, f64>,
+    ) -> Vec<ArrayD<f64>> {
+        let g = Graph::new();
+        let xs: Vec<_> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| g.param(&alloc::format!("x{i}"), a.clone()))
+            .collect();
+        let y = f(&g, &xs).sum();
+        let gs = g.grad(y, &xs).unwrap();
+        let mut m = g.compile(&[y], &gs).unwrap();
+        m.run().unwrap();
+        gs.iter().map(|t| m.value(*t).unwrap().to_owned()).collect()
+    }
+
+    /// Asserts that `gradcheck` passes.
+    pub fn check(
+        inputs: &[ArrayD<f64>],
+        f: impl for<'g> Fn(&'g Graph<f64>, &[Tensor<'g, f64>]) -> Tensor<'g, f64>,
+    ) {
+        if let Err(e) = crate::check::gradcheck(inputs, f) {
+            panic!("{e}");
+        }
+    }
+}

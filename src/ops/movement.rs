@@ -1,0 +1,486 @@
+//! Movement: reshape, transpose/permute, broadcast_to, narrow (slice along an axis), pad,
+//! concat, and detach.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::panic::Location;
+
+use ndarray::{Axis, Slice};
+
+use super::{Inputs, Op, Out};
+use crate::error::Result;
+use crate::graph::{Graph, Tensor};
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+type ShapeResult = core::result::Result<Shape, String>;
+
+/// Same elements, new shape (same count).
+#[derive(Debug)]
+pub struct Reshape(Shape);
+
+impl<T: Scalar> Op<T> for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        if s[0].numel() == self.0.numel() {
+            Ok(self.0.clone())
+        } else {
+            Err(format!(
+                "cannot reshape {} elements into {} ({} elements)",
+                s[0].numel(),
+                self.0,
+                self.0.numel()
+            ))
+        }
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        out.slice().copy_from_slice(x.slice(0));
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        vec![Some(g.reshape(x[0].shape()))]
+    }
+}
+
+/// Reorders the axes: output axis `i` is input axis `axes[i]`.
+#[derive(Debug)]
+pub struct Permute(Vec<usize>);
+
+impl<T: Scalar> Op<T> for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let mut seen = self.0.clone();
+        seen.sort_unstable();
+        if seen != (0..s[0].rank()).collect::<Vec<_>>() {
+            return Err(format!(
+                "axes {:?} are not a permutation of 0..{}",
+                self.0,
+                s[0].rank()
+            ));
+        }
+        Ok(Shape::new(
+            self.0.iter().map(|&a| s[0].dim(a)).collect::<Vec<_>>(),
+        ))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let v = x.view(0).permuted_axes(&self.0[..]);
+        out.view().assign(&v);
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        _: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let mut inverse = vec![0; self.0.len()];
+        for (i, &a) in self.0.iter().enumerate() {
+            inverse[a] = i;
+        }
+        vec![Some(g.permute(&inverse))]
+    }
+}
+
+/// Repeats the input along broadcast axes (NumPy rules).
+#[derive(Debug)]
+pub struct BroadcastTo(Shape);
+
+impl<T: Scalar> Op<T> for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        if s[0].broadcasts_to(&self.0) {
+            Ok(self.0.clone())
+        } else {
+            Err(format!("{} does not broadcast to {}", s[0], self.0))
+        }
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let v = x.view(0);
+        out.view().assign(&v);
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        _: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        // summed back over the broadcast axes by autodiff's unbroadcast
+        vec![Some(g)]
+    }
+}
+
+/// `len` entries of `axis` from `start`.
+#[derive(Debug)]
+pub struct Narrow {
+    axis: usize,
+    start: usize,
+    len: usize,
+}
+
+impl<T: Scalar> Op<T> for Narrow {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let s = s[0];
+        if self.axis >= s.rank() {
+            return Err(format!(
+                "axis {} is out of range for rank {}",
+                self.axis,
+                s.rank()
+            ));
+        }
+        let end = self.start.checked_add(self.len);
+        if end.is_none_or(|e| e > s.dim(self.axis)) {
+            return Err(format!(
+                "range {}..{}+{} is outside axis {} of extent {}",
+                self.start,
+                self.start,
+                self.len,
+                self.axis,
+                s.dim(self.axis)
+            ));
+        }
+        let mut d = s.dims().to_vec();
+        d[self.axis] = self.len;
+        Ok(Shape::new(d))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let range = Slice::from(self.start..self.start + self.len);
+        let v = x.view(0);
+        out.view().assign(&v.slice_axis(Axis(self.axis), range));
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let extent = x[0].shape().dim(self.axis);
+        let after = extent - self.start - self.len;
+        vec![Some(g.pad(self.axis, self.start, after))]
+    }
+}
+
+/// Zeros added before and after along `axis`; the adjoint of [`Narrow`].
+#[derive(Debug)]
+pub struct Pad {
+    axis: usize,
+    before: usize,
+    after: usize,
+}
+
+impl<T: Scalar> Op<T> for Pad {
+    fn name(&self) -> &'static str {
+        "pad"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        if self.axis >= s[0].rank() {
+            return Err(format!(
+                "axis {} is out of range for rank {}",
+                self.axis,
+                s[0].rank()
+            ));
+        }
+        let mut d = s[0].dims().to_vec();
+        d[self.axis] += self.before + self.after;
+        Ok(Shape::new(d))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let v = x.view(0);
+        let n = v.len_of(Axis(self.axis));
+        let mut o = out.view();
+        o.fill(T::zero());
+        o.slice_axis_mut(Axis(self.axis), Slice::from(self.before..self.before + n))
+            .assign(&v);
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let n = x[0].shape().dim(self.axis);
+        vec![Some(g.narrow(self.axis, self.before, n))]
+    }
+}
+
+/// Joins tensors along `axis`.
+#[derive(Debug)]
+pub struct Concat(usize);
+
+impl<T: Scalar> Op<T> for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let first = s
+            .first()
+            .ok_or_else(|| String::from("needs at least one tensor"))?;
+        let axis = self.0;
+        if axis >= first.rank() {
+            return Err(format!(
+                "axis {axis} is out of range for rank {}",
+                first.rank()
+            ));
+        }
+        let mut d = first.dims().to_vec();
+        d[axis] = 0;
+        for t in s {
+            let same = t.rank() == first.rank()
+                && (0..t.rank()).all(|i| i == axis || t.dim(i) == first.dim(i));
+            if !same {
+                return Err(format!("all shapes must match except along axis {axis}"));
+            }
+            d[axis] += t.dim(axis);
+        }
+        Ok(Shape::new(d))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let mut o = out.view();
+        let mut at = 0;
+        for i in 0..x.len() {
+            let v = x.view(i);
+            let n = v.len_of(Axis(self.0));
+            o.slice_axis_mut(Axis(self.0), Slice::from(at..at + n))
+                .assign(&v);
+            at += n;
+        }
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let mut at = 0;
+        x.iter()
+            .map(|t| {
+                let n = t.shape().dim(self.0);
+                at += n;
+                Some(g.narrow(self.0, at - n, n))
+            })
+            .collect()
+    }
+}
+
+/// The identity with no gradient.
+#[derive(Debug)]
+pub struct Detach;
+
+impl<T: Scalar> Op<T> for Detach {
+    fn name(&self) -> &'static str {
+        "detach"
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        Ok(s[0].clone())
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        out.slice().copy_from_slice(x.slice(0));
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        _: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        vec![None]
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    /// The same elements in a new shape with the same element count.
+    #[track_caller]
+    pub fn reshape(self, shape: impl Into<Shape>) -> Tensor<'g, T> {
+        self.apply(Reshape(shape.into()), &[self], Location::caller())
+    }
+
+    /// The transpose of a 2-D tensor.
+    #[track_caller]
+    pub fn transpose(self) -> Tensor<'g, T> {
+        if self.rank() != 2 {
+            let caller = Location::caller();
+            let s = self.shape();
+            let reason = format!("takes a 2-D tensor, got rank {} (use `permute`)", s.rank());
+            return self
+                .graph
+                .fail("transpose", vec![s.clone()], reason, caller, s);
+        }
+        self.permute(&[1, 0])
+    }
+
+    /// Reorders the axes: output axis `i` is input axis `axes[i]`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", [2, 3, 4]);
+    /// assert_eq!(x.permute(&[2, 0, 1]).shape(), Shape::from([4, 2, 3]));
+    /// ```
+    #[track_caller]
+    pub fn permute(self, axes: &[usize]) -> Tensor<'g, T> {
+        self.apply(Permute(axes.to_vec()), &[self], Location::caller())
+    }
+
+    /// Repeats the tensor to `shape` by NumPy broadcasting.
+    #[track_caller]
+    pub fn broadcast_to(self, shape: impl Into<Shape>) -> Tensor<'g, T> {
+        self.apply(BroadcastTo(shape.into()), &[self], Location::caller())
+    }
+
+    /// The `len` entries of `axis` starting at `start` (PyTorch's `narrow`).
+    #[track_caller]
+    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Tensor<'g, T> {
+        self.apply(Narrow { axis, start, len }, &[self], Location::caller())
+    }
+
+    /// `before` zeros in front of and `after` zeros behind the entries of `axis`.
+    #[track_caller]
+    pub fn pad(self, axis: usize, before: usize, after: usize) -> Tensor<'g, T> {
+        let op = Pad {
+            axis,
+            before,
+            after,
+        };
+        self.apply(op, &[self], Location::caller())
+    }
+
+    /// The same values, with no gradient flowing back through them.
+    #[track_caller]
+    pub fn detach(self) -> Tensor<'g, T> {
+        self.apply(Detach, &[self], Location::caller())
+    }
+}
+
+impl<T: Scalar> Graph<T> {
+    /// Joins `tensors` along `axis`; all other extents must match.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let (a, b) = (g.input("a", [2, 3]), g.input("b", [2, 5]));
+    /// assert_eq!(g.concat(&[a, b], 1).shape(), Shape::from([2, 8]));
+    /// ```
+    #[track_caller]
+    pub fn concat(&self, tensors: &[Tensor<'_, T>], axis: usize) -> Tensor<'_, T> {
+        self.apply(Concat(axis), tensors, Location::caller())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, eval, grads_of, rand_array};
+    use ndarray::{arr1, arr2, arr3};
+
+    #[test]
+    fn known_values() {
+        let x = [arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_dyn()];
+        assert_eq!(
+            eval(&x, |_, t| t[0].transpose()),
+            arr2(&[[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]).into_dyn()
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].reshape([3, 2])),
+            arr2(&[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]).into_dyn()
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].narrow(1, 1, 2)),
+            arr2(&[[2.0, 3.0], [5.0, 6.0]]).into_dyn()
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].pad(0, 1, 0)),
+            arr2(&[[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_dyn()
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].narrow(0, 1, 1).broadcast_to([2, 3])),
+            arr2(&[[4.0, 5.0, 6.0], [4.0, 5.0, 6.0]]).into_dyn()
+        );
+        assert_eq!(
+            eval(&x, |g, t| g.concat(&[t[0], t[0].narrow(1, 0, 1)], 1)),
+            arr2(&[[1.0, 2.0, 3.0, 1.0], [4.0, 5.0, 6.0, 4.0]]).into_dyn()
+        );
+        let p = eval(&[arr3(&[[[1.0, 2.0]], [[3.0, 4.0]]]).into_dyn()], |_, t| {
+            t[0].permute(&[2, 0, 1])
+        });
+        assert_eq!(p, arr3(&[[[1.0], [3.0]], [[2.0], [4.0]]]).into_dyn());
+    }
+
+    #[test]
+    fn known_gradients() {
+        // broadcast [3] to [2, 3]: each element is used twice
+        let g = grads_of(&[arr1(&[1.0, 2.0, 3.0]).into_dyn()], |_, t| {
+            t[0].broadcast_to([2, 3])
+        });
+        assert_eq!(g[0], arr1(&[2.0, 2.0, 2.0]).into_dyn());
+        // narrow passes gradient to the kept entries only
+        let g = grads_of(&[arr1(&[1.0, 2.0, 3.0]).into_dyn()], |_, t| {
+            t[0].narrow(0, 1, 2)
+        });
+        assert_eq!(g[0], arr1(&[0.0, 1.0, 1.0]).into_dyn());
+        // detach stops the gradient
+        let g = grads_of(&[arr1(&[1.0, 2.0]).into_dyn()], |_, t| t[0].detach() * t[0]);
+        assert_eq!(g[0], arr1(&[1.0, 2.0]).into_dyn());
+    }
+
+    #[test]
+    fn gradcheck_movement() {
+        let x = [rand_array(&[2, 3, 4], 5, -1.0, 1.0)];
+        let w = rand_array(&[2, 3, 4], 6, -1.0, 1.0);
+        let wt = w.clone();
+        check(&x, move |g, t| {
+            t[0].reshape([6, 4]).reshape([2, 3, 4]) * g.constant(wt.clone())
+        });
+        check(&x, |_, t| t[0].permute(&[1, 2, 0]).square());
+        check(&x, |_, t| t[0].narrow(1, 1, 2).square());
+        check(&x, |_, t| t[0].narrow(2, 0, 3).pad(2, 2, 1).square());
+        check(&x, |g, t| {
+            g.concat(&[t[0].square(), t[0].narrow(0, 1, 1)], 0).square()
+        });
+        check(&[rand_array(&[3, 1], 7, -1.0, 1.0)], |_, t| {
+            t[0].broadcast_to([2, 3, 4]).square()
+        });
+        check(&[rand_array(&[4, 3], 8, -1.0, 1.0)], |_, t| {
+            t[0].transpose().square()
+        });
+    }
+
+    #[test]
+    fn shape_errors() {
+        let g = crate::Graph::<f32>::new();
+        let x = g.input("x", [2, 3]);
+        let cases = [
+            (x.reshape([4, 2]), "cannot reshape 6 elements"),
+            (x.permute(&[0, 0]), "not a permutation"),
+            (x.broadcast_to([3, 3]), "does not broadcast"),
+            (x.narrow(1, 2, 2), "outside axis 1"),
+            (x.narrow(2, 0, 1), "out of range"),
+            (g.concat(&[x, g.input("y", [3, 3])], 1), "must match"),
+            (g.concat(&[], 0), "at least one"),
+            (g.input("z", [2, 3, 4]).transpose(), "2-D"),
+        ];
+        let errs = g.inner.borrow().errors.clone();
+        assert_eq!(errs.len(), cases.len());
+        for (e, (_, what)) in errs.iter().zip(&cases) {
+            let e = e.to_string();
+            assert!(e.contains(what), "{e}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Reductions over given axes (with `keepdim`) or over everything: sum, mean, max.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::panic::Location;
+
+use super::{Inputs, Op, Out};
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+/// Folds `x` (row-major, `dims`) over the sorted `axes` into `out`, starting every output
+/// element at `init`. No allocation; the order of accumulation depends only on the shape.
+fn fold<T: Scalar>(
+    x: &[T],
+    dims: &[usize],
+    axes: &[usize],
+    out: &mut [T],
+    init: T,
+    f: impl Fn(T, T) -> T,
+) {
+    out.fill(init);
+    if x.is_empty() {
+        return;
+    }
+    let r = dims.len();
+    let trailing = axes
+        .iter()
+        .enumerate()
+        .all(|(i, &a)| a == r - axes.len() + i);
+    let leading = axes.iter().enumerate().all(|(i, &a)| a == i);
+    if trailing {
+        // out[i] = f over the contiguous block i; four accumulators break the dependency
+        // chain (and keep f32 sums more accurate).
+        let block = x.len() / out.len().max(1);
+        for (o, chunk) in out.iter_mut().zip(x.chunks_exact(block)) {
+            let mut acc = [init; 4];
+            let mut quads = chunk.chunks_exact(4);
+            for q in &mut quads {
+                for k in 0..4 {
+                    acc[k] = f(acc[k], q[k]);
+                }
+            }
+            let mut v = f(f(acc[0], acc[1]), f(acc[2], acc[3]));
+            for &e in quads.remainder() {
+                v = f(v, e);
+            }
+            *o = v;
+        }
+    } else if leading {
+        for row in x.chunks_exact(out.len()) {
+            for (o, &e) in out.iter_mut().zip(row) {
+                *o = f(*o, e);
+            }
+        }
+    } else {
+        for (n, &e) in x.iter().enumerate() {
+            let (mut rem, mut off, mut stride) = (n, 0, 1);
+            for a in (0..r).rev() {
+                let i = rem % dims[a];
+                rem /= dims[a];
+                if axes.binary_search(&a).is_err() {
+                    off += i * stride;
+                    stride *= dims[a];
+                }
+            }
+            out[off] = f(out[off], e);
+        }
+    }
+}
+
+/// Sum over `axes` (sorted), keeping them as size 1 if `keepdim`.
+#[derive(Debug)]
+pub struct Sum {
+    axes: Vec<usize>,
+    keepdim: bool,
+}
+
+/// Maximum over `axes` (sorted), keeping them as size 1 if `keepdim`. The gradient is
+/// shared equally among tied maxima.
+#[derive(Debug)]
+pub struct Max {
+    axes: Vec<usize>,
+    keepdim: bool,
+}
+
+fn reduced_shape(s: &Shape, axes: &[usize], keepdim: bool) -> core::result::Result<Shape, String> {
+    let axes = s.check_axes(axes)?;
+    Ok(s.reduced(&axes, keepdim))
+}
+
+impl<T: Scalar> Op<T> for Sum {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, String> {
+        reduced_shape(s[0], &self.axes, self.keepdim)
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let dims = x.shape(0).dims();
+        fold(
+            x.slice(0),
+            dims,
+            &self.axes,
+            out.slice(),
+            T::zero(),
+            |a, b| a + b,
+        );
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let shape = x[0].shape();
+        let kept = shape.reduced(&self.axes, true);
+        vec![Some(g.reshape(kept).broadcast_to(shape))]
+    }
+}
+
+impl<T: Scalar> Op<T> for Max {
+    fn name(&self) -> &'static str {
+        "max"
+    }
+    fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, String> {
+        let axes = s[0].check_axes(&self.axes)?;
+        if let Some(&a) = axes.iter().find(|&&a| s[0].dim(a) == 0) {
+            return Err(format!("cannot take the max over axis {a}, which is empty"));
+        }
+        Ok(s[0].reduced(&axes, self.keepdim))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let dims = x.shape(0).dims();
+        let max = |acc: T, v: T| if v > acc || v.is_nan() { v } else { acc };
+        fold(
+            x.slice(0),
+            dims,
+            &self.axes,
+            out.slice(),
+            T::neg_infinity(),
+            max,
+        );
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        out: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let kept = x[0].shape().reduced(&self.axes, true);
+        let mask = x[0].eq(out.reshape(kept.clone()));
+        let count = mask.sum_axes(&self.axes, true);
+        vec![Some(mask * g.reshape(kept) / count)]
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    fn all_axes(self) -> Vec<usize> {
+        (0..self.rank()).collect()
+    }
+
+    /// Sum of all elements (shape `[]`).
+    #[track_caller]
+    pub fn sum(self) -> Tensor<'g, T> {
+        self.sum_axes(&self.all_axes(), false)
+    }
+
+    /// Sum over `axes`; `keepdim` keeps them as size 1.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.constant(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
+    /// let rows = x.sum_axes(&[1], false);
+    /// let mut m = g.compile(&[rows], &[])?;
+    /// m.run()?;
+    /// assert_eq!(m.value(rows)?.as_slice(), Some(&[3.0, 7.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        self.apply(Sum { axes, keepdim }, &[self], Location::caller())
+    }
+
+    /// Mean of all elements (NaN for an empty tensor, as in PyTorch).
+    #[track_caller]
+    pub fn mean(self) -> Tensor<'g, T> {
+        self.mean_axes(&self.all_axes(), false)
+    }
+
+    /// Mean over `axes`; `keepdim` keeps them as size 1.
+    #[track_caller]
+    pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
+        let shape = self.shape();
+        let n: usize = axes
+            .iter()
+            .filter(|&&a| a < shape.rank())
+            .map(|&a| shape.dim(a))
+            .product();
+        self.sum_axes(axes, keepdim) * T::of(1.0 / n as f64)
+    }
+
+    /// Maximum of all elements. An `Err` (from `compile`) if the tensor is empty.
+    #[track_caller]
+    pub fn max(self) -> Tensor<'g, T> {
+        self.max_axes(&self.all_axes(), false)
+    }
+
+    /// Maximum over `axes`; `keepdim` keeps them as size 1. NaN wins.
+    #[track_caller]
+    pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        self.apply(Max { axes, keepdim }, &[self], Location::caller())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, eval, grads_of, rand_array};
+    use ndarray::{arr1, arr2, arr3, Array, ArrayD};
+
+    fn x3() -> ArrayD<f64> {
+        Array::range(0.0, 24.0, 1.0)
+            .into_shape_with_order(vec![2, 3, 4])
+            .unwrap()
+    }
+
+    #[test]
+    fn sums_match_ndarray_on_every_axis_set() {
+        let x = x3();
+        for axes in [
+            vec![0],
+            vec![1],
+            vec![2],
+            vec![0, 1],
+            vec![0, 2],
+            vec![1, 2],
+        ] {
+            let mut want = x.clone();
+            for &a in axes.iter().rev() {
+                want = want.sum_axis(ndarray::Axis(a));
+            }
+            let got = eval(&[x.clone()], |_, t| t[0].sum_axes(&axes, false));
+            assert_eq!(got, want, "axes {axes:?}");
+        }
+        assert_eq!(eval(&[x.clone()], |_, t| t[0].sum())[[]], 276.0);
+        // mean over axis 1 with keepdim of [[0..4], [4..8], [8..12]] = [4, 5, 6, 7]
+        let m = eval(&[x], |_, t| t[0].mean_axes(&[1], true));
+        assert_eq!(m.shape(), &[2, 1, 4]);
+        assert_eq!(m.slice(ndarray::s![0, 0, ..]), arr1(&[4.0, 5.0, 6.0, 7.0]));
+    }
+
+    #[test]
+    fn max_known_values_and_nan() {
+        let x = arr2(&[[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]]).into_dyn();
+        assert_eq!(
+            eval(&[x.clone()], |_, t| t[0].max_axes(&[1], false)),
+            arr1(&[5.0, 7.0]).into_dyn()
+        );
+        assert_eq!(
+            eval(&[x.clone()], |_, t| t[0].max_axes(&[0], false)),
+            arr1(&[7.0, 5.0, 7.0]).into_dyn()
+        );
+        assert_eq!(eval(&[x.clone()], |_, t| t[0].max())[[]], 7.0);
+        // the tie at 7 shares the gradient: 1/2 each
+        let g = grads_of(&[x], |_, t| t[0].max_axes(&[1], false));
+        assert_eq!(g[0], arr2(&[[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]).into_dyn());
+        let n = arr1(&[1.0, f64::NAN, 2.0]).into_dyn();
+        assert!(eval(&[n], |_, t| t[0].max())[[]].is_nan());
+    }
+
+    #[test]
+    fn empty_axes() {
+        let e = ArrayD::<f64>::zeros(vec![0, 3]);
+        assert_eq!(
+            eval(&[e.clone()], |_, t| t[0].sum_axes(&[0], false)),
+            arr1(&[0.0; 3]).into_dyn()
+        );
+        assert!(eval(&[e.clone()], |_, t| t[0].mean())[[]].is_nan());
+        let g = crate::Graph::<f64>::new();
+        let x = g.param("e", e);
+        let _ = x.max_axes(&[0], false);
+        let err = g.check().unwrap_err().to_string();
+        assert!(
+            err.contains("`max`") && err.contains("[0, 3]") && err.contains("empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn known_gradient_of_mean() {
+        // d/dx mean(x) = 1/n
+        let g = grads_of(&[arr3(&[[[1.0, 2.0]], [[3.0, 4.0]]]).into_dyn()], |_, t| {
+            t[0].mean()
+        });
+        assert_eq!(g[0], arr3(&[[[0.25, 0.25]], [[0.25, 0.25]]]).into_dyn());
+    }
+
+    #[test]
+    fn gradcheck_reductions() {
+        let x = [rand_array(&[3, 4, 5], 7, -1.0, 1.0)];
+        for axes in [vec![0], vec![1], vec![2], vec![0, 2], vec![0, 1, 2]] {
+            for keep in [false, true] {
+                check(&x, |_, t| t[0].sum_axes(&axes, keep).square());
+                check(&x, |_, t| t[0].mean_axes(&axes, keep).square());
+                check(&x, |_, t| t[0].max_axes(&axes, keep) * 2.0);
+            }
+        }
+    }
+}

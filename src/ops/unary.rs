@@ -1,0 +1,382 @@
+//! Elementwise unary ops: neg, exp, log, sqrt, abs, tanh, sigmoid, relu, leaky_relu,
+//! powf, and the composites square, sign and gelu.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Debug;
+use core::panic::Location;
+
+use super::{Inputs, Op, Out};
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+/// Elements above which elementwise kernels split the work over rayon's threads.
+#[cfg(feature = "rayon")]
+const PAR_MIN: usize = 1 << 16;
+#[cfg(feature = "rayon")]
+const PAR_CHUNK: usize = 1 << 13;
+
+/// `f(o, a, i)` over `o` and `a` (equal lengths), where `i` is the flat index. Split over
+/// threads for large buffers; every element is computed the same way whatever the thread
+/// count, so results are bit-identical.
+pub(crate) fn par_zip<T: Scalar>(o: &mut [T], a: &[T], f: impl Fn(&mut T, T, usize) + Sync) {
+    #[cfg(feature = "rayon")]
+    if o.len() >= PAR_MIN {
+        use rayon::prelude::*;
+        o.par_chunks_mut(PAR_CHUNK)
+            .zip(a.par_chunks(PAR_CHUNK))
+            .enumerate()
+            .for_each(|(c, (o, a))| {
+                for (j, (o, &a)) in o.iter_mut().zip(a).enumerate() {
+                    f(o, a, c * PAR_CHUNK + j);
+                }
+            });
+        return;
+    }
+    for (i, (o, &a)) in o.iter_mut().zip(a).enumerate() {
+        f(o, a, i);
+    }
+}
+
+/// The math of one elementwise unary op: its value and its VJP side by side.
+pub trait UnaryFn: Debug + Send + Sync + 'static {
+    /// The op's name.
+    const NAME: &'static str;
+    /// The value at one element.
+    fn f<T: Scalar>(&self, x: T) -> T;
+    /// The gradient of the input, given the input, the output and the output's gradient.
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        out: Tensor<'g, T>,
+        grad_out: Tensor<'g, T>,
+    ) -> Tensor<'g, T>;
+}
+
+/// An elementwise op made from a [`UnaryFn`].
+#[derive(Debug)]
+pub struct Unary<F>(pub F);
+
+impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+    fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, alloc::string::String> {
+        Ok(s[0].clone())
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        par_zip(out.slice(), x.slice(0), |o, a, _| *o = self.0.f(a));
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        out: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        vec![Some(self.0.vjp(x[0], out, g))]
+    }
+}
+
+macro_rules! unary_fn {
+    ($(#[$doc:meta])* $name:ident, $op:literal, |$x:ident| $f:expr, |$vx:ident, $vout:ident, $vg:ident| $vjp:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+        impl UnaryFn for $name {
+            const NAME: &'static str = $op;
+            fn f<T: Scalar>(&self, $x: T) -> T {
+                $f
+            }
+            #[allow(unused_variables)]
+            fn vjp<'g, T: Scalar>(
+                &self,
+                $vx: Tensor<'g, T>,
+                $vout: Tensor<'g, T>,
+                $vg: Tensor<'g, T>,
+            ) -> Tensor<'g, T> {
+                $vjp
+            }
+        }
+    };
+}
+
+unary_fn!(/// `-x`
+    Neg, "neg", |x| -x, |x, out, g| -g);
+unary_fn!(/// `e^x`; d/dx = e^x
+    Exp, "exp", |x| x.exp(), |x, out, g| g * out);
+unary_fn!(/// natural log; d/dx = 1/x
+    Log, "log", |x| x.ln(), |x, out, g| g / x);
+unary_fn!(/// square root; d/dx = 1/(2 sqrt x)
+    Sqrt, "sqrt", |x| x.sqrt(), |x, out, g| g * T::of(0.5) / out);
+unary_fn!(/// `|x|`; d/dx = sign(x), 0 at 0
+    Abs, "abs", |x| x.abs(), |x, out, g| g * x.sign());
+unary_fn!(/// tanh; d/dx = 1 - tanh^2
+    Tanh, "tanh", |x| x.tanh(), |x, out, g| g * (x.lit(1.0) - out * out));
+unary_fn!(/// logistic sigmoid, computed without overflow; d/dx = s (1 - s)
+    Sigmoid, "sigmoid",
+    |x| if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    },
+    |x, out, g| g * out * (x.lit(1.0) - out));
+unary_fn!(/// `max(x, 0)`; d/dx = 1 where x > 0, else 0. NaN stays NaN.
+    Relu, "relu", |x| if x > T::zero() || x.is_nan() { x } else { T::zero() },
+    |x, out, g| g * x.gt(x.lit(0.0)));
+
+/// `x` where positive, `alpha * x` elsewhere; d/dx = 1 or alpha.
+#[derive(Debug)]
+pub struct LeakyRelu(pub f64);
+impl UnaryFn for LeakyRelu {
+    const NAME: &'static str = "leaky_relu";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        if x > T::zero() {
+            x
+        } else {
+            x * T::of(self.0)
+        }
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        let slope = x.gt(x.lit(0.0)) * T::of(1.0 - self.0) + T::of(self.0);
+        g * slope
+    }
+}
+
+/// `x^p` for a scalar exponent; d/dx = p x^(p-1).
+#[derive(Debug)]
+pub struct Powf(pub f64);
+impl UnaryFn for Powf {
+    const NAME: &'static str = "powf";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        x.powf(T::of(self.0))
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * T::of(self.0) * x.powf(self.0 - 1.0)
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    #[track_caller]
+    fn unary<F: UnaryFn>(self, f: F) -> Tensor<'g, T> {
+        self.apply(Unary(f), &[self], Location::caller())
+    }
+
+    /// A scalar constant in this tensor's graph.
+    pub(crate) fn lit(self, v: f64) -> Tensor<'g, T> {
+        self.graph.scalar(T::of(v))
+    }
+
+    /// Elementwise `-self`. Also the unary `-` operator.
+    #[track_caller]
+    pub fn neg(self) -> Tensor<'g, T> {
+        self.unary(Neg)
+    }
+
+    /// Elementwise `e^self`.
+    #[track_caller]
+    pub fn exp(self) -> Tensor<'g, T> {
+        self.unary(Exp)
+    }
+
+    /// Elementwise natural logarithm (NaN below zero, `-inf` at zero).
+    #[track_caller]
+    pub fn log(self) -> Tensor<'g, T> {
+        self.unary(Log)
+    }
+
+    /// Elementwise square root.
+    #[track_caller]
+    pub fn sqrt(self) -> Tensor<'g, T> {
+        self.unary(Sqrt)
+    }
+
+    /// Elementwise absolute value.
+    #[track_caller]
+    pub fn abs(self) -> Tensor<'g, T> {
+        self.unary(Abs)
+    }
+
+    /// Elementwise hyperbolic tangent.
+    #[track_caller]
+    pub fn tanh(self) -> Tensor<'g, T> {
+        self.unary(Tanh)
+    }
+
+    /// Elementwise logistic sigmoid `1 / (1 + e^-x)`.
+    #[track_caller]
+    pub fn sigmoid(self) -> Tensor<'g, T> {
+        self.unary(Sigmoid)
+    }
+
+    /// Elementwise `max(x, 0)`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f64>::new();
+    /// let x = g.param("x", ndarray::arr1(&[-1.0, 2.0]));
+    /// let y = x.relu();
+    /// let dx = g.grad(y.sum(), &[x])?[0];
+    /// let mut m = g.compile(&[y], &[dx])?;
+    /// m.run()?;
+    /// assert_eq!(m.value(y)?.as_slice(), Some(&[0.0, 2.0][..]));
+    /// assert_eq!(m.value(dx)?.as_slice(), Some(&[0.0, 1.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn relu(self) -> Tensor<'g, T> {
+        self.unary(Relu)
+    }
+
+    /// Elementwise `x` where positive, `alpha * x` elsewhere.
+    #[track_caller]
+    pub fn leaky_relu(self, alpha: f64) -> Tensor<'g, T> {
+        self.unary(LeakyRelu(alpha))
+    }
+
+    /// Elementwise `x^p` for a scalar exponent `p`.
+    #[track_caller]
+    pub fn powf(self, p: f64) -> Tensor<'g, T> {
+        self.unary(Powf(p))
+    }
+
+    /// Elementwise `x * x`.
+    #[track_caller]
+    pub fn square(self) -> Tensor<'g, T> {
+        self.mul(self)
+    }
+
+    /// Elementwise sign: 1, -1 or 0 (no gradient).
+    #[track_caller]
+    pub fn sign(self) -> Tensor<'g, T> {
+        let zero = self.lit(0.0);
+        self.gt(zero) - self.lt(zero)
+    }
+
+    /// GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, composed of
+    /// existing ops so its gradient (of any order) comes from theirs.
+    #[track_caller]
+    pub fn gelu(self) -> Tensor<'g, T> {
+        let c = T::of(0.797_884_560_802_865_4); // sqrt(2/pi)
+        let inner = (self + self.powf(3.0) * T::of(0.044715)) * c;
+        self * (inner.tanh() + T::one()) * T::of(0.5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, eval, grads_of, rand_array};
+    use approx::assert_abs_diff_eq;
+    use ndarray::arr1;
+
+    #[test]
+    fn known_values() {
+        let x = [arr1(&[-2.0, 0.5, 3.0]).into_dyn()];
+        let v = |f: fn(f64) -> f64| arr1(&[f(-2.0), f(0.5), f(3.0)]).into_dyn();
+        assert_eq!(eval(&x, |_, x| -x[0]), v(|x| -x));
+        assert_eq!(eval(&x, |_, x| x[0].exp()), v(f64::exp));
+        assert_eq!(eval(&x, |_, x| x[0].abs()), v(f64::abs));
+        assert_eq!(eval(&x, |_, x| x[0].tanh()), v(f64::tanh));
+        assert_eq!(eval(&x, |_, x| x[0].square()), v(|x| x * x));
+        assert_eq!(eval(&x, |_, x| x[0].relu()), v(|x| x.max(0.0)));
+        assert_eq!(
+            eval(&x, |_, x| x[0].leaky_relu(0.1)),
+            arr1(&[-0.2, 0.5, 3.0]).into_dyn()
+        );
+        assert_eq!(
+            eval(&x, |_, x| x[0].sign()),
+            arr1(&[-1.0, 1.0, 1.0]).into_dyn()
+        );
+        let s = eval(&x, |_, x| x[0].sigmoid());
+        for (s, x) in s.iter().zip([-2.0f64, 0.5, 3.0]) {
+            assert_abs_diff_eq!(*s, 1.0 / (1.0 + (-x).exp()), epsilon = 1e-15);
+        }
+        // gelu(1) = 0.5 (1 + tanh(0.79788456 * 1.044715)) = 0.8411919906
+        let y = eval(&[arr1(&[1.0]).into_dyn()], |_, x| x[0].gelu());
+        assert_abs_diff_eq!(y[[0]], 0.841_191_990_607_898_6, epsilon = 1e-12);
+        let p = [arr1(&[4.0, 9.0]).into_dyn()];
+        assert_eq!(eval(&p, |_, x| x[0].sqrt()), arr1(&[2.0, 3.0]).into_dyn());
+        assert_eq!(
+            eval(&p, |_, x| x[0].powf(1.5)),
+            arr1(&[8.0, 27.0]).into_dyn()
+        );
+        assert_abs_diff_eq!(eval(&p, |_, x| x[0].log())[[0]], 4f64.ln());
+    }
+
+    #[test]
+    fn sigmoid_does_not_overflow() {
+        let y = eval(&[arr1(&[-1000.0, 1000.0]).into_dyn()], |_, x| {
+            x[0].sigmoid()
+        });
+        assert_eq!(y, arr1(&[0.0, 1.0]).into_dyn());
+    }
+
+    #[test]
+    fn nan_propagates() {
+        let x = [arr1(&[f64::NAN]).into_dyn()];
+        assert!(eval(&x, |_, x| x[0].relu())[[0]].is_nan());
+        assert!(eval(&x, |_, x| x[0].tanh())[[0]].is_nan());
+        assert!(eval(&[arr1(&[-1.0]).into_dyn()], |_, x| x[0].log())[[0]].is_nan());
+    }
+
+    #[test]
+    fn known_gradients() {
+        // d/dx x^3 at 2 = 3 * 4 = 12; d/dx sqrt(x) at 4 = 1/4; d/dx log(x) at 4 = 1/4
+        let x = [arr1(&[2.0]).into_dyn()];
+        assert_abs_diff_eq!(grads_of(&x, |_, x| x[0].powf(3.0))[0][[0]], 12.0);
+        let x = [arr1(&[4.0]).into_dyn()];
+        assert_abs_diff_eq!(grads_of(&x, |_, x| x[0].sqrt())[0][[0]], 0.25);
+        assert_abs_diff_eq!(grads_of(&x, |_, x| x[0].log())[0][[0]], 0.25);
+        // d/dx tanh(0) = 1, d/dx sigmoid(0) = 1/4
+        let x = [arr1(&[0.0]).into_dyn()];
+        assert_abs_diff_eq!(grads_of(&x, |_, x| x[0].tanh())[0][[0]], 1.0);
+        assert_abs_diff_eq!(grads_of(&x, |_, x| x[0].sigmoid())[0][[0]], 0.25);
+        // leaky_relu slope is alpha below zero, 1 above
+        let x = [arr1(&[-1.0, 1.0]).into_dyn()];
+        let g = grads_of(&x, |_, x| x[0].leaky_relu(0.2));
+        assert_abs_diff_eq!(g[0][[0]], 0.2);
+        assert_abs_diff_eq!(g[0][[1]], 1.0);
+    }
+
+    #[test]
+    fn gradcheck_all() {
+        for (i, shape) in [&[7][..], &[2, 3], &[2, 1, 3]].iter().enumerate() {
+            // away from the kinks of relu/abs/leaky_relu at 0
+            let x = rand_array(shape, i as u64, 0.2, 2.0).mapv(|v| {
+                if (v * 10.0) as i64 % 2 == 0 {
+                    v
+                } else {
+                    -v
+                }
+            });
+            let pos = [rand_array(shape, 10 + i as u64, 0.5, 3.0)];
+            let x = [x];
+            check(&x, |_, x| -x[0]);
+            check(&x, |_, x| x[0].exp());
+            check(&x, |_, x| x[0].abs());
+            check(&x, |_, x| x[0].tanh());
+            check(&x, |_, x| x[0].sigmoid());
+            check(&x, |_, x| x[0].relu());
+            check(&x, |_, x| x[0].leaky_relu(0.1));
+            check(&x, |_, x| x[0].square());
+            check(&x, |_, x| x[0].gelu());
+            check(&pos, |_, x| x[0].log());
+            check(&pos, |_, x| x[0].sqrt());
+            check(&pos, |_, x| x[0].powf(2.5));
+            check(&pos, |_, x| x[0].powf(-1.0));
+        }
+    }
+}
