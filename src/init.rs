@@ -3,6 +3,7 @@
 //! Weight shapes follow `x.matmul(w)`: a weight is `[fan_in, fan_out]`.
 
 use ndarray::ArrayD;
+use num_traits::Float;
 use rand::Rng;
 
 use crate::scalar::Scalar;
@@ -45,7 +46,7 @@ pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> ArrayD<T> {
     let shape = shape.into();
-    let b = (6.0 / fans(&shape).0.max(1) as f64).sqrt();
+    let b = Float::sqrt(6.0 / fans(&shape).0.max(1) as f64);
     uniform(shape, -b, b, rng)
 }
 
@@ -56,7 +57,7 @@ pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
 ) -> ArrayD<T> {
     let shape = shape.into();
     let (i, o) = fans(&shape);
-    let b = (6.0 / (i + o).max(1) as f64).sqrt();
+    let b = Float::sqrt(6.0 / (i + o).max(1) as f64);
     uniform(shape, -b, b, rng)
 }
 

@@ -80,53 +80,158 @@ impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
     }
 }
 
-macro_rules! unary_fn {
-    ($(#[$doc:meta])* $name:ident, $op:literal, |$x:ident| $f:expr, |$vx:ident, $vout:ident, $vg:ident| $vjp:expr) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        pub struct $name;
-        impl UnaryFn for $name {
-            const NAME: &'static str = $op;
-            fn f<T: Scalar>(&self, $x: T) -> T {
-                $f
-            }
-            #[allow(unused_variables)]
-            fn vjp<'g, T: Scalar>(
-                &self,
-                $vx: Tensor<'g, T>,
-                $vout: Tensor<'g, T>,
-                $vg: Tensor<'g, T>,
-            ) -> Tensor<'g, T> {
-                $vjp
-            }
-        }
-    };
+/// `-x`
+#[derive(Debug)]
+pub struct Neg;
+impl UnaryFn for Neg {
+    const NAME: &'static str = "neg";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        -x
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        _: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        -g
+    }
 }
 
-unary_fn!(/// `-x`
-    Neg, "neg", |x| -x, |x, out, g| -g);
-unary_fn!(/// `e^x`; d/dx = e^x
-    Exp, "exp", |x| x.exp(), |x, out, g| g * out);
-unary_fn!(/// natural log; d/dx = 1/x
-    Log, "log", |x| x.ln(), |x, out, g| g / x);
-unary_fn!(/// square root; d/dx = 1/(2 sqrt x)
-    Sqrt, "sqrt", |x| x.sqrt(), |x, out, g| g * T::of(0.5) / out);
-unary_fn!(/// `|x|`; d/dx = sign(x), 0 at 0
-    Abs, "abs", |x| x.abs(), |x, out, g| g * x.sign());
-unary_fn!(/// tanh; d/dx = 1 - tanh^2
-    Tanh, "tanh", |x| x.tanh(), |x, out, g| g * (x.lit(1.0) - out * out));
-unary_fn!(/// logistic sigmoid, computed without overflow; d/dx = s (1 - s)
-    Sigmoid, "sigmoid",
-    |x| if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    },
-    |x, out, g| g * out * (x.lit(1.0) - out));
-unary_fn!(/// `max(x, 0)`; d/dx = 1 where x > 0, else 0. NaN stays NaN.
-    Relu, "relu", |x| if x > T::zero() || x.is_nan() { x } else { T::zero() },
-    |x, out, g| g * x.gt(x.lit(0.0)));
+/// `e^x`; d/dx = e^x
+#[derive(Debug)]
+pub struct Exp;
+impl UnaryFn for Exp {
+    const NAME: &'static str = "exp";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        x.exp()
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        _: Tensor<'g, T>,
+        out: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * out
+    }
+}
+
+/// natural log; d/dx = 1/x
+#[derive(Debug)]
+pub struct Log;
+impl UnaryFn for Log {
+    const NAME: &'static str = "log";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        x.ln()
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g / x
+    }
+}
+
+/// square root; d/dx = 1/(2 sqrt x)
+#[derive(Debug)]
+pub struct Sqrt;
+impl UnaryFn for Sqrt {
+    const NAME: &'static str = "sqrt";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        x.sqrt()
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        _: Tensor<'g, T>,
+        out: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * T::of(0.5) / out
+    }
+}
+
+/// `|x|`; d/dx = sign(x), 0 at 0
+#[derive(Debug)]
+pub struct Abs;
+impl UnaryFn for Abs {
+    const NAME: &'static str = "abs";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        x.abs()
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * x.sign()
+    }
+}
+
+/// tanh; d/dx = 1 - tanh^2
+#[derive(Debug)]
+pub struct Tanh;
+impl UnaryFn for Tanh {
+    const NAME: &'static str = "tanh";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        x.tanh()
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        _: Tensor<'g, T>,
+        out: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * (out.lit(1.0) - out * out)
+    }
+}
+
+/// logistic sigmoid, computed without overflow; d/dx = s (1 - s)
+#[derive(Debug)]
+pub struct Sigmoid;
+impl UnaryFn for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        if x >= T::zero() {
+            T::one() / (T::one() + (-x).exp())
+        } else {
+            let e = x.exp();
+            e / (T::one() + e)
+        }
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        _: Tensor<'g, T>,
+        out: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * out * (out.lit(1.0) - out)
+    }
+}
+
+/// `max(x, 0)`; d/dx = 1 where x > 0, else 0. NaN stays NaN.
+#[derive(Debug)]
+pub struct Relu;
+impl UnaryFn for Relu {
+    const NAME: &'static str = "relu";
+    fn f<T: Scalar>(&self, x: T) -> T {
+        if x > T::zero() || x.is_nan() {
+            x
+        } else {
+            T::zero()
+        }
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Tensor<'g, T> {
+        g * x.gt(x.lit(0.0))
+    }
+}
 
 /// `x` where positive, `alpha * x` elsewhere; d/dx = 1 or alpha.
 #[derive(Debug)]
