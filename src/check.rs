@@ -112,7 +112,9 @@ where
             let numeric = (plus - minus) / (2.0 * opts.eps);
             let a = analytic.as_slice().map_or(f64::NAN, |s| s[k]);
             let err = (a - numeric).abs();
-            if !(err <= opts.atol + opts.rtol * numeric.abs()) {
+            // written so that a NaN on either side fails
+            let within = err <= opts.atol + opts.rtol * numeric.abs();
+            if !within {
                 return Err(Error::GradCheck {
                     input: i,
                     index: k,

@@ -66,6 +66,7 @@ pub mod init;
 mod machine;
 pub mod ops;
 pub mod optim;
+mod plan;
 mod scalar;
 mod shape;
 

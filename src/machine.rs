@@ -14,16 +14,24 @@ use ndarray::{ArrayBase, ArrayViewD, Data, Dimension};
 use crate::error::{Caller, Error, Result};
 use crate::graph::{AsHandle, Graph, Handle, Kind, Tensor};
 use crate::ops::{view, Inputs, Op, Out};
+use crate::plan::{self, StepInfo};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 const ABSENT: u32 = u32::MAX;
 
 enum Step<T: Scalar> {
-    Input { name: String, fed: bool },
-    Param { name: String },
+    Input {
+        name: String,
+        fed: bool,
+    },
+    Param {
+        name: String,
+    },
     Const,
     Op(Arc<dyn Op<T>>),
+    /// An op whose output is its first input's data unchanged: shares its buffer.
+    View(Arc<dyn Op<T>>),
 }
 
 impl<T: Scalar> Step<T> {
@@ -32,7 +40,7 @@ impl<T: Scalar> Step<T> {
             Step::Input { .. } => "input",
             Step::Param { .. } => "parameter",
             Step::Const => "constant",
-            Step::Op(op) => op.name(),
+            Step::Op(op) | Step::View(op) => op.name(),
         }
     }
 }
@@ -62,10 +70,14 @@ pub struct Machine<T: Scalar> {
     slot: Vec<u32>,
     steps: Vec<Step<T>>,
     shapes: Vec<Shape>,
+    numel: Vec<usize>,
+    /// The buffer each step's value lives in (see `plan.rs`).
+    buf_of: Vec<u32>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
     args: Vec<u32>,
     ranges: Vec<(u32, u32)>,
+    memory: Memory,
     ran: bool,
 }
 
@@ -78,7 +90,8 @@ impl<T: Scalar> fmt::Debug for Machine<T> {
     }
 }
 
-/// Bytes held by a machine's buffers, by role.
+/// Bytes held by a machine's buffers, by role, after buffer planning; and what the same
+/// tape would take with every node in a buffer of its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Memory {
     /// Parameters.
@@ -87,14 +100,20 @@ pub struct Memory {
     pub inputs: usize,
     /// Constants.
     pub constants: usize,
-    /// Results of ops (activations, gradients, workspace).
-    pub values: usize,
+    /// The outputs passed to `compile` as `grads`.
+    pub grads: usize,
+    /// The other outputs passed to `compile`.
+    pub outputs: usize,
+    /// Everything else: activations and intermediate results, in reused buffers.
+    pub workspace: usize,
+    /// The total without planning: every node its own buffer.
+    pub unplanned: usize,
 }
 
 impl Memory {
-    /// All of the above.
+    /// The bytes held, all roles together.
     pub fn total(&self) -> usize {
-        self.params + self.inputs + self.constants + self.values
+        self.params + self.inputs + self.constants + self.grads + self.outputs + self.workspace
     }
 }
 
@@ -130,45 +149,102 @@ impl<T: Scalar> Graph<T> {
                 }
             }
         }
-        let mut m = Machine {
-            graph: self.id,
-            slot: vec![ABSENT; n],
-            steps: Vec::new(),
-            shapes: Vec::new(),
-            bufs: Vec::new(),
-            args: Vec::new(),
-            ranges: Vec::new(),
-            ran: false,
-        };
-        for i in (0..n).filter(|&i| needed[i]) {
+        let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
+        let mut slot = vec![ABSENT; n];
+        for (k, &i) in order.iter().enumerate() {
+            slot[i] = k as u32;
+        }
+        let mut args = Vec::new();
+        let mut ranges = Vec::with_capacity(order.len());
+        for &i in &order {
+            let start = args.len() as u32;
+            args.extend(nodes[i].inputs.iter().map(|j| slot[j.index()]));
+            ranges.push((start, args.len() as u32));
+        }
+        let is_grad = |i: usize| grads.iter().any(|t| t.id.index() == i);
+        let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
+        let mut steps = Vec::with_capacity(order.len());
+        let mut infos = Vec::with_capacity(order.len());
+        for (k, &i) in order.iter().enumerate() {
             let node = &nodes[i];
-            let numel = node.shape.numel();
-            let (step, buf) = match &node.kind {
-                Kind::Input { name } => (
-                    Step::Input {
-                        name: name.clone(),
-                        fed: false,
-                    },
-                    vec![T::zero(); numel],
-                ),
-                Kind::Param { name, init } => (
-                    Step::Param { name: name.clone() },
-                    init.iter().copied().collect(),
-                ),
-                Kind::Const(v) => (Step::Const, v.iter().copied().collect()),
-                Kind::Op(op) => (Step::Op(Arc::clone(op)), vec![T::zero(); numel]),
+            let step = match &node.kind {
+                Kind::Input { name } => Step::Input {
+                    name: name.clone(),
+                    fed: false,
+                },
+                Kind::Param { name, .. } => Step::Param { name: name.clone() },
+                Kind::Const(_) => Step::Const,
+                Kind::Op(op) if op.is_view() => Step::View(Arc::clone(op)),
+                Kind::Op(op) => Step::Op(Arc::clone(op)),
                 // `check` above returns the error that made this node.
                 Kind::Invalid => unreachable!("invalid node in a graph without errors"),
             };
-            m.slot[i] = m.steps.len() as u32;
-            let start = m.args.len() as u32;
-            m.args.extend(node.inputs.iter().map(|j| m.slot[j.index()]));
-            m.ranges.push((start, m.args.len() as u32));
-            m.steps.push(step);
-            m.shapes.push(node.shape.clone());
-            m.bufs.push(buf);
+            let (a, b) = ranges[k];
+            infos.push(StepInfo {
+                numel: node.shape.numel(),
+                inputs: &args[a as usize..b as usize],
+                view: matches!(step, Step::View(_)),
+                pinned: is_out(i) || is_grad(i),
+            });
+            steps.push(step);
         }
-        Ok(m)
+        let plan = plan::plan(&infos);
+        let mut bufs: Vec<Vec<T>> = plan.sizes.iter().map(|&n| vec![T::zero(); n]).collect();
+        let mut memory = Memory::default();
+        let size = mem::size_of::<T>();
+        // A buffer counts once, under the first role that holds it in this order:
+        // input, parameter, constant, gradient, output, workspace.
+        let mut role = vec![5usize; bufs.len()];
+        for (k, &i) in order.iter().enumerate() {
+            let b = plan.buf_of[k] as usize;
+            let node = &nodes[i];
+            let init = match &node.kind {
+                Kind::Param { init, .. } => Some(init),
+                Kind::Const(v) => Some(&**v),
+                _ => None,
+            };
+            for (d, &v) in bufs[b].iter_mut().zip(init.into_iter().flatten()) {
+                *d = v;
+            }
+            if !infos[k].view {
+                memory.unplanned += node.shape.numel() * size;
+            }
+            let r = match &steps[k] {
+                Step::Input { .. } => 0,
+                Step::Param { .. } => 1,
+                Step::Const => 2,
+                _ if is_grad(i) => 3,
+                _ if is_out(i) => 4,
+                _ => 5,
+            };
+            role[b] = role[b].min(r);
+        }
+        for (buf, r) in bufs.iter().zip(role) {
+            let field = match r {
+                0 => &mut memory.inputs,
+                1 => &mut memory.params,
+                2 => &mut memory.constants,
+                3 => &mut memory.grads,
+                4 => &mut memory.outputs,
+                _ => &mut memory.workspace,
+            };
+            *field += buf.len() * size;
+        }
+        let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
+        let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
+        Ok(Machine {
+            graph: self.id,
+            slot,
+            steps,
+            shapes,
+            numel,
+            buf_of: plan.buf_of,
+            bufs,
+            args,
+            ranges,
+            memory,
+            ran: false,
+        })
     }
 }
 
@@ -183,19 +259,24 @@ impl<T: Scalar> Machine<T> {
         for i in 0..self.steps.len() {
             match &self.steps[i] {
                 Step::Op(op) => {
-                    let mut out = mem::take(&mut self.bufs[i]);
-                    let (a, b) = self.ranges[i];
+                    // The plan never gives a step a buffer it reads, so the output buffer
+                    // can be taken out while the inputs are borrowed.
+                    let b = self.buf_of[i] as usize;
+                    let mut out = mem::take(&mut self.bufs[b]);
+                    let (lo, hi) = self.ranges[i];
                     let inputs = Inputs {
                         bufs: &self.bufs,
+                        buf_of: &self.buf_of,
+                        numel: &self.numel,
                         shapes: &self.shapes,
-                        args: &self.args[a as usize..b as usize],
+                        args: &self.args[lo as usize..hi as usize],
                     };
                     let mut o = Out {
-                        data: &mut out,
+                        data: &mut out[..self.numel[i]],
                         shape: &self.shapes[i],
                     };
                     let r = op.forward(&inputs, &mut o);
-                    self.bufs[i] = out;
+                    self.bufs[b] = out;
                     r?;
                 }
                 Step::Input { name, fed: false } => {
@@ -238,10 +319,10 @@ impl<T: Scalar> Machine<T> {
         let caller = Caller::here();
         let i = self.position(x.as_handle(), caller)?;
         self.expect_kind(i, "input", caller)?;
-        if data.len() != self.bufs[i].len() {
+        if data.len() != self.numel[i] {
             return Err(self.feed_error(i, Shape::from([data.len()]), caller));
         }
-        self.bufs[i].copy_from_slice(data);
+        self.data_mut(i).copy_from_slice(data);
         if let Step::Input { fed, .. } = &mut self.steps[i] {
             *fed = true;
         }
@@ -293,7 +374,7 @@ impl<T: Scalar> Machine<T> {
                 caller,
             });
         }
-        Ok(view(&self.shapes[i], &self.bufs[i]))
+        Ok(view(&self.shapes[i], self.data(i)))
     }
 
     /// The value of a one-element node (a loss).
@@ -369,25 +450,16 @@ impl<T: Scalar> Machine<T> {
                 if self.shapes[i] != other.shapes[j] {
                     return Err(self.feed_error(i, other.shapes[j].clone(), caller));
                 }
-                self.bufs[i].copy_from_slice(&other.bufs[j]);
+                let b = self.buf_of[i] as usize;
+                self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
             }
         }
         Ok(())
     }
 
-    /// Bytes held, by role.
+    /// Bytes held, by role, and what they would be without buffer planning.
     pub fn memory(&self) -> Memory {
-        let mut m = Memory::default();
-        for (s, b) in self.steps.iter().zip(&self.bufs) {
-            let bytes = b.len() * mem::size_of::<T>();
-            match s {
-                Step::Input { .. } => m.inputs += bytes,
-                Step::Param { .. } => m.params += bytes,
-                Step::Const => m.constants += bytes,
-                Step::Op(_) => m.values += bytes,
-            }
-        }
-        m
+        self.memory
     }
 
     /// The number of steps on the tape (leaves included).
@@ -409,7 +481,8 @@ impl<T: Scalar> Machine<T> {
     ) -> Result<(&mut [T], &[T])> {
         let (i, j) = (self.position(p, caller)?, self.position(g, caller)?);
         self.expect_kind(i, "parameter", caller)?;
-        if self.shapes[i] != self.shapes[j] || i == j {
+        let (bi, bj) = (self.buf_of[i] as usize, self.buf_of[j] as usize);
+        if self.shapes[i] != self.shapes[j] || bi == bj {
             return Err(Error::Mismatch {
                 what: "parameter and gradient",
                 reason: alloc::format!(
@@ -428,15 +501,23 @@ impl<T: Scalar> Machine<T> {
                 caller,
             });
         }
-        // `i != j`, so the two buffers are distinct elements of `bufs`.
-        let (pbuf, gbuf) = if i < j {
-            let (lo, hi) = self.bufs.split_at_mut(j);
-            (&mut lo[i], &hi[0])
+        // `bi != bj`, so the two buffers are distinct elements of `bufs`.
+        let (pbuf, gbuf) = if bi < bj {
+            let (lo, hi) = self.bufs.split_at_mut(bj);
+            (&mut lo[bi], &hi[0])
         } else {
-            let (lo, hi) = self.bufs.split_at_mut(i);
-            (&mut hi[0], &lo[j])
+            let (lo, hi) = self.bufs.split_at_mut(bi);
+            (&mut hi[0], &lo[bj])
         };
-        Ok((pbuf.as_mut_slice(), gbuf.as_slice()))
+        Ok((&mut pbuf[..self.numel[i]], &gbuf[..self.numel[j]]))
+    }
+
+    fn data(&self, i: usize) -> &[T] {
+        &self.bufs[self.buf_of[i] as usize][..self.numel[i]]
+    }
+
+    fn data_mut(&mut self, i: usize) -> &mut [T] {
+        &mut self.bufs[self.buf_of[i] as usize][..self.numel[i]]
     }
 
     fn position(&self, h: Handle, caller: Caller) -> Result<usize> {
@@ -490,10 +571,11 @@ impl<T: Scalar> Machine<T> {
         if data.shape() != self.shapes[i].dims() {
             return Err(self.feed_error(i, Shape::from(data.shape()), caller));
         }
+        let dst = self.data_mut(i);
         match data.as_slice() {
-            Some(s) => self.bufs[i].copy_from_slice(s),
+            Some(s) => dst.copy_from_slice(s),
             None => {
-                for (b, &v) in self.bufs[i].iter_mut().zip(data.iter()) {
+                for (b, &v) in dst.iter_mut().zip(data.iter()) {
                     *b = v;
                 }
             }

@@ -84,6 +84,7 @@ impl Scalar for f64 {
 
 /// Safe row-major GEMM over contiguous matrices: `c[m, n] = a[m, k] · b[k, n]`, where
 /// `a_t` / `b_t` say the operand is stored transposed (`[k, m]` / `[n, k]`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<T: Scalar>(
     m: usize,
     k: usize,

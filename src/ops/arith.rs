@@ -1,17 +1,21 @@
-//! `+ - * /` and unary `-` on tensor handles, with scalars on either side.
+//! `+ - * /` (broadcasting) and unary `-` on tensor handles, with scalars on either
+//! side. The ops themselves are in `binary.rs` and `unary.rs`.
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use super::binary;
+use super::unary;
 
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
 
 macro_rules! binary_operator {
-    ($trait:ident, $method:ident) => {
+    ($trait:ident, $method:ident, $op:expr) => {
         impl<'g, T: Scalar> $trait<Tensor<'g, T>> for Tensor<'g, T> {
             type Output = Tensor<'g, T>;
             #[track_caller]
             fn $method(self, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
-                Tensor::$method(self, rhs)
+                self.binary($op, rhs)
             }
         }
 
@@ -19,7 +23,7 @@ macro_rules! binary_operator {
             type Output = Tensor<'g, T>;
             #[track_caller]
             fn $method(self, rhs: T) -> Tensor<'g, T> {
-                Tensor::$method(self, self.graph.scalar(rhs))
+                self.binary($op, self.graph.scalar(rhs))
             }
         }
 
@@ -27,7 +31,7 @@ macro_rules! binary_operator {
             type Output = Tensor<'g, f32>;
             #[track_caller]
             fn $method(self, rhs: Tensor<'g, f32>) -> Tensor<'g, f32> {
-                Tensor::$method(rhs.graph.scalar(self), rhs)
+                rhs.graph.scalar(self).binary($op, rhs)
             }
         }
 
@@ -35,22 +39,22 @@ macro_rules! binary_operator {
             type Output = Tensor<'g, f64>;
             #[track_caller]
             fn $method(self, rhs: Tensor<'g, f64>) -> Tensor<'g, f64> {
-                Tensor::$method(rhs.graph.scalar(self), rhs)
+                rhs.graph.scalar(self).binary($op, rhs)
             }
         }
     };
 }
 
-binary_operator!(Add, add);
-binary_operator!(Sub, sub);
-binary_operator!(Mul, mul);
-binary_operator!(Div, div);
+binary_operator!(Add, add, binary::Add);
+binary_operator!(Sub, sub, binary::Sub);
+binary_operator!(Mul, mul, binary::Mul);
+binary_operator!(Div, div, binary::Div);
 
 impl<'g, T: Scalar> Neg for Tensor<'g, T> {
     type Output = Tensor<'g, T>;
     #[track_caller]
     fn neg(self) -> Tensor<'g, T> {
-        Tensor::neg(self)
+        self.unary(unary::Neg)
     }
 }
 

@@ -247,32 +247,8 @@ impl BinaryFn for Cmp {
 
 impl<'g, T: Scalar> Tensor<'g, T> {
     #[track_caller]
-    fn binary<F: BinaryFn>(self, f: F, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
+    pub(crate) fn binary<F: BinaryFn>(self, f: F, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
         self.apply(Binary(f), &[self, rhs], Location::caller())
-    }
-
-    /// Elementwise `self + rhs`, broadcasting. Also the `+` operator.
-    #[track_caller]
-    pub fn add(self, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
-        self.binary(Add, rhs)
-    }
-
-    /// Elementwise `self - rhs`, broadcasting. Also the `-` operator.
-    #[track_caller]
-    pub fn sub(self, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
-        self.binary(Sub, rhs)
-    }
-
-    /// Elementwise `self * rhs`, broadcasting. Also the `*` operator.
-    #[track_caller]
-    pub fn mul(self, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
-        self.binary(Mul, rhs)
-    }
-
-    /// Elementwise `self / rhs`, broadcasting. Also the `/` operator.
-    #[track_caller]
-    pub fn div(self, rhs: Tensor<'g, T>) -> Tensor<'g, T> {
-        self.binary(Div, rhs)
     }
 
     /// Elementwise maximum, broadcasting.
@@ -347,7 +323,9 @@ mod tests {
         assert_eq!(y, arr2(&[[9.0, 18.0, 27.0], [6.0, 15.0, 24.0]]).into_dyn());
         let y = eval(&[a.clone(), b.clone()], |_, x| x[0] * x[1] / 10.0);
         assert_eq!(y, arr2(&[[1.0, 4.0, 9.0], [4.0, 10.0, 18.0]]).into_dyn());
-        let y = eval(&[a.clone()], |g, x| x[0].maximum(g.scalar(3.5)));
+        let y = eval(core::slice::from_ref(&a), |g, x| {
+            x[0].maximum(g.scalar(3.5))
+        });
         assert_eq!(y, arr2(&[[3.5, 3.5, 3.5], [4.0, 5.0, 6.0]]).into_dyn());
         let y = eval(&[a], |g, x| x[0].minimum(g.scalar(3.5)));
         assert_eq!(y, arr2(&[[1.0, 2.0, 3.0], [3.5, 3.5, 3.5]]).into_dyn());

@@ -59,11 +59,19 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
         out: Tensor<'g, T>,
         grad_out: Tensor<'g, T>,
     ) -> Vec<Option<Tensor<'g, T>>>;
+
+    /// Whether the output is input 0's data unchanged (a reshape): the machine then
+    /// shares that buffer and never calls `forward`.
+    fn is_view(&self) -> bool {
+        false
+    }
 }
 
 /// The inputs of a node during a run: contiguous, row-major buffers with their shapes.
 pub struct Inputs<'a, T> {
     pub(crate) bufs: &'a [Vec<T>],
+    pub(crate) buf_of: &'a [u32],
+    pub(crate) numel: &'a [usize],
     pub(crate) shapes: &'a [Shape],
     pub(crate) args: &'a [u32],
 }
@@ -81,7 +89,8 @@ impl<'a, T> Inputs<'a, T> {
 
     /// Input `i` as a flat row-major slice.
     pub fn slice(&self, i: usize) -> &'a [T] {
-        &self.bufs[self.args[i] as usize]
+        let a = self.args[i] as usize;
+        &self.bufs[self.buf_of[a] as usize][..self.numel[a]]
     }
 
     /// The shape of input `i`.

@@ -22,6 +22,9 @@ type ShapeResult = core::result::Result<Shape, String>;
 pub struct Reshape(Shape);
 
 impl<T: Scalar> Op<T> for Reshape {
+    fn is_view(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "reshape"
     }
@@ -286,6 +289,9 @@ impl<T: Scalar> Op<T> for Concat {
 pub struct Detach;
 
 impl<T: Scalar> Op<T> for Detach {
+    fn is_view(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "detach"
     }

@@ -249,10 +249,15 @@ mod tests {
             for &a in axes.iter().rev() {
                 want = want.sum_axis(ndarray::Axis(a));
             }
-            let got = eval(&[x.clone()], |_, t| t[0].sum_axes(&axes, false));
+            let got = eval(core::slice::from_ref(&x), |_, t| {
+                t[0].sum_axes(&axes, false)
+            });
             assert_eq!(got, want, "axes {axes:?}");
         }
-        assert_eq!(eval(&[x.clone()], |_, t| t[0].sum())[[]], 276.0);
+        assert_eq!(
+            eval(core::slice::from_ref(&x), |_, t| t[0].sum())[[]],
+            276.0
+        );
         // mean over axis 1 with keepdim of [[0..4], [4..8], [8..12]] = [4, 5, 6, 7]
         let m = eval(&[x], |_, t| t[0].mean_axes(&[1], true));
         assert_eq!(m.shape(), &[2, 1, 4]);
@@ -263,14 +268,14 @@ mod tests {
     fn max_known_values_and_nan() {
         let x = arr2(&[[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]]).into_dyn();
         assert_eq!(
-            eval(&[x.clone()], |_, t| t[0].max_axes(&[1], false)),
+            eval(core::slice::from_ref(&x), |_, t| t[0].max_axes(&[1], false)),
             arr1(&[5.0, 7.0]).into_dyn()
         );
         assert_eq!(
-            eval(&[x.clone()], |_, t| t[0].max_axes(&[0], false)),
+            eval(core::slice::from_ref(&x), |_, t| t[0].max_axes(&[0], false)),
             arr1(&[7.0, 5.0, 7.0]).into_dyn()
         );
-        assert_eq!(eval(&[x.clone()], |_, t| t[0].max())[[]], 7.0);
+        assert_eq!(eval(core::slice::from_ref(&x), |_, t| t[0].max())[[]], 7.0);
         // the tie at 7 shares the gradient: 1/2 each
         let g = grads_of(&[x], |_, t| t[0].max_axes(&[1], false));
         assert_eq!(g[0], arr2(&[[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]).into_dyn());
@@ -282,10 +287,10 @@ mod tests {
     fn empty_axes() {
         let e = ArrayD::<f64>::zeros(vec![0, 3]);
         assert_eq!(
-            eval(&[e.clone()], |_, t| t[0].sum_axes(&[0], false)),
+            eval(core::slice::from_ref(&e), |_, t| t[0].sum_axes(&[0], false)),
             arr1(&[0.0; 3]).into_dyn()
         );
-        assert!(eval(&[e.clone()], |_, t| t[0].mean())[[]].is_nan());
+        assert!(eval(core::slice::from_ref(&e), |_, t| t[0].mean())[[]].is_nan());
         let g = crate::Graph::<f64>::new();
         let x = g.param("e", e);
         let _ = x.max_axes(&[0], false);

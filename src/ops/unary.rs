@@ -276,19 +276,13 @@ impl UnaryFn for Powf {
 
 impl<'g, T: Scalar> Tensor<'g, T> {
     #[track_caller]
-    fn unary<F: UnaryFn>(self, f: F) -> Tensor<'g, T> {
+    pub(crate) fn unary<F: UnaryFn>(self, f: F) -> Tensor<'g, T> {
         self.apply(Unary(f), &[self], Location::caller())
     }
 
     /// A scalar constant in this tensor's graph.
     pub(crate) fn lit(self, v: f64) -> Tensor<'g, T> {
         self.graph.scalar(T::of(v))
-    }
-
-    /// Elementwise `-self`. Also the unary `-` operator.
-    #[track_caller]
-    pub fn neg(self) -> Tensor<'g, T> {
-        self.unary(Neg)
     }
 
     /// Elementwise `e^self`.
@@ -361,7 +355,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// Elementwise `x * x`.
     #[track_caller]
     pub fn square(self) -> Tensor<'g, T> {
-        self.mul(self)
+        self * self
     }
 
     /// Elementwise sign: 1, -1 or 0 (no gradient).
