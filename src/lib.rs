@@ -66,6 +66,7 @@ pub mod init;
 mod machine;
 pub mod ops;
 pub mod optim;
+mod par;
 mod plan;
 mod scalar;
 mod shape;
@@ -74,6 +75,7 @@ pub use error::{Caller, Error, Result};
 pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};
 pub use machine::{Machine, Memory};
 pub use optim::{Optimizer, Sgd};
+pub use par::{set_threads, threads};
 pub use scalar::Scalar;
 pub use shape::Shape;
 

@@ -83,7 +83,8 @@ impl Scalar for f64 {
 }
 
 /// Safe row-major GEMM over contiguous matrices: `c[m, n] = a[m, k] · b[k, n]`, where
-/// `a_t` / `b_t` say the operand is stored transposed (`[k, m]` / `[n, k]`).
+/// `a_t` / `b_t` say the operand is stored transposed (`[k, m]` / `[n, k]`). Large products
+/// are split by rows of `c` over threads (see `par.rs`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<T: Scalar>(
     m: usize,
@@ -113,19 +114,29 @@ pub(crate) fn gemm<T: Scalar>(
     } else {
         (n as isize, 1)
     };
-    // SAFETY: the lengths were checked above for the shapes and strides used, and `c` is a
-    // `&mut` so it cannot overlap `a` or `b`.
-    unsafe {
-        T::gemm_raw(
-            m,
-            k,
-            n,
-            a.as_ptr(),
-            sa,
-            b.as_ptr(),
-            sb,
-            T::zero(),
-            c.as_mut_ptr(),
-        )
-    }
+    crate::par::row_blocks(&mut c[..m * n], m, n, m * n * k, |row, block| {
+        let rows = block.len() / n;
+        // Row `row` of op(a) starts at this offset; the strides stay those of all of `a`.
+        let off = if a_t { row } else { row * k };
+        let a = &a[off..];
+        // The last element read is (rows - 1, k - 1) of this block.
+        let last = (rows - 1) * sa.0 as usize + (k - 1) * sa.1 as usize;
+        assert!(last < a.len());
+        // SAFETY: every offset read in `a` is at most `last` (checked), every offset in `b`
+        // at most (k - 1, n - 1) of a `k * n` matrix (checked above), and `block` is an
+        // exclusive `rows * n` slice, so it cannot overlap `a` or `b`.
+        unsafe {
+            T::gemm_raw(
+                rows,
+                k,
+                n,
+                a.as_ptr(),
+                sa,
+                b.as_ptr(),
+                sb,
+                T::zero(),
+                block.as_mut_ptr(),
+            )
+        }
+    });
 }

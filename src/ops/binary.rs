@@ -49,13 +49,13 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
         let o = out.slice();
         let f = |a, b| self.0.f(a, b);
         if a.len() == o.len() && b.len() == o.len() {
-            super::unary::par_zip(o, a, |o, a, i| *o = f(a, b[i]));
+            crate::par::zip(o, a, |o, a, i| *o = f(a, b[i]));
         } else if b.len() == 1 && a.len() == o.len() {
             let b = b[0];
-            super::unary::par_zip(o, a, |o, a, _| *o = f(a, b));
+            crate::par::zip(o, a, |o, a, _| *o = f(a, b));
         } else if a.len() == 1 && b.len() == o.len() {
             let a = a[0];
-            super::unary::par_zip(o, b, |o, b, _| *o = f(a, b));
+            crate::par::zip(o, b, |o, b, _| *o = f(a, b));
         } else {
             let (a, b) = (x.view(0), x.view(1));
             Zip::from(out.view())

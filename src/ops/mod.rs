@@ -9,7 +9,8 @@
 //! | `matmul.rs`     | matmul: 2-D × 2-D, 3-D × 3-D, 3-D × 2-D |
 //! | `movement.rs`   | reshape, transpose, permute, broadcast_to, narrow, pad, concat, detach |
 //! | `index.rs`      | index_select, scatter_add, one_hot |
-//! | `nn.rs`         | softmax, log_softmax, cross_entropy, mse (composites) |
+//! | `nn.rs`         | softmax, log_softmax, mse (composites) |
+//! | `loss.rs`       | cross_entropy (fused forward and gradient) |
 
 use alloc::vec::Vec;
 use core::fmt::Debug;
@@ -24,6 +25,7 @@ use crate::shape::Shape;
 mod arith;
 mod binary;
 mod index;
+mod loss;
 mod matmul;
 mod movement;
 mod nn;

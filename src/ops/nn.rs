@@ -1,5 +1,6 @@
-//! Neural-network functions, composed of existing ops: softmax, log_softmax,
-//! cross_entropy, mse. Their gradients (of any order) come from the ops they are made of.
+//! Neural-network functions composed of existing ops: softmax, log_softmax, mse. Their
+//! gradients (of any order) come from the ops they are made of. The fused
+//! `cross_entropy` is in `loss.rs`.
 
 use alloc::format;
 use alloc::vec;
@@ -39,24 +40,6 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     pub fn log_softmax(self, axis: usize) -> Tensor<'g, T> {
         let z = self.shifted(axis);
         z - z.exp().sum_axes(&[axis], true).log()
-    }
-
-    /// Mean cross-entropy of logits `[N, C]` against integer class ids `[N]` (stored as
-    /// `T`). A class id outside `0..C` is an `Err` from `run`; an empty batch gives NaN, as
-    /// in PyTorch.
-    #[track_caller]
-    pub fn cross_entropy(self, ids: Tensor<'g, T>) -> Tensor<'g, T> {
-        let (s, si) = (self.shape(), ids.shape());
-        if s.rank() != 2 || si.rank() != 1 || si.dim(0) != s.dim(0) {
-            let reason = format!("takes logits [N, C] and class ids [N], got {s} and {si}");
-            let caller = Location::caller();
-            let shapes = vec![s, si];
-            return self
-                .graph
-                .fail("cross_entropy", shapes, reason, caller, Default::default());
-        }
-        let picked = (self.log_softmax(1) * ids.one_hot(s.dim(1))).sum_axes(&[1], false);
-        -picked.mean()
     }
 
     /// Mean squared error against `target`, which must have the same shape.
@@ -162,7 +145,10 @@ mod tests {
         let mut m = g.compile(&[loss], &[]).unwrap();
         m.feed(ids, &arr1(&[0.0f32, 3.0])).unwrap();
         let e = m.run().unwrap_err().to_string();
-        assert!(e.contains("`one_hot`") && e.contains("0..3"), "{e}");
+        assert!(
+            e.contains("`cross_entropy`") && e.contains("index 3 ") && e.contains("0..3"),
+            "{e}"
+        );
     }
 
     #[test]

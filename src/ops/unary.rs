@@ -12,34 +12,6 @@ use crate::graph::Tensor;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
-/// Elements above which elementwise kernels split the work over rayon's threads.
-#[cfg(feature = "rayon")]
-const PAR_MIN: usize = 1 << 16;
-#[cfg(feature = "rayon")]
-const PAR_CHUNK: usize = 1 << 13;
-
-/// `f(o, a, i)` over `o` and `a` (equal lengths), where `i` is the flat index. Split over
-/// threads for large buffers; every element is computed the same way whatever the thread
-/// count, so results are bit-identical.
-pub(crate) fn par_zip<T: Scalar>(o: &mut [T], a: &[T], f: impl Fn(&mut T, T, usize) + Sync) {
-    #[cfg(feature = "rayon")]
-    if o.len() >= PAR_MIN {
-        use rayon::prelude::*;
-        o.par_chunks_mut(PAR_CHUNK)
-            .zip(a.par_chunks(PAR_CHUNK))
-            .enumerate()
-            .for_each(|(c, (o, a))| {
-                for (j, (o, &a)) in o.iter_mut().zip(a).enumerate() {
-                    f(o, a, c * PAR_CHUNK + j);
-                }
-            });
-        return;
-    }
-    for (i, (o, &a)) in o.iter_mut().zip(a).enumerate() {
-        f(o, a, i);
-    }
-}
-
 /// The math of one elementwise unary op: its value and its VJP side by side.
 pub trait UnaryFn: Debug + Send + Sync + 'static {
     /// The op's name.
@@ -67,7 +39,7 @@ impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
         Ok(s[0].clone())
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        par_zip(out.slice(), x.slice(0), |o, a, _| *o = self.0.f(a));
+        crate::par::zip(out.slice(), x.slice(0), |o, a, _| *o = self.0.f(a));
         Ok(())
     }
     fn vjp<'g>(
@@ -229,7 +201,32 @@ impl UnaryFn for Relu {
         _: Tensor<'g, T>,
         g: Tensor<'g, T>,
     ) -> Tensor<'g, T> {
-        g * x.gt(x.lit(0.0))
+        x.binary(ReluGrad, g)
+    }
+}
+
+/// `g` where `x > 0`, else 0: the gradient of [`Relu`] as one kernel instead of a
+/// comparison and a product. Linear in `g`, and its derivative in `x` is zero almost
+/// everywhere, so its own VJP is itself on the upstream gradient.
+#[derive(Debug)]
+pub struct ReluGrad;
+impl crate::ops::BinaryFn for ReluGrad {
+    const NAME: &'static str = "relu_grad";
+    fn f<T: Scalar>(&self, x: T, g: T) -> T {
+        if x > T::zero() {
+            g
+        } else {
+            T::zero()
+        }
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        x: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        gg: Tensor<'g, T>,
+    ) -> [Option<Tensor<'g, T>>; 2] {
+        [None, Some(x.binary(ReluGrad, gg))]
     }
 }
 

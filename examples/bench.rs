@@ -1,0 +1,141 @@
+//! The mlp-step benchmark of DESIGN.md, one line per configuration and thread count:
+//!
+//! `mlp-step cfg=S threads=1 median_us=… gflops=… peak_rss_kb=…`
+//!
+//! Run with `cargo run --release --example bench` (all of S, M, L at 1 and 2 threads), or
+//! `-- S 2` for one configuration. Each configuration runs in a child process of its own,
+//! so that its peak RSS (VmHWM, Linux) is its own.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use tapegrad::prelude::*;
+
+/// Layer sizes and batch of a configuration.
+fn config(name: &str) -> Option<(&'static [usize], usize)> {
+    match name {
+        "S" => Some((&[64, 32, 10], 32)),
+        "M" => Some((&[784, 128, 10], 64)),
+        "L" => Some((&[784, 1024, 1024, 10], 256)),
+        _ => None,
+    }
+}
+
+/// Multiply-adds ×2 of the GEMMs of one step: forward, plus the weight gradient of every
+/// layer and the input gradient of every layer but the first.
+fn flops(sizes: &[usize], batch: usize) -> f64 {
+    let layers = sizes.windows(2).map(|w| (w[0] * w[1]) as f64);
+    let fwd: f64 = layers.clone().sum();
+    let first = (sizes[0] * sizes[1]) as f64;
+    2.0 * batch as f64 * (3.0 * fwd - first)
+}
+
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let (sizes, batch) = config(name).ok_or("unknown configuration (use S, M or L)")?;
+    tapegrad::set_threads(threads);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [batch, sizes[0]]);
+    let y = g.input("y", [batch]);
+    let mut h = x;
+    for (i, w) in sizes.windows(2).enumerate() {
+        let wt = g.param(&format!("w{i}"), init::kaiming_uniform([w[0], w[1]], &mut rng));
+        let b = g.param(&format!("b{i}"), init::zeros([w[1]]));
+        h = h.matmul(wt) + b;
+        if i + 2 < sizes.len() {
+            h = h.relu();
+        }
+    }
+    let loss = h.cross_entropy(y);
+    let params = g.params();
+    let grads = g.grad(loss, &params)?;
+    let mut m = g.compile(&[loss], &grads)?;
+    let classes = sizes[sizes.len() - 1];
+    let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
+    let yb = ndarray::Array1::from_shape_fn(batch, |_| rng.random_range(0..classes) as f32);
+    let mut opt = Sgd::new(0.01)?;
+    let mut step = |m: &mut Machine<f32>| -> tapegrad::Result<()> {
+        m.feed(x, &xb)?;
+        m.feed(y, &yb)?;
+        m.run()?;
+        opt.step(m, &params, &grads)
+    };
+    let per_step = flops(sizes, batch);
+    // about a second of work after a short warm-up
+    for _ in 0..5 {
+        step(&mut m)?;
+    }
+    let t = Instant::now();
+    step(&mut m)?;
+    let once = t.elapsed().as_secs_f64();
+    let n = ((1.0 / once) as usize).clamp(20, 20_000);
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        step(&mut m)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[n / 2];
+    println!(
+        "mlp-step cfg={name} threads={threads} median_us={:.1} gflops={:.2} peak_rss_kb={}",
+        median * 1e6,
+        per_step / median / 1e9,
+        peak_rss_kb()
+    );
+    let mem = m.memory();
+    eprintln!(
+        "  memory cfg={name}: params {} B, grads {} B, inputs {} B, workspace {} B, \
+         outputs {} B, constants {} B, total {} B, unplanned {} B; loss {:.4}",
+        mem.params,
+        mem.grads,
+        mem.inputs,
+        mem.workspace,
+        mem.outputs,
+        mem.constants,
+        mem.total(),
+        mem.unplanned,
+        m.scalar(loss)?
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cfg, threads] = &args[..] {
+        let threads = threads.parse().unwrap_or(1);
+        return match run_one(cfg, threads) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench {cfg} {threads}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Ok(me) = std::env::current_exe() else {
+        eprintln!("cannot find this program to run the configurations");
+        return ExitCode::FAILURE;
+    };
+    let mut ok = true;
+    for cfg in ["S", "M", "L"] {
+        for threads in ["1", "2"] {
+            let status = Command::new(&me).args([cfg, threads]).status();
+            ok &= matches!(status, Ok(s) if s.success());
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
