@@ -46,6 +46,7 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (a, b) = (x.slice(0), x.slice(1));
+        let out_shape = out.shape;
         let o = out.slice();
         let f = |a, b| self.0.f(a, b);
         if a.len() == o.len() && b.len() == o.len() {
@@ -56,6 +57,19 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
         } else if a.len() == 1 && b.len() == o.len() {
             let a = a[0];
             crate::par::zip(o, b, |o, b, _| *o = f(a, b));
+        } else if a.len() == o.len() && is_trailing(x.shape(1), out_shape) {
+            // a row broadcast over the leading axes, such as a bias
+            for (o, a) in o.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = f(a, b);
+                }
+            }
+        } else if b.len() == o.len() && is_trailing(x.shape(0), out_shape) {
+            for (o, b) in o.chunks_exact_mut(a.len()).zip(b.chunks_exact(a.len())) {
+                for ((o, &b), &a) in o.iter_mut().zip(b).zip(a) {
+                    *o = f(a, b);
+                }
+            }
         } else {
             let (a, b) = (x.view(0), x.view(1));
             Zip::from(out.view())
@@ -74,6 +88,14 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
     ) -> Vec<Option<Tensor<'g, T>>> {
         grads(self.0.vjp(x[0], x[1], out, g))
     }
+}
+
+/// Whether `small` (non-empty), leading 1s aside, is the trailing part of `out`: then it
+/// repeats as whole rows of `out`.
+fn is_trailing(small: &Shape, out: &Shape) -> bool {
+    let d = small.dims();
+    let d = &d[d.iter().take_while(|&&e| e == 1).count()..];
+    small.numel() > 0 && out.dims().ends_with(d)
 }
 
 /// `a + b`.
@@ -380,9 +402,11 @@ mod tests {
 
     #[test]
     fn gradcheck_broadcasting() {
-        let shapes: [(&[usize], &[usize]); 5] = [
+        let shapes: [(&[usize], &[usize]); 7] = [
             (&[3, 4], &[3, 4]),
             (&[3, 4], &[4]),
+            (&[4], &[2, 3, 4]),
+            (&[1, 4], &[3, 4]),
             (&[2, 1, 4], &[3, 1]),
             (&[], &[2, 3]),
             (&[5], &[1]),
