@@ -77,6 +77,8 @@ pub struct Machine<T: Scalar> {
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
     args: Vec<u32>,
     ranges: Vec<(u32, u32)>,
+    /// Shared by all kernels, sized for the largest need (see `Op::scratch`).
+    scratch: Vec<T>,
     memory: Memory,
     ran: bool,
 }
@@ -104,7 +106,8 @@ pub struct Memory {
     pub grads: usize,
     /// The other outputs passed to `compile`.
     pub outputs: usize,
-    /// Everything else: activations and intermediate results, in reused buffers.
+    /// Everything else: activations and intermediate results in reused buffers, and the
+    /// kernels' shared scratch memory.
     pub workspace: usize,
     /// The total without planning: every node its own buffer.
     pub unplanned: usize,
@@ -230,6 +233,23 @@ impl<T: Scalar> Graph<T> {
             };
             *field += buf.len() * size;
         }
+        let scratch_len = order
+            .iter()
+            .zip(&steps)
+            .map(|(&i, step)| match step {
+                Step::Op(op) => {
+                    let shapes: Vec<&Shape> = nodes[i]
+                        .inputs
+                        .iter()
+                        .map(|j| &nodes[j.index()].shape)
+                        .collect();
+                    op.scratch(&shapes)
+                }
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        memory.workspace += scratch_len * size;
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
         Ok(Machine {
@@ -242,6 +262,7 @@ impl<T: Scalar> Graph<T> {
             bufs,
             args,
             ranges,
+            scratch: vec![T::zero(); scratch_len],
             memory,
             ran: false,
         })
@@ -274,6 +295,7 @@ impl<T: Scalar> Machine<T> {
                     let mut o = Out {
                         data: &mut out[..self.numel[i]],
                         shape: &self.shapes[i],
+                        scratch: &mut self.scratch,
                     };
                     let r = op.forward(&inputs, &mut o);
                     self.bufs[b] = out;

@@ -67,6 +67,14 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
     fn is_view(&self) -> bool {
         false
     }
+
+    /// Elements of scratch memory `forward` needs for these input shapes (packing buffers
+    /// of a GEMM). The machine allocates the largest once, at compile time, and hands it
+    /// to every kernel as [`Out::scratch`].
+    fn scratch(&self, inputs: &[&Shape]) -> usize {
+        let _ = inputs;
+        0
+    }
 }
 
 /// The inputs of a node during a run: contiguous, row-major buffers with their shapes.
@@ -110,6 +118,7 @@ impl<'a, T> Inputs<'a, T> {
 pub struct Out<'a, T> {
     pub(crate) data: &'a mut [T],
     pub(crate) shape: &'a Shape,
+    pub(crate) scratch: &'a mut [T],
 }
 
 impl<T> Out<'_, T> {
@@ -121,6 +130,11 @@ impl<T> Out<'_, T> {
     /// The output's shape.
     pub fn shape(&self) -> &Shape {
         self.shape
+    }
+
+    /// The output and scratch memory of at least the length [`Op::scratch`] asked for.
+    pub fn with_scratch(&mut self) -> (&mut [T], &mut [T]) {
+        (self.data, self.scratch)
     }
 
     /// The output as an ndarray view.
