@@ -49,7 +49,10 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     let y = g.input("y", [batch]);
     let mut h = x;
     for (i, w) in sizes.windows(2).enumerate() {
-        let wt = g.param(&format!("w{i}"), init::kaiming_uniform([w[0], w[1]], &mut rng));
+        let wt = g.param(
+            &format!("w{i}"),
+            init::kaiming_uniform([w[0], w[1]], &mut rng),
+        );
         let b = g.param(&format!("b{i}"), init::zeros([w[1]]));
         h = h.matmul(wt) + b;
         if i + 2 < sizes.len() {
@@ -110,8 +113,72 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
+/// Per-op overhead: a chain of 10,000 tiny elementwise ops (`t = tanh(t) * w`, shape [1]),
+/// forward and backward, in ns per forward node and per tape step; and the time to
+/// record, differentiate and compile a 100,000-node chain.
+fn overhead() -> Result<(), Box<dyn std::error::Error>> {
+    tapegrad::set_threads(1);
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [1]);
+    let w = g.param("w", ndarray::arr1(&[0.999f32]));
+    let mut t = x;
+    let nodes = 10_000;
+    for _ in 0..nodes / 2 {
+        t = t.tanh() * w;
+    }
+    let loss = t.sum();
+    let grads = g.grad(loss, &[w])?;
+    let mut m = g.compile(&[loss], &grads)?;
+    m.feed(x, &ndarray::arr1(&[0.5f32]))?;
+    m.run()?;
+    let reps = 200;
+    let start = Instant::now();
+    for _ in 0..reps {
+        m.run()?;
+    }
+    let per_run = start.elapsed().as_secs_f64() / reps as f64;
+    println!(
+        "op-overhead nodes={nodes} tape_steps={} ns_per_node={:.1} ns_per_step={:.1}",
+        m.len(),
+        per_run * 1e9 / nodes as f64,
+        per_run * 1e9 / m.len() as f64
+    );
+
+    let start = Instant::now();
+    let g = Graph::<f32>::new();
+    let x = g.param("x", ndarray::arr1(&[0.5f32]));
+    let mut t = x;
+    for _ in 0..100_000 / 2 {
+        t = t.tanh() * 0.999;
+    }
+    let recorded = start.elapsed().as_secs_f64();
+    let gx = g.grad(t.sum(), &[x])?;
+    let differentiated = start.elapsed().as_secs_f64();
+    let mut m = g.compile(&[t], &gx)?;
+    let compiled = start.elapsed().as_secs_f64();
+    m.run()?;
+    println!(
+        "graph-100k nodes={} record_ms={:.1} grad_ms={:.1} compile_ms={:.1} run_ms={:.2}",
+        g.len(),
+        recorded * 1e3,
+        (differentiated - recorded) * 1e3,
+        (compiled - differentiated) * 1e3,
+        (start.elapsed().as_secs_f64() - compiled) * 1e3
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("overhead") {
+        return match overhead() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench overhead: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let [cfg, threads] = &args[..] {
         let threads = threads.parse().unwrap_or(1);
         return match run_one(cfg, threads) {
@@ -126,7 +193,7 @@ fn main() -> ExitCode {
         eprintln!("cannot find this program to run the configurations");
         return ExitCode::FAILURE;
     };
-    let mut ok = true;
+    let mut ok = matches!(Command::new(&me).arg("overhead").status(), Ok(s) if s.success());
     for cfg in ["S", "M", "L"] {
         for threads in ["1", "2"] {
             let status = Command::new(&me).args([cfg, threads]).status();

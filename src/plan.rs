@@ -6,6 +6,7 @@
 //! (reshape, detach) writes nothing and shares its input's buffer, which then lives as long
 //! as the view's readers too.
 
+use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -53,19 +54,18 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
     }
     let mut buf_of = vec![0u32; n];
     let mut sizes: Vec<usize> = Vec::new();
-    let mut free: Vec<u32> = Vec::new();
+    // Free buffers by (size, id): the best fit is the first at or above the size wanted.
+    let mut free: BTreeSet<(usize, u32)> = BTreeSet::new();
     for (i, s) in steps.iter().enumerate() {
         if s.view {
             buf_of[i] = buf_of[root[i]];
         } else {
-            let fit = free
-                .iter()
-                .enumerate()
-                .filter(|(_, &b)| sizes[b as usize] >= s.numel)
-                .min_by_key(|(_, &b)| sizes[b as usize])
-                .map(|(k, _)| k);
+            let fit = free.range((s.numel, 0)..).next().copied();
             buf_of[i] = match (fit, s.inputs.is_empty()) {
-                (Some(k), false) => free.swap_remove(k),
+                (Some(key), false) => {
+                    free.remove(&key);
+                    key.1
+                }
                 _ => {
                     sizes.push(s.numel);
                     (sizes.len() - 1) as u32
@@ -78,12 +78,14 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
             let r = root[j as usize];
             let seen = s.inputs[..k].iter().any(|&p| root[p as usize] == r);
             if last[r] == i && !seen {
-                free.push(buf_of[r]);
+                let b = buf_of[r];
+                free.insert((sizes[b as usize], b));
             }
         }
         // A value nobody reads (possible only for an unpinned dead step) frees at once.
         if !s.view && last[i] < i {
-            free.push(buf_of[i]);
+            let b = buf_of[i];
+            free.insert((sizes[b as usize], b));
         }
     }
     Plan { buf_of, sizes }

@@ -156,7 +156,27 @@ impl UnaryFn for Tanh {
         out: Tensor<'g, T>,
         g: Tensor<'g, T>,
     ) -> Tensor<'g, T> {
-        g * (out.lit(1.0) - out * out)
+        out.binary(TanhGrad, g)
+    }
+}
+
+/// `g (1 - y^2)` for `y = tanh(x)`: the gradient of [`Tanh`] in one kernel.
+#[derive(Debug)]
+pub struct TanhGrad;
+impl crate::ops::BinaryFn for TanhGrad {
+    const NAME: &'static str = "tanh_grad";
+    fn f<T: Scalar>(&self, y: T, g: T) -> T {
+        g * (T::one() - y * y)
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        y: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        gg: Tensor<'g, T>,
+    ) -> [Option<Tensor<'g, T>>; 2] {
+        // d/dy = -2 y g, d/dg = 1 - y^2
+        [Some(gg * g * y * T::of(-2.0)), Some(y.binary(TanhGrad, gg))]
     }
 }
 
@@ -179,7 +199,27 @@ impl UnaryFn for Sigmoid {
         out: Tensor<'g, T>,
         g: Tensor<'g, T>,
     ) -> Tensor<'g, T> {
-        g * out * (out.lit(1.0) - out)
+        out.binary(SigmoidGrad, g)
+    }
+}
+
+/// `g s (1 - s)` for `s = sigmoid(x)`: the gradient of [`Sigmoid`] in one kernel.
+#[derive(Debug)]
+pub struct SigmoidGrad;
+impl crate::ops::BinaryFn for SigmoidGrad {
+    const NAME: &'static str = "sigmoid_grad";
+    fn f<T: Scalar>(&self, s: T, g: T) -> T {
+        g * s * (T::one() - s)
+    }
+    fn vjp<'g, T: Scalar>(
+        &self,
+        s: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+        gg: Tensor<'g, T>,
+    ) -> [Option<Tensor<'g, T>>; 2] {
+        // d/ds = g (1 - 2 s), d/dg = s (1 - s)
+        [Some(gg * g * (s.lit(1.0) - s * T::of(2.0))), Some(s.binary(SigmoidGrad, gg))]
     }
 }
 
@@ -445,6 +485,26 @@ mod tests {
         let g = grads_of(&x, |_, x| x[0].leaky_relu(0.2));
         assert_abs_diff_eq!(g[0][[0]], 0.2);
         assert_abs_diff_eq!(g[0][[1]], 1.0);
+    }
+
+    #[test]
+    fn gradcheck_second_order_of_fused_gradients() {
+        // the gradient kernels (tanh_grad, sigmoid_grad, relu_grad) have VJPs of their own
+        let x = [rand_array(&[6], 3, 0.2, 1.5).mapv(|v| if v > 0.8 { -v } else { v })];
+        let w = rand_array(&[6], 4, -1.0, 1.0);
+        for f in [0, 1, 2] {
+            let w = w.clone();
+            check(&x, move |g, t| {
+                let wc = g.constant(w.clone());
+                let y = match f {
+                    0 => t[0].tanh(),
+                    1 => t[0].sigmoid(),
+                    _ => t[0].relu() * t[0],
+                };
+                let d = g.grad((y * wc).sum(), &[t[0]]).unwrap()[0];
+                (d * d * wc).sum()
+            });
+        }
     }
 
     #[test]
