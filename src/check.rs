@@ -51,6 +51,7 @@ pub struct Report {
 ///
 /// # Errors
 /// As for [`gradcheck_with`].
+#[track_caller]
 pub fn gradcheck<F>(inputs: &[ArrayD<f64>], f: F) -> Result<Report>
 where
     F: for<'g> Fn(&'g Graph<f64>, &[Tensor<'g, f64>]) -> Tensor<'g, f64>,
@@ -66,6 +67,7 @@ where
 /// # Errors
 /// [`Error::GradCheck`] at the first element outside `atol + rtol * |numeric|`, or any
 /// error from building, differentiating or running `f`.
+#[track_caller]
 pub fn gradcheck_with<F>(opts: GradCheck, inputs: &[ArrayD<f64>], f: F) -> Result<Report>
 where
     F: for<'g> Fn(&'g Graph<f64>, &[Tensor<'g, f64>]) -> Tensor<'g, f64>,

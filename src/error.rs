@@ -128,6 +128,13 @@ pub enum Error {
         /// The input's name.
         name: String,
     },
+    /// An intermediate value was read whose buffer the machine reuses during a run.
+    NotKept {
+        /// The node's op.
+        op: &'static str,
+        /// Where it was called.
+        caller: Caller,
+    },
     /// A value was read before the machine ran.
     NotRun {
         /// The node's op.
@@ -242,6 +249,11 @@ impl fmt::Display for Error {
             Error::NotFed { name } => {
                 write!(f, "input {name:?} was never fed: call `feed` before `run`")
             }
+            Error::NotKept { op, caller } => write!(
+                f,
+                "the value of `{op}` read at {caller} is not kept: its buffer is reused during \
+                 a run; pass it to `compile` as an output to read it"
+            ),
             Error::NotRun { op, caller } => write!(
                 f,
                 "the value of `{op}` was read at {caller} before the machine ran: call `run` first"

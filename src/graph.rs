@@ -427,6 +427,11 @@ impl Handle {
 pub trait AsHandle {
     /// The node's handle.
     fn as_handle(&self) -> Handle;
+
+    /// The name of the node's op, for error messages (`"node"` where unknown).
+    fn op_name(&self) -> &'static str {
+        "node"
+    }
 }
 
 impl AsHandle for Handle {
@@ -439,10 +444,16 @@ impl<T: Scalar> AsHandle for Tensor<'_, T> {
     fn as_handle(&self) -> Handle {
         self.handle()
     }
+    fn op_name(&self) -> &'static str {
+        Tensor::op_name(*self)
+    }
 }
 
 impl<H: AsHandle> AsHandle for &H {
     fn as_handle(&self) -> Handle {
         (*self).as_handle()
+    }
+    fn op_name(&self) -> &'static str {
+        (*self).op_name()
     }
 }

@@ -73,6 +73,8 @@ pub struct Machine<T: Scalar> {
     numel: Vec<usize>,
     /// The buffer each step's value lives in (see `plan.rs`).
     buf_of: Vec<u32>,
+    /// Whether a step's value stays readable after a run (leaves, outputs, views of them).
+    kept: Vec<bool>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
     args: Vec<u32>,
@@ -121,8 +123,10 @@ impl Memory {
 }
 
 impl<T: Scalar> Graph<T> {
-    /// Compiles the nodes that `outputs` and `grads` need into a [`Machine`]. Both lists
-    /// are simply outputs; `grads` is where the gradients an optimizer steps on usually go.
+    /// Compiles the nodes that `outputs` and `grads` need, and every parameter, into a
+    /// [`Machine`]. Both lists are outputs, whose values stay readable after a run;
+    /// `grads` is where the gradients an optimizer steps on usually go. Other intermediate
+    /// values share reused buffers (see [`Memory`]).
     ///
     /// # Errors
     /// The first error recorded while building the graph, or [`Error::WrongGraph`] if an
@@ -140,10 +144,23 @@ impl<T: Scalar> Graph<T> {
         }
         self.check()?;
         let nodes = self.nodes();
-        let n = wanted.iter().map(|t| t.id.index() + 1).max().unwrap_or(0);
+        // Every parameter of the graph lives in the machine, used or not, so that an
+        // optimizer stepping on `graph.params()` finds them all (an unused one has a zero
+        // gradient) and every machine of a graph holds the same parameters.
+        let is_param = |i: usize| matches!(nodes[i].kind, Kind::Param { .. });
+        let last_param = (0..nodes.len()).rev().find(|&i| is_param(i));
+        let n = wanted
+            .iter()
+            .map(|t| t.id.index() + 1)
+            .chain(last_param.map(|i| i + 1))
+            .max()
+            .unwrap_or(0);
         let mut needed = vec![false; n];
         for t in &wanted {
             needed[t.id.index()] = true;
+        }
+        for (i, need) in needed.iter_mut().enumerate() {
+            *need |= is_param(i);
         }
         for i in (0..n).rev() {
             if needed[i] {
@@ -259,6 +276,7 @@ impl<T: Scalar> Graph<T> {
             shapes,
             numel,
             buf_of: plan.buf_of,
+            kept: plan.kept,
             bufs,
             args,
             ranges,
@@ -277,6 +295,8 @@ impl<T: Scalar> Machine<T> {
     /// [`Error::NotFed`] if an input was never fed; [`Error::Index`] if an id held in a
     /// tensor is out of range.
     pub fn run(&mut self) -> Result<()> {
+        // A run that fails part-way leaves a mix of old and new values: none is readable.
+        self.ran = false;
         for i in 0..self.steps.len() {
             match &self.steps[i] {
                 Step::Op(op) => {
@@ -323,7 +343,7 @@ impl<T: Scalar> Machine<T> {
         D: Dimension,
     {
         let caller = Caller::here();
-        let i = self.position(x.as_handle(), caller)?;
+        let i = self.position(&x, caller)?;
         self.expect_kind(i, "input", caller)?;
         self.write(i, data, caller)?;
         if let Step::Input { fed, .. } = &mut self.steps[i] {
@@ -339,7 +359,7 @@ impl<T: Scalar> Machine<T> {
     #[track_caller]
     pub fn feed_slice(&mut self, x: impl AsHandle, data: &[T]) -> Result<()> {
         let caller = Caller::here();
-        let i = self.position(x.as_handle(), caller)?;
+        let i = self.position(&x, caller)?;
         self.expect_kind(i, "input", caller)?;
         if data.len() != self.numel[i] {
             return Err(self.feed_error(i, Shape::from([data.len()]), caller));
@@ -376,7 +396,7 @@ impl<T: Scalar> Machine<T> {
         D: Dimension,
     {
         let caller = Caller::here();
-        let i = self.position(p.as_handle(), caller)?;
+        let i = self.position(&p, caller)?;
         self.expect_kind(i, "parameter", caller)?;
         self.write(i, data, caller)
     }
@@ -385,17 +405,14 @@ impl<T: Scalar> Machine<T> {
     ///
     /// # Errors
     /// [`Error::NotCompiled`] / [`Error::WrongGraph`] if the machine does not hold it;
-    /// [`Error::NotRun`] for an op's value before the first [`run`](Machine::run).
+    /// [`Error::NotKept`] for an intermediate value whose buffer the plan reuses (pass it
+    /// to `compile` as an output to keep it); [`Error::NotRun`] for an op's value before
+    /// a successful [`run`](Machine::run).
     #[track_caller]
     pub fn value(&self, t: impl AsHandle) -> Result<ArrayViewD<'_, T>> {
         let caller = Caller::here();
-        let i = self.position(t.as_handle(), caller)?;
-        if let (Step::Op(op), false) = (&self.steps[i], self.ran) {
-            return Err(Error::NotRun {
-                op: op.name(),
-                caller,
-            });
-        }
+        let i = self.position(&t, caller)?;
+        self.readable(i, caller)?;
         Ok(view(&self.shapes[i], self.data(i)))
     }
 
@@ -497,11 +514,12 @@ impl<T: Scalar> Machine<T> {
     /// A parameter's buffer and a gradient's, for an optimizer's in-place update.
     pub(crate) fn param_and_grad(
         &mut self,
-        p: Handle,
-        g: Handle,
+        p: &impl AsHandle,
+        g: &impl AsHandle,
         caller: Caller,
     ) -> Result<(&mut [T], &[T])> {
         let (i, j) = (self.position(p, caller)?, self.position(g, caller)?);
+        self.readable(j, caller)?;
         self.expect_kind(i, "parameter", caller)?;
         let (bi, bj) = (self.buf_of[i] as usize, self.buf_of[j] as usize);
         if self.shapes[i] != self.shapes[j] || bi == bj {
@@ -542,7 +560,8 @@ impl<T: Scalar> Machine<T> {
         &mut self.bufs[self.buf_of[i] as usize][..self.numel[i]]
     }
 
-    fn position(&self, h: Handle, caller: Caller) -> Result<usize> {
+    fn position(&self, node: &impl AsHandle, caller: Caller) -> Result<usize> {
+        let h = node.as_handle();
         if h.graph != self.graph {
             return Err(Error::WrongGraph {
                 op: "machine",
@@ -552,11 +571,23 @@ impl<T: Scalar> Machine<T> {
         match self.slot.get(h.id.index()) {
             Some(&s) if s != ABSENT => Ok(s as usize),
             _ => Err(Error::NotCompiled {
-                op: "node",
+                op: node.op_name(),
                 node: h.id.0,
                 caller,
             }),
         }
+    }
+
+    /// Checks that step `i` holds its own value after a run.
+    fn readable(&self, i: usize, caller: Caller) -> Result<()> {
+        let op = self.steps[i].kind();
+        if !self.kept[i] {
+            return Err(Error::NotKept { op, caller });
+        }
+        if matches!(self.steps[i], Step::Op(_) | Step::View(_)) && !self.ran {
+            return Err(Error::NotRun { op, caller });
+        }
+        Ok(())
     }
 
     fn expect_kind(&self, i: usize, expected: &'static str, caller: Caller) -> Result<()> {

@@ -28,6 +28,8 @@ pub(crate) struct StepInfo<'a> {
 pub(crate) struct Plan {
     pub buf_of: Vec<u32>,
     pub sizes: Vec<usize>,
+    /// Whether a step's buffer is never reused, so its value can be read after a run.
+    pub kept: Vec<bool>,
 }
 
 const FOREVER: usize = usize::MAX;
@@ -88,7 +90,12 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
             free.insert((sizes[b as usize], b));
         }
     }
-    Plan { buf_of, sizes }
+    let kept = root.iter().map(|&r| last[r] == FOREVER).collect();
+    Plan {
+        buf_of,
+        sizes,
+        kept,
+    }
 }
 
 #[cfg(test)]

@@ -51,9 +51,11 @@ impl<T: Scalar> Op<T> for IndexSelect {
         let (table, ids) = (x.slice(0), x.slice(1));
         let rows = x.shape(0).dim(0);
         let width = x.shape(0).dims()[1..].iter().product::<usize>();
-        for (o, &id) in out.slice().chunks_exact_mut(width.max(1)).zip(ids) {
+        let o = out.slice();
+        // indexed by id, not by output row, so that ids are checked even when rows are empty
+        for (n, &id) in ids.iter().enumerate() {
             let r = to_index("index_select", id, rows)?;
-            o.copy_from_slice(&table[r * width..(r + 1) * width]);
+            o[n * width..(n + 1) * width].copy_from_slice(&table[r * width..(r + 1) * width]);
         }
         Ok(())
     }
@@ -95,8 +97,9 @@ impl<T: Scalar> Op<T> for ScatterAdd {
             .product::<usize>();
         let o = out.slice();
         o.fill(T::zero());
-        for (row, &id) in src.chunks_exact(width.max(1)).zip(ids) {
+        for (n, &id) in ids.iter().enumerate() {
             let r = to_index("scatter_add", id, self.0)?;
+            let row = &src[n * width..(n + 1) * width];
             for (o, &v) in o[r * width..(r + 1) * width].iter_mut().zip(row) {
                 *o = *o + v;
             }
@@ -129,8 +132,8 @@ impl<T: Scalar> Op<T> for OneHot {
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let o = out.slice();
         o.fill(T::zero());
-        for (row, &id) in o.chunks_exact_mut(self.0.max(1)).zip(x.slice(0)) {
-            row[to_index("one_hot", id, self.0)?] = T::one();
+        for (n, &id) in x.slice(0).iter().enumerate() {
+            o[n * self.0 + to_index("one_hot", id, self.0)?] = T::one();
         }
         Ok(())
     }

@@ -66,7 +66,7 @@ impl<T: Scalar> Optimizer<T> for Sgd {
         }
         let lr = T::of(self.lr);
         for (p, g) in params.iter().zip(grads) {
-            let (p, g) = m.param_and_grad(p.as_handle(), g.as_handle(), caller)?;
+            let (p, g) = m.param_and_grad(p, g, caller)?;
             for (p, &g) in p.iter_mut().zip(g) {
                 *p = *p - lr * g;
             }
