@@ -75,6 +75,8 @@ pub struct Machine<T: Scalar> {
     buf_of: Vec<u32>,
     /// Whether a step's value stays readable after a run (leaves, outputs, views of them).
     kept: Vec<bool>,
+    /// The step whose buffer a step's value lives in (itself unless it is a view).
+    root: Vec<usize>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
     args: Vec<u32>,
@@ -277,6 +279,7 @@ impl<T: Scalar> Graph<T> {
             numel,
             buf_of: plan.buf_of,
             kept: plan.kept,
+            root: plan.root,
             bufs,
             args,
             ranges,
@@ -550,6 +553,21 @@ impl<T: Scalar> Machine<T> {
             (&mut hi[0], &lo[bj])
         };
         Ok((&mut pbuf[..self.numel[i]], &gbuf[..self.numel[j]]))
+    }
+
+    /// A kept output's buffer, writable (gradient clipping scales gradients in place).
+    pub(crate) fn output_mut(&mut self, t: &impl AsHandle, caller: Caller) -> Result<&mut [T]> {
+        let i = self.position(t, caller)?;
+        self.readable(i, caller)?;
+        // a view writes into its root's buffer, which must not be a leaf's
+        if !matches!(self.steps[self.root[i]], Step::Op(_)) {
+            return Err(Error::WrongKind {
+                expected: "op output",
+                got: self.steps[self.root[i]].kind(),
+                caller,
+            });
+        }
+        Ok(self.data_mut(i))
     }
 
     fn data(&self, i: usize) -> &[T] {

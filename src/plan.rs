@@ -30,6 +30,8 @@ pub(crate) struct Plan {
     pub sizes: Vec<usize>,
     /// Whether a step's buffer is never reused, so its value can be read after a run.
     pub kept: Vec<bool>,
+    /// The step whose buffer a step's value lives in (itself unless it is a view).
+    pub root: Vec<usize>,
 }
 
 const FOREVER: usize = usize::MAX;
@@ -95,6 +97,7 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
         buf_of,
         sizes,
         kept,
+        root,
     }
 }
 
