@@ -68,6 +68,7 @@ pub mod ops;
 pub mod optim;
 mod par;
 mod plan;
+pub mod rng;
 mod scalar;
 mod shape;
 

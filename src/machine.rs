@@ -83,6 +83,8 @@ pub struct Machine<T: Scalar> {
     ranges: Vec<(u32, u32)>,
     /// Shared by all kernels, sized for the largest need (see `Op::scratch`).
     scratch: Vec<T>,
+    rng: crate::rng::KernelRng,
+    training: bool,
     memory: Memory,
     ran: bool,
 }
@@ -284,6 +286,8 @@ impl<T: Scalar> Graph<T> {
             args,
             ranges,
             scratch: vec![T::zero(); scratch_len],
+            rng: crate::rng::KernelRng::new(0),
+            training: true,
             memory,
             ran: false,
         })
@@ -319,6 +323,8 @@ impl<T: Scalar> Machine<T> {
                         data: &mut out[..self.numel[i]],
                         shape: &self.shapes[i],
                         scratch: &mut self.scratch,
+                        rng: &mut self.rng,
+                        training: self.training,
                     };
                     let r = op.forward(&inputs, &mut o);
                     self.bufs[b] = out;
@@ -502,6 +508,23 @@ impl<T: Scalar> Machine<T> {
     /// Bytes held, by role, and what they would be without buffer planning.
     pub fn memory(&self) -> Memory {
         self.memory
+    }
+
+    /// Training mode (the default) or evaluation mode: ops such as
+    /// [`dropout`](crate::Tensor::dropout) behave differently.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// Whether the machine is in training mode.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// Reseeds the machine's random numbers (dropout masks); a new machine starts from
+    /// seed 0, so runs are reproducible.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = crate::rng::KernelRng::new(seed);
     }
 
     /// The number of steps on the tape (leaves included).

@@ -11,6 +11,7 @@
 //! | `index.rs`      | index_select, scatter_add, one_hot |
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
+//! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
 
 use alloc::vec::Vec;
 use core::fmt::Debug;
@@ -24,6 +25,7 @@ use crate::shape::Shape;
 
 mod arith;
 mod binary;
+mod dropout;
 mod index;
 mod loss;
 mod matmul;
@@ -119,6 +121,8 @@ pub struct Out<'a, T> {
     pub(crate) data: &'a mut [T],
     pub(crate) shape: &'a Shape,
     pub(crate) scratch: &'a mut [T],
+    pub(crate) rng: &'a mut crate::rng::KernelRng,
+    pub(crate) training: bool,
 }
 
 impl<T> Out<'_, T> {
@@ -130,6 +134,18 @@ impl<T> Out<'_, T> {
     /// The output's shape.
     pub fn shape(&self) -> &Shape {
         self.shape
+    }
+
+    /// The machine's random number generator (seeded with
+    /// [`Machine::seed`](crate::Machine::seed)).
+    pub fn rng(&mut self) -> &mut crate::rng::KernelRng {
+        self.rng
+    }
+
+    /// Whether the machine runs in training mode
+    /// ([`Machine::set_training`](crate::Machine::set_training)).
+    pub fn training(&self) -> bool {
+        self.training
     }
 
     /// The output and scratch memory of at least the length [`Op::scratch`] asked for.

@@ -1,0 +1,125 @@
+//! Dropout: `x * mask`, where the mask is drawn by the machine on every run in training
+//! mode (each element kept with probability `1 - p` and scaled by `1 / (1 - p)`), and is
+//! all ones in evaluation mode. The gradient is the product rule through the mask.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::panic::Location;
+
+use super::{Inputs, Op, Out};
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+/// The mask of [`Tensor::dropout`], shaped like its input (which it reads only for the
+/// shape); no gradient.
+#[derive(Debug)]
+pub struct DropoutMask(f64);
+
+impl<T: Scalar> Op<T> for DropoutMask {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+    fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, String> {
+        if !(0.0..1.0).contains(&self.0) {
+            return Err(format!("the drop probability {} is not in [0, 1)", self.0));
+        }
+        Ok(s[0].clone())
+    }
+    fn forward(&self, _: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        if !out.training() {
+            out.slice().fill(T::one());
+            return Ok(());
+        }
+        let keep = T::of(1.0 / (1.0 - self.0));
+        let p = self.0;
+        let (data, rng) = (&mut *out.data, &mut *out.rng);
+        for d in data.iter_mut() {
+            *d = if rng.next_f64() < p { T::zero() } else { keep };
+        }
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        _: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        vec![None]
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    /// Dropout with drop probability `p` in `[0, 1)`: in training mode each element is
+    /// zeroed with probability `p` and the rest scaled by `1 / (1 - p)`; in evaluation mode
+    /// ([`Machine::set_training`](crate::Machine::set_training)`(false)`) it is the
+    /// identity. The mask is drawn from the machine's seeded generator on every run,
+    /// without allocating.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", [1000]);
+    /// let y = x.dropout(0.5);
+    /// let mut m = g.compile(&[y], &[])?;
+    /// m.feed(x, &ndarray::Array1::ones(1000))?;
+    /// m.run()?;
+    /// let kept = m.value(y)?.iter().filter(|&&v| v == 2.0).count();
+    /// assert!((400..600).contains(&kept));
+    /// m.set_training(false);
+    /// m.run()?;
+    /// assert!(m.value(y)?.iter().all(|&v| v == 1.0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn dropout(self, p: f64) -> Tensor<'g, T> {
+        let mask = self.apply(DropoutMask(p), &[self], Location::caller());
+        self * mask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::prelude::*;
+    use ndarray::Array1;
+
+    #[test]
+    fn gradient_goes_through_the_same_mask_and_seeds_repeat() {
+        let g = Graph::<f64>::new();
+        let x = g.param("x", Array1::from_elem(64, 3.0));
+        let y = x.dropout(0.25);
+        let dx = g.grad(y.sum(), &[x]).unwrap()[0];
+        let mut m = g.compile(&[y], &[dx]).unwrap();
+        m.run().unwrap();
+        let (y1, d1) = (
+            m.value(y).unwrap().to_owned(),
+            m.value(dx).unwrap().to_owned(),
+        );
+        // y = x * mask with mask in {0, 4/3}; dy/dx = mask, the same draw
+        for (yv, dv) in y1.iter().zip(d1.iter()) {
+            assert!(*dv == 0.0 || (*dv - 4.0 / 3.0).abs() < 1e-15);
+            assert!((yv - 3.0 * dv).abs() < 1e-15);
+        }
+        assert!(d1.iter().any(|&v| v == 0.0) && d1.iter().any(|&v| v != 0.0));
+        // a new run draws a new mask; reseeding replays the stream
+        m.run().unwrap();
+        assert_ne!(m.value(dx).unwrap().to_owned(), d1);
+        m.seed(0);
+        m.run().unwrap();
+        assert_eq!(m.value(dx).unwrap().to_owned(), d1);
+    }
+
+    #[test]
+    fn bad_probability_is_a_shape_time_error() {
+        let g = Graph::<f32>::new();
+        let _ = g.input("x", [3]).dropout(1.0);
+        let e = g.check().unwrap_err().to_string();
+        assert!(
+            e.contains("`dropout`") && e.contains("not in [0, 1)"),
+            "{e}"
+        );
+    }
+}
