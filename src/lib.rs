@@ -65,6 +65,7 @@ mod graph;
 pub mod init;
 mod machine;
 pub mod ops;
+pub mod nn;
 pub mod optim;
 mod par;
 mod plan;

@@ -1,0 +1,287 @@
+//! Layers: [`Linear`], the [`Mlp`] builder, and a parameter [`Summary`].
+//!
+//! Layers are plain structs of parameter tensors with a `forward` method; they record
+//! into the graph like any other op. Parameters are named as PyTorch's `state_dict` names
+//! them (`"{name}.weight"`, `"{name}.bias"`), so weights saved from PyTorch find their
+//! place by name. A `Linear` weight is `[in, out]` (the layer computes `x.matmul(w) + b`),
+//! the transpose of PyTorch's `[out, in]`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand::Rng;
+
+use crate::graph::{Graph, Tensor};
+use crate::init;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+/// A fully connected layer `x.matmul(weight) + bias`, weight `[in, out]`, bias `[out]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Linear<'g, T: Scalar> {
+    /// `[in, out]`.
+    pub weight: Tensor<'g, T>,
+    /// `[out]`.
+    pub bias: Tensor<'g, T>,
+}
+
+impl<'g, T: Scalar> Linear<'g, T> {
+    /// A layer named `name` (parameters `"{name}.weight"`, `"{name}.bias"`), initialised as
+    /// PyTorch's `nn.Linear`: weight and bias uniform in `±1/sqrt(in)`.
+    #[track_caller]
+    pub fn new<R: Rng + ?Sized>(
+        g: &'g Graph<T>,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        rng: &mut R,
+    ) -> Self {
+        let bound = 1.0 / num_traits::Float::sqrt(inputs.max(1) as f64);
+        let weight = init::uniform([inputs, outputs], -bound, bound, rng);
+        let bias = init::uniform([outputs], -bound, bound, rng);
+        Linear {
+            weight: g.param(&format!("{name}.weight"), weight),
+            bias: g.param(&format!("{name}.bias"), bias),
+        }
+    }
+
+    /// `x.matmul(weight) + bias` for `x` `[.., in]` (2-D or 3-D).
+    #[track_caller]
+    pub fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
+        x.matmul(self.weight) + self.bias
+    }
+}
+
+/// The activation between the layers of an [`Mlp`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `max(x, 0)`
+    Relu,
+    /// `tanh(x)`
+    Tanh,
+    /// `sigmoid(x)`
+    Sigmoid,
+    /// GELU, tanh form.
+    Gelu,
+    /// `x` where positive, `alpha * x` elsewhere.
+    LeakyRelu(f64),
+}
+
+impl Activation {
+    /// Applies the activation.
+    #[track_caller]
+    pub fn apply<'g, T: Scalar>(self, x: Tensor<'g, T>) -> Tensor<'g, T> {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Gelu => x.gelu(),
+            Activation::LeakyRelu(a) => x.leaky_relu(a),
+        }
+    }
+}
+
+/// A multi-layer perceptron: [`Linear`] layers with an activation (and optional dropout)
+/// between them, none after the last.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::{Activation, MlpBuilder};
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let g = Graph::<f32>::new();
+/// let mlp = MlpBuilder::new(&[4, 8, 3]).activation(Activation::Tanh).build(&g, "mlp", &mut rng);
+/// let logits = mlp.forward(g.input("x", [5, 4]));
+/// assert_eq!(logits.shape(), Shape::from([5, 3]));
+/// assert_eq!(g.params().len(), 4); // mlp.0.weight, mlp.0.bias, mlp.1.weight, mlp.1.bias
+/// ```
+#[derive(Clone, Debug)]
+pub struct Mlp<'g, T: Scalar> {
+    /// The layers, in order.
+    pub layers: Vec<Linear<'g, T>>,
+    activation: Activation,
+    dropout: f64,
+}
+
+/// Sizes and options of an [`Mlp`] before it is built into a graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpBuilder {
+    sizes: Vec<usize>,
+    activation: Activation,
+    dropout: f64,
+}
+
+impl MlpBuilder {
+    /// An MLP of layer sizes `sizes` (`[in, hidden.., out]`), ReLU and no dropout until
+    /// set otherwise.
+    pub fn new(sizes: &[usize]) -> Self {
+        MlpBuilder {
+            sizes: sizes.to_vec(),
+            activation: Activation::Relu,
+            dropout: 0.0,
+        }
+    }
+
+    /// The activation between layers.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// Dropout with probability `p` after each activation (see
+    /// [`Tensor::dropout`]; a `p` outside `[0, 1)` is an error from `compile`).
+    pub fn dropout(mut self, p: f64) -> Self {
+        self.dropout = p;
+        self
+    }
+
+    /// Records the layers' parameters into `g`, named `"{name}.{i}.weight"` and
+    /// `"{name}.{i}.bias"`.
+    #[track_caller]
+    pub fn build<'g, T: Scalar, R: Rng + ?Sized>(
+        &self,
+        g: &'g Graph<T>,
+        name: &str,
+        rng: &mut R,
+    ) -> Mlp<'g, T> {
+        let layers = self
+            .sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Linear::new(g, &format!("{name}.{i}"), w[0], w[1], rng))
+            .collect();
+        Mlp {
+            layers,
+            activation: self.activation,
+            dropout: self.dropout,
+        }
+    }
+}
+
+impl<'g, T: Scalar> Mlp<'g, T> {
+    /// The network applied to `x` `[batch, in]`.
+    #[track_caller]
+    pub fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i + 1 < self.layers.len() {
+                h = self.activation.apply(h);
+                if self.dropout > 0.0 {
+                    h = h.dropout(self.dropout);
+                }
+            }
+        }
+        h
+    }
+
+    /// The parameters, layer by layer (weight, then bias).
+    pub fn params(&self) -> Vec<Tensor<'g, T>> {
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight, l.bias])
+            .collect()
+    }
+}
+
+/// A table of parameters (name, shape, element count) that prints like a model summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    rows: Vec<(String, Shape)>,
+}
+
+impl Summary {
+    /// A summary of `(name, shape)` rows.
+    pub fn new<'a>(rows: impl IntoIterator<Item = (&'a str, &'a Shape)>) -> Self {
+        Summary {
+            rows: rows
+                .into_iter()
+                .map(|(n, s)| (String::from(n), s.clone()))
+                .collect(),
+        }
+    }
+
+    /// The number of scalar parameters.
+    pub fn total(&self) -> usize {
+        self.rows.iter().map(|(_, s)| s.numel()).sum()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shapes: Vec<String> = self.rows.iter().map(|(_, s)| format!("{s}")).collect();
+        let wn = self
+            .rows
+            .iter()
+            .map(|(n, _)| n.len())
+            .chain([9])
+            .max()
+            .unwrap_or(9);
+        let ws = shapes.iter().map(String::len).chain([5]).max().unwrap_or(5);
+        writeln!(f, "{:<wn$}  {:<ws$}  {:>10}", "parameter", "shape", "count")?;
+        for ((name, shape), s) in self.rows.iter().zip(&shapes) {
+            writeln!(f, "{name:<wn$}  {s:<ws$}  {:>10}", shape.numel())?;
+        }
+        write!(f, "{:<wn$}  {:<ws$}  {:>10}", "total", "", self.total())
+    }
+}
+
+impl<T: Scalar> crate::Machine<T> {
+    /// The machine's parameters as a printable [`Summary`].
+    pub fn summary(&self) -> Summary {
+        Summary::new(self.params())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn linear_is_affine_with_pytorch_init_bounds() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let g = Graph::<f64>::new();
+        let l = Linear::new(&g, "fc", 16, 3, &mut rng);
+        let x = g.input("x", [2, 16]);
+        let y = l.forward(x);
+        let mut m = g.compile(&[y], &[]).unwrap();
+        let w = m.value(l.weight).unwrap().to_owned();
+        let b = m.value(l.bias).unwrap().to_owned();
+        assert!(w.iter().chain(b.iter()).all(|v| v.abs() <= 0.25)); // 1/sqrt(16)
+        let xv = ndarray::Array2::from_shape_fn((2, 16), |(i, j)| (i * 16 + j) as f64 / 10.0);
+        m.feed(x, &xv).unwrap();
+        m.run().unwrap();
+        let w2 = w.into_dimensionality::<ndarray::Ix2>().unwrap();
+        let want = xv.dot(&w2) + &b;
+        for (a, e) in m.value(y).unwrap().iter().zip(want.iter()) {
+            approx::assert_abs_diff_eq!(*a, *e, epsilon = 1e-12);
+        }
+        let names: Vec<_> = m.params().map(|(n, _)| String::from(n)).collect();
+        assert_eq!(names, ["fc.weight", "fc.bias"]);
+    }
+
+    #[test]
+    fn mlp_summary_prints_names_shapes_and_total() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let g = Graph::<f32>::new();
+        let mlp = MlpBuilder::new(&[784, 128, 10])
+            .dropout(0.1)
+            .build(&g, "mlp", &mut rng);
+        let y = mlp.forward(g.input("x", [4, 784]));
+        let m = g.compile(&[y], &[]).unwrap();
+        let s = m.summary();
+        // 784*128 + 128 + 128*10 + 10 = 101770
+        assert_eq!(s.total(), 101_770);
+        let text = s.to_string();
+        assert!(
+            text.contains("mlp.0.weight  [784, 128]      100352"),
+            "{text}"
+        );
+        assert!(text.lines().last().unwrap().ends_with("101770"), "{text}");
+        assert_eq!(mlp.params().len(), 4);
+    }
+}
