@@ -219,7 +219,10 @@ impl crate::ops::BinaryFn for SigmoidGrad {
         gg: Tensor<'g, T>,
     ) -> [Option<Tensor<'g, T>>; 2] {
         // d/ds = g (1 - 2 s), d/dg = s (1 - s)
-        [Some(gg * g * (s.lit(1.0) - s * T::of(2.0))), Some(s.binary(SigmoidGrad, gg))]
+        [
+            Some(gg * g * (s.lit(1.0) - s * T::of(2.0))),
+            Some(s.binary(SigmoidGrad, gg)),
+        ]
     }
 }
 
