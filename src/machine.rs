@@ -77,6 +77,8 @@ pub struct Machine<T: Scalar> {
     kept: Vec<bool>,
     /// The step whose buffer a step's value lives in (itself unless it is a view).
     root: Vec<usize>,
+    /// The input a step overwrites in place, if it does.
+    in_place: Vec<Option<usize>>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
     args: Vec<u32>,
@@ -204,11 +206,23 @@ impl<T: Scalar> Graph<T> {
                 Kind::Invalid => unreachable!("invalid node in a graph without errors"),
             };
             let (a, b) = ranges[k];
+            let in_place = match &step {
+                Step::Op(op) => {
+                    let shapes: Vec<&Shape> = node
+                        .inputs
+                        .iter()
+                        .map(|j| &nodes[j.index()].shape)
+                        .collect();
+                    op.in_place(&shapes)
+                }
+                _ => &[],
+            };
             infos.push(StepInfo {
                 numel: node.shape.numel(),
                 inputs: &args[a as usize..b as usize],
                 view: matches!(step, Step::View(_)),
                 pinned: is_out(i) || is_grad(i),
+                in_place,
             });
             steps.push(step);
         }
@@ -282,6 +296,7 @@ impl<T: Scalar> Graph<T> {
             buf_of: plan.buf_of,
             kept: plan.kept,
             root: plan.root,
+            in_place: plan.in_place,
             bufs,
             args,
             ranges,
@@ -307,8 +322,10 @@ impl<T: Scalar> Machine<T> {
         for i in 0..self.steps.len() {
             match &self.steps[i] {
                 Step::Op(op) => {
-                    // The plan never gives a step a buffer it reads, so the output buffer
-                    // can be taken out while the inputs are borrowed.
+                    // The plan never gives a step a buffer it reads, but the one input it
+                    // overwrites in place (`in_out`, which the kernel then reads from the
+                    // output), so the output buffer can be taken out while the inputs are
+                    // borrowed.
                     let b = self.buf_of[i] as usize;
                     let mut out = mem::take(&mut self.bufs[b]);
                     let (lo, hi) = self.ranges[i];
@@ -318,6 +335,7 @@ impl<T: Scalar> Machine<T> {
                         numel: &self.numel,
                         shapes: &self.shapes,
                         args: &self.args[lo as usize..hi as usize],
+                        in_out: self.in_place[i],
                     };
                     let mut o = Out {
                         data: &mut out[..self.numel[i]],

@@ -238,7 +238,6 @@ impl<T: Scalar> crate::Machine<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prelude::*;
     use rand::SeedableRng;
 
     #[test]

@@ -63,6 +63,27 @@ pub(crate) fn zip<T: Scalar>(o: &mut [T], a: &[T], f: impl Fn(&mut T, T, usize) 
     }
 }
 
+/// `f(o, i)` over `o`, `i` the flat index.
+pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
+    #[cfg(feature = "rayon")]
+    {
+        let t = threads();
+        if t > 1 && o.len() >= ELEMENTWISE_MIN {
+            use rayon::prelude::*;
+            let chunk = o.len().div_ceil(t);
+            o.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
+                for (j, o) in o.iter_mut().enumerate() {
+                    f(o, c * chunk + j);
+                }
+            });
+            return;
+        }
+    }
+    for (i, o) in o.iter_mut().enumerate() {
+        f(o, i);
+    }
+}
+
 /// Runs `f(first_row, rows)` over row blocks of `c` (`rows × width`), in parallel when
 /// `work` (multiply-adds) is large enough to pay for it.
 pub(crate) fn row_blocks<T: Scalar>(

@@ -21,6 +21,8 @@ pub(crate) struct StepInfo<'a> {
     /// Never reused once written (a requested output). Leaves (no inputs) hold values
     /// from compile time on: they always get a buffer of their own, never reused.
     pub pinned: bool,
+    /// Inputs (by position) whose buffer the kernel may overwrite with its output.
+    pub in_place: &'a [usize],
 }
 
 /// The plan: each step's buffer and each buffer's size in elements.
@@ -32,6 +34,8 @@ pub(crate) struct Plan {
     pub kept: Vec<bool>,
     /// The step whose buffer a step's value lives in (itself unless it is a view).
     pub root: Vec<usize>,
+    /// For a step computed in place, the input (by position) whose buffer it overwrites.
+    pub in_place: Vec<Option<usize>>,
 }
 
 const FOREVER: usize = usize::MAX;
@@ -60,9 +64,20 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
     let mut sizes: Vec<usize> = Vec::new();
     // Free buffers by (size, id): the best fit is the first at or above the size wanted.
     let mut free: BTreeSet<(usize, u32)> = BTreeSet::new();
+    let mut in_place = vec![None; n];
     for (i, s) in steps.iter().enumerate() {
+        // In place: an input read for the last time here, by this operand only, whose
+        // buffer is an op's (not a leaf's) and exactly the output's size.
+        let reuse = s.in_place.iter().copied().find(|&k| {
+            let r = root[s.inputs[k] as usize];
+            let alone = s.inputs.iter().filter(|&&p| root[p as usize] == r).count() == 1;
+            last[r] == i && alone && !steps[r].inputs.is_empty() && steps[r].numel == s.numel
+        });
         if s.view {
             buf_of[i] = buf_of[root[i]];
+        } else if let Some(k) = reuse {
+            buf_of[i] = buf_of[root[s.inputs[k] as usize]];
+            in_place[i] = Some(k);
         } else {
             let fit = free.range((s.numel, 0)..).next().copied();
             buf_of[i] = match (fit, s.inputs.is_empty()) {
@@ -76,12 +91,13 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
                 }
             };
         }
-        // Free what this step read for the last time; the output was placed first, so it
-        // never shares a buffer with its own inputs.
+        // Free what this step read for the last time (but the buffer it took over in
+        // place); the output was placed first, so it never shares a buffer with its other
+        // inputs.
         for (k, &j) in s.inputs.iter().enumerate() {
             let r = root[j as usize];
             let seen = s.inputs[..k].iter().any(|&p| root[p as usize] == r);
-            if last[r] == i && !seen {
+            if last[r] == i && !seen && in_place[i] != Some(k) {
                 let b = buf_of[r];
                 free.insert((sizes[b as usize], b));
             }
@@ -98,6 +114,7 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
         sizes,
         kept,
         root,
+        in_place,
     }
 }
 
@@ -111,6 +128,7 @@ mod tests {
             inputs: &[],
             view: false,
             pinned: false,
+            in_place: &[],
         }
     }
 
@@ -120,7 +138,37 @@ mod tests {
             inputs,
             view: false,
             pinned,
+            in_place: &[],
         }
+    }
+
+    fn in_place<'a>(numel: usize, inputs: &'a [u32], k: &'a [usize]) -> StepInfo<'a> {
+        StepInfo {
+            in_place: k,
+            ..op(numel, inputs, false)
+        }
+    }
+
+    #[test]
+    fn in_place_only_over_a_dying_op_output_read_once() {
+        let s = [
+            leaf(4),                       // 0: x
+            op(4, &[0], false),            // 1: a = f(x)
+            in_place(4, &[1], &[0]),       // 2: b = g(a), a dies here: b takes a's buffer
+            in_place(4, &[0], &[0]),       // 3: c = g(x): x is a leaf, never overwritten
+            in_place(4, &[2, 2], &[0, 1]), // 4: d = b * b: b read twice, not in place
+            in_place(4, &[2, 4], &[0]),    // 5: e = b + d, b dies here: in place
+            op(4, &[3, 5], true),
+        ];
+        let p = plan(&s);
+        assert_eq!(
+            p.in_place,
+            vec![None, None, Some(0), None, None, Some(0), None]
+        );
+        assert_eq!(p.buf_of[2], p.buf_of[1]);
+        assert_ne!(p.buf_of[3], p.buf_of[0]);
+        assert_ne!(p.buf_of[4], p.buf_of[2]);
+        assert_eq!(p.buf_of[5], p.buf_of[2]);
     }
 
     #[test]
@@ -160,10 +208,8 @@ mod tests {
             leaf(3),
             op(3, &[0], false),
             StepInfo {
-                numel: 3,
-                inputs: &[1],
                 view: true,
-                pinned: false,
+                ..op(3, &[1], false)
             },
             op(3, &[0], false),
             op(3, &[2, 3], true),

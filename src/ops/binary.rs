@@ -44,11 +44,42 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
             .ok_or_else(|| format!("shapes {} and {} do not broadcast", s[0], s[1]))
     }
 
+    fn in_place(&self, s: &[&Shape]) -> &'static [usize] {
+        // in place over a full-size operand when the other is full-size or a scalar
+        let (a, b) = (s[0].numel(), s[1].numel());
+        let n = s[0].broadcast(s[1]).map_or(0, |o| o.numel());
+        match (a == n, b == n, a == 1, b == 1) {
+            (true, true, ..) => &[0, 1],
+            (true, false, _, true) => &[0],
+            (false, true, true, _) => &[1],
+            _ => &[],
+        }
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let f = |a, b| self.0.f(a, b);
+        match x.in_out() {
+            Some(0) => {
+                let b = x.slice(1);
+                let scalar = b.len() == 1;
+                crate::par::each(out.slice(), |o, i| {
+                    *o = f(*o, b[if scalar { 0 } else { i }])
+                });
+                return Ok(());
+            }
+            Some(_) => {
+                let a = x.slice(0);
+                let scalar = a.len() == 1;
+                crate::par::each(out.slice(), |o, i| {
+                    *o = f(a[if scalar { 0 } else { i }], *o)
+                });
+                return Ok(());
+            }
+            None => {}
+        }
         let (a, b) = (x.slice(0), x.slice(1));
         let out_shape = out.shape;
         let o = out.slice();
-        let f = |a, b| self.0.f(a, b);
         if a.len() == o.len() && b.len() == o.len() {
             crate::par::zip(o, a, |o, a, i| *o = f(a, b[i]));
         } else if b.len() == 1 && a.len() == o.len() {

@@ -70,6 +70,15 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
         false
     }
 
+    /// Inputs (by position) whose buffer the kernel can overwrite with its output, in
+    /// order of preference. When the planner uses one (the input's value dies here and
+    /// has the output's size), [`Inputs::in_out`] names it and its values are already in
+    /// the output buffer.
+    fn in_place(&self, inputs: &[&Shape]) -> &'static [usize] {
+        let _ = inputs;
+        &[]
+    }
+
     /// Elements of scratch memory `forward` needs for these input shapes (packing buffers
     /// of a GEMM). The machine allocates the largest once, at compile time, and hands it
     /// to every kernel as [`Out::scratch`].
@@ -86,6 +95,7 @@ pub struct Inputs<'a, T> {
     pub(crate) numel: &'a [usize],
     pub(crate) shapes: &'a [Shape],
     pub(crate) args: &'a [u32],
+    pub(crate) in_out: Option<usize>,
 }
 
 impl<'a, T> Inputs<'a, T> {
@@ -99,7 +109,16 @@ impl<'a, T> Inputs<'a, T> {
         self.args.is_empty()
     }
 
+    /// The input computed over in place, if any (see [`Op::in_place`]): its values are
+    /// in the output buffer, and `slice`/`view` must not be called for it.
+    pub fn in_out(&self) -> Option<usize> {
+        self.in_out
+    }
+
     /// Input `i` as a flat row-major slice.
+    ///
+    /// # Panics
+    /// If `i` is the input overwritten in place ([`in_out`](Inputs::in_out)).
     pub fn slice(&self, i: usize) -> &'a [T] {
         let a = self.args[i] as usize;
         &self.bufs[self.buf_of[a] as usize][..self.numel[a]]

@@ -39,8 +39,15 @@ impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
         Ok(s[0].clone())
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        crate::par::zip(out.slice(), x.slice(0), |o, a, _| *o = self.0.f(a));
+        if x.in_out() == Some(0) {
+            crate::par::each(out.slice(), |o, _| *o = self.0.f(*o));
+        } else {
+            crate::par::zip(out.slice(), x.slice(0), |o, a, _| *o = self.0.f(a));
+        }
         Ok(())
+    }
+    fn in_place(&self, _: &[&Shape]) -> &'static [usize] {
+        &[0]
     }
     fn vjp<'g>(
         &self,
