@@ -1,6 +1,30 @@
 //! Initial values for parameters, drawn from any `rand::Rng` so a seed fixes them.
 //!
-//! Weight shapes follow `x.matmul(w)`: a weight is `[fan_in, fan_out]`.
+//! # Weight layout and fans
+//! Layers compute `x.matmul(w)`, so a tapegrad weight is `[in, out]`: the transpose of
+//! PyTorch's `[out, in]` for the same layer. [`fans`] reads the axes accordingly, so each
+//! initialiser here gives a layer the same bounds (or standard deviation) as PyTorch's
+//! `torch.nn.init` function of the same name gives the same layer:
+//!
+//! | layer              | PyTorch weight      | tapegrad weight     | fan_in      | fan_out      |
+//! |--------------------|---------------------|---------------------|-------------|--------------|
+//! | `in` → `out`       | `[out, in]`         | `[in, out]`         | `in`        | `out`        |
+//! | kernel `k1 × k2`   | `[out, in, k1, k2]` | `[in, out, k1, k2]` | `in·k1·k2`  | `out·k1·k2`  |
+//!
+//! That is: axis 0 is the input axis, axis 1 the output axis, and further axes a receptive
+//! field multiplying both (PyTorch: axis 1 is the input, axis 0 the output). PyTorch
+//! refuses tensors of fewer than two axes; here `[n]` has both fans `n` and a scalar both
+//! fans 1.
+//!
+//! # Reproducibility
+//! Every value is computed from `rng.random::<f64>()` with `+ - * /` and `sqrt`, which
+//! IEEE 754 rounds the same way on every platform (the normal sampler's logarithm is
+//! written out below rather than taken from the platform's C library, whose last bits
+//! differ between systems). So a seeded portable generator such as `rand::rngs::StdRng`
+//! gives the same weights everywhere, for `f32` and `f64` alike (values are drawn in
+//! `f64`, then rounded), and in row-major order of the shape.
+
+use core::f64::consts::{LN_2, SQRT_2};
 
 use ndarray::ArrayD;
 use num_traits::Float;
@@ -19,6 +43,11 @@ pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> ArrayD<T> {
     ArrayD::ones(shape.into().ix())
 }
 
+/// Every element `value`.
+pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> ArrayD<T> {
+    ArrayD::from_elem(shape.into().ix(), T::of(value))
+}
+
 /// Uniform in `[lo, hi)`.
 pub fn uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
@@ -31,16 +60,51 @@ pub fn uniform<T: Scalar, R: Rng + ?Sized>(
     })
 }
 
-fn fans(shape: &Shape) -> (usize, usize) {
-    match shape.dims() {
+/// Normal with mean `mean` and standard deviation `std`, as `torch.nn.init.normal_`.
+///
+/// Samples come in pairs from the Marsaglia polar method; each uses one or more pairs of
+/// `rng.random::<f64>()` draws.
+pub fn normal<T: Scalar, R: Rng + ?Sized>(
+    shape: impl Into<Shape>,
+    mean: f64,
+    std: f64,
+    rng: &mut R,
+) -> ArrayD<T> {
+    let mut spare = None;
+    ArrayD::from_shape_fn(shape.into().ix(), |_| {
+        let z = spare.take().unwrap_or_else(|| {
+            let (z0, z1) = standard_normal_pair(rng);
+            spare = Some(z1);
+            z0
+        });
+        T::of(mean + std * z)
+    })
+}
+
+/// `(fan_in, fan_out)` of a weight in tapegrad's `[in, out, ...]` layout: the numbers
+/// PyTorch's `_calculate_fan_in_and_fan_out` gives for the same layer's `[out, in, ...]`
+/// weight (see the [module docs](self)).
+///
+/// ```
+/// // nn.Linear(64, 32) in PyTorch: weight [32, 64], fan_in 64, fan_out 32
+/// assert_eq!(tapegrad::init::fans([64, 32]), (64, 32));
+/// // nn.Conv2d(3, 8, 5): weight [8, 3, 5, 5], fan_in 3·25, fan_out 8·25
+/// assert_eq!(tapegrad::init::fans([3, 8, 5, 5]), (75, 200));
+/// ```
+pub fn fans(shape: impl Into<Shape>) -> (usize, usize) {
+    match shape.into().dims() {
         [] => (1, 1),
-        [n] => (*n, *n),
-        [i, o, ..] => (*i, *o),
+        &[n] => (n, n),
+        &[i, o, ref field @ ..] => {
+            let field: usize = field.iter().product();
+            (i * field, o * field)
+        }
     }
 }
 
-/// Kaiming/He uniform for layers followed by ReLU: `U(-b, b)` with
-/// `b = sqrt(6 / fan_in)` (gain `sqrt 2`), fan_in being the first axis.
+/// Kaiming/He uniform for layers followed by ReLU, as `torch.nn.init.kaiming_uniform_`
+/// with its defaults (`mode = "fan_in"`, gain `sqrt 2`): `U(-b, b)` with
+/// `b = sqrt(6 / fan_in)`.
 pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
@@ -50,7 +114,20 @@ pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     uniform(shape, -b, b, rng)
 }
 
-/// Xavier/Glorot uniform: `U(-b, b)` with `b = sqrt(6 / (fan_in + fan_out))`.
+/// Kaiming/He normal for layers followed by ReLU, as `torch.nn.init.kaiming_normal_`
+/// with its defaults (`mode = "fan_in"`, gain `sqrt 2`): `N(0, std^2)` with
+/// `std = sqrt(2 / fan_in)`.
+pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
+    shape: impl Into<Shape>,
+    rng: &mut R,
+) -> ArrayD<T> {
+    let shape = shape.into();
+    let std = Float::sqrt(2.0 / fans(&shape).0.max(1) as f64);
+    normal(shape, 0.0, std, rng)
+}
+
+/// Xavier/Glorot uniform, as `torch.nn.init.xavier_uniform_` (gain 1): `U(-b, b)` with
+/// `b = sqrt(6 / (fan_in + fan_out))`.
 pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
@@ -61,24 +138,189 @@ pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
     uniform(shape, -b, b, rng)
 }
 
+/// Xavier/Glorot normal, as `torch.nn.init.xavier_normal_` (gain 1): `N(0, std^2)` with
+/// `std = sqrt(2 / (fan_in + fan_out))`.
+pub fn xavier_normal<T: Scalar, R: Rng + ?Sized>(
+    shape: impl Into<Shape>,
+    rng: &mut R,
+) -> ArrayD<T> {
+    let shape = shape.into();
+    let (i, o) = fans(&shape);
+    let std = Float::sqrt(2.0 / (i + o).max(1) as f64);
+    normal(shape, 0.0, std, rng)
+}
+
+/// Two independent standard normal samples (Marsaglia's polar method): for `(u, v)`
+/// uniform in the unit disc with `s = u^2 + v^2`, `(u, v) * sqrt(-2 ln(s) / s)`.
+fn standard_normal_pair<R: Rng + ?Sized>(rng: &mut R) -> (f64, f64) {
+    loop {
+        let u = 2.0 * rng.random::<f64>() - 1.0;
+        let v = 2.0 * rng.random::<f64>() - 1.0;
+        let s = u * u + v * v;
+        if s > 0.0 && s < 1.0 {
+            let f = Float::sqrt(-2.0 * ln(s) / s);
+            return (u * f, v * f);
+        }
+    }
+}
+
+/// Natural logarithm of a positive normal `x`, from `+ - * /` only, so that it is the
+/// same on every platform (within 2 ulp of the true value).
+///
+/// `x = m * 2^e` with `m` in `[sqrt(1/2), sqrt(2))`; `ln m = 2 atanh(r)` with
+/// `r = (m - 1) / (m + 1)`, `|r| <= 0.1716`, and `atanh r = r + r^3/3 + r^5/5 + ...`,
+/// whose terms fall by `r^2 <= 0.0295` each: 11 terms reach below 1e-17.
+fn ln(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i32 - 1023;
+    // the mantissa with the exponent of 1.0: m in [1, 2)
+    let mut m = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+    if m >= SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let r = (m - 1.0) / (m + 1.0);
+    let r2 = r * r;
+    let mut series = 0.0;
+    for k in (0..11).rev() {
+        series = series * r2 + 1.0 / (2 * k + 1) as f64;
+    }
+    2.0 * r * series + e as f64 * LN_2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::assert_abs_diff_eq;
+    use rand::rngs::StdRng;
     use rand::SeedableRng;
+
+    /// Mean and (population) standard deviation.
+    fn stats(w: &ArrayD<f64>) -> (f64, f64) {
+        let n = w.len() as f64;
+        let mean = w.sum() / n;
+        let var = w.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        (mean, var.sqrt())
+    }
 
     #[test]
     fn bounds_and_seeding() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut rng = StdRng::seed_from_u64(1);
         let w: ArrayD<f64> = kaiming_uniform([600, 10], &mut rng);
         let b = (6.0f64 / 600.0).sqrt();
         assert!(w.iter().all(|v| v.abs() < b));
         // the sample fills the range: max |w| is close to the bound
         assert!(w.iter().fold(0.0f64, |m, v| m.max(v.abs())) > 0.99 * b);
-        let mut rng2 = rand::rngs::StdRng::seed_from_u64(1);
-        assert_eq!(w, kaiming_uniform([600, 10], &mut rng2));
+        let mut rng2 = StdRng::seed_from_u64(1);
+        assert_eq!(w, kaiming_uniform::<f64, _>([600, 10], &mut rng2));
         let x: ArrayD<f32> = xavier_uniform([3, 5], &mut rng);
         assert!(x.iter().all(|v| v.abs() < (6.0f32 / 8.0).sqrt()));
         assert_eq!(zeros::<f32>([2, 2]).sum(), 0.0);
         assert_eq!(ones::<f32>([2, 2]).sum(), 4.0);
+        assert!(constant::<f32>([2, 3], 0.25).iter().all(|&v| v == 0.25));
+    }
+
+    #[test]
+    fn fans_follow_pytorch() {
+        // nn.Linear(in = 7, out = 3): PyTorch weight [3, 7] has fan_in 7 (its axis 1)
+        assert_eq!(fans([7, 3]), (7, 3));
+        // a [in, out, k1, k2] kernel: both fans times the receptive field k1 k2
+        assert_eq!(fans([2, 4, 3, 3]), (18, 36));
+        assert_eq!(fans([5]), (5, 5));
+        assert_eq!(fans(Shape::scalar()), (1, 1));
+        // the same layer's bound, PyTorch's sqrt(6 / fan_in) with fan_in = in = 7
+        let mut rng = StdRng::seed_from_u64(3);
+        let w: ArrayD<f64> = kaiming_uniform([7, 3], &mut rng);
+        assert!(w.iter().all(|v| v.abs() < (6.0f64 / 7.0).sqrt()));
+    }
+
+    #[test]
+    fn normal_statistics() {
+        // 10,000 samples: the mean's standard error is std / 100, the std's about
+        // std / 141; tolerances are several of those
+        let mut rng = StdRng::seed_from_u64(42);
+        let w: ArrayD<f64> = normal([100, 100], 2.0, 3.0, &mut rng);
+        let (mean, std) = stats(&w);
+        assert_abs_diff_eq!(mean, 2.0, epsilon = 0.12);
+        assert_abs_diff_eq!(std, 3.0, epsilon = 0.09);
+        // the shape of a normal: 68.27% within one std, 95.45% within two
+        let within = |k: f64| w.iter().filter(|v| (*v - 2.0).abs() < k * 3.0).count() as f64 / 1e4;
+        assert_abs_diff_eq!(within(1.0), 0.6827, epsilon = 0.015);
+        assert_abs_diff_eq!(within(2.0), 0.9545, epsilon = 0.01);
+
+        // kaiming_normal [fan_in 200, fan_out 50]: std sqrt(2 / 200) = 0.1
+        let w: ArrayD<f64> = kaiming_normal([200, 50], &mut rng);
+        let (mean, std) = stats(&w);
+        assert_abs_diff_eq!(mean, 0.0, epsilon = 0.004);
+        assert_abs_diff_eq!(std, 0.1, epsilon = 0.003);
+        // xavier_normal [150, 50]: std sqrt(2 / 200) = 0.1
+        let w: ArrayD<f64> = xavier_normal([150, 50], &mut rng);
+        let (mean, std) = stats(&w);
+        assert_abs_diff_eq!(mean, 0.0, epsilon = 0.004);
+        assert_abs_diff_eq!(std, 0.1, epsilon = 0.003);
+        // xavier_uniform [150, 50]: U(-b, b), b = sqrt(6 / 200), std b / sqrt(3) = 0.1
+        let w: ArrayD<f64> = xavier_uniform([150, 50], &mut rng);
+        assert_abs_diff_eq!(stats(&w).1, 0.1, epsilon = 0.003);
+    }
+
+    #[test]
+    fn normal_is_seeded_and_portable() {
+        // Literal values for seed 7 (StdRng is ChaCha12; the sampler uses only IEEE
+        // arithmetic): a change here means weights differ from earlier releases. The
+        // normals follow from the uniform draws `2r - 1` checked below (the same numbers
+        // as `uniform(.., -1, 1)`): pairs 1 and 3 fall outside the unit disc and are
+        // rejected; pairs 2 and 4 give `(u, v) sqrt(-2 ln s / s)`, which Python's
+        // `math.log` reproduces to the last bit.
+        let mut rng = StdRng::seed_from_u64(7);
+        let w: ArrayD<f64> = normal([4], 0.0, 1.0, &mut rng);
+        let want = [
+            -1.1388633853576775,
+            0.13549798302201654,
+            -0.7321933958735392,
+            -0.5487621476191515,
+        ];
+        assert_eq!(w.as_slice().unwrap(), &want);
+        // f32 is the same draw, rounded
+        let mut rng = StdRng::seed_from_u64(7);
+        let w32: ArrayD<f32> = normal([4], 0.0, 1.0, &mut rng);
+        assert!(w32.iter().zip(want).all(|(&a, b)| a == b as f32));
+        // uniform, likewise
+        let mut rng = StdRng::seed_from_u64(7);
+        let u: ArrayD<f64> = uniform([8], -1.0, 1.0, &mut rng);
+        let u_want = [
+            -0.9393652782697972,
+            -0.38582743325151836,
+            -0.7147156865984547,
+            0.08503437305421091,
+            -0.4550054456951633,
+            0.9022626056042811,
+            -0.6490767395142147,
+            -0.48646812106316273,
+        ];
+        assert_eq!(u.as_slice().unwrap(), &u_want);
+    }
+
+    #[test]
+    fn portable_ln_is_accurate() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut xs: alloc::vec::Vec<f64> = (0..10_000).map(|_| rng.random::<f64>()).collect();
+        xs.extend([
+            1.0,
+            0.5,
+            2.0,
+            SQRT_2,
+            1e-300,
+            1e300,
+            f64::MIN_POSITIVE,
+            1.0 - 1e-16,
+        ]);
+        for x in xs.into_iter().filter(|&x| x > 0.0) {
+            let (got, want) = (ln(x), x.ln());
+            assert!(
+                (got - want).abs() <= 2.0 * f64::EPSILON * want.abs().max(1e-300),
+                "ln({x}) = {got}, std says {want}"
+            );
+        }
+        assert_eq!(ln(1.0), 0.0);
     }
 }

@@ -76,7 +76,7 @@ mod shape;
 pub use error::{Caller, Error, Result};
 pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};
 pub use machine::{Machine, Memory};
-pub use optim::{Optimizer, Sgd};
+pub use optim::{Adam, AdamW, LearningRate, Optimizer, Sgd};
 pub use par::{set_threads, threads};
 pub use scalar::Scalar;
 pub use shape::Shape;
@@ -87,5 +87,9 @@ pub use rand;
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use crate::init;
-    pub use crate::{AsHandle, Error, Graph, Machine, Optimizer, Result, Sgd, Shape, Tensor};
+    pub use crate::optim::{Schedule, StepLr, WarmupCosineLr};
+    pub use crate::{
+        Adam, AdamW, AsHandle, Error, Graph, LearningRate, Machine, Optimizer, Result, Sgd, Shape,
+        Tensor,
+    };
 }

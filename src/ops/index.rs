@@ -17,7 +17,7 @@ use crate::shape::Shape;
 type ShapeResult = core::result::Result<Shape, String>;
 
 /// `v` as an index below `bound`, or an error naming `op`.
-fn to_index<T: Scalar>(op: &'static str, v: T, bound: usize) -> Result<usize> {
+pub(super) fn to_index<T: Scalar>(op: &'static str, v: T, bound: usize) -> Result<usize> {
     let ok = v >= T::zero() && v.fract() == T::zero() && v < T::of(bound as f64);
     match v.to_usize() {
         Some(i) if ok => Ok(i),

@@ -11,8 +11,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::panic::Location;
 
+use super::index::to_index;
 use super::{Inputs, Op, Out};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
@@ -26,18 +27,6 @@ fn check_shapes(logits: &Shape, ids: &Shape) -> core::result::Result<(), String>
         ));
     }
     Ok(())
-}
-
-fn class<T: Scalar>(id: T, classes: usize) -> Result<usize> {
-    let ok = id >= T::zero() && id.fract() == T::zero() && id < T::of(classes as f64);
-    match id.to_usize() {
-        Some(c) if ok => Ok(c),
-        _ => Err(Error::Index {
-            op: "cross_entropy",
-            value: id.to_f64().unwrap_or(f64::NAN),
-            bound: classes,
-        }),
-    }
 }
 
 /// `(max, sum of exp(x - max))` of one row.
@@ -67,7 +56,7 @@ impl<T: Scalar> Op<T> for CrossEntropy {
         let c = x.shape(0).dim(1);
         let mut total = T::zero();
         for (n, &id) in ids.iter().enumerate() {
-            let k = class(id, c)?;
+            let k = to_index("cross_entropy", id, c)?;
             let row = &logits[n * c..(n + 1) * c];
             let (max, sum) = row_stats(row);
             // -log softmax(x)[k] = log sum exp(x - max) - (x[k] - max)
@@ -118,7 +107,7 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
             .chunks_exact(c.max(1))
             .zip(out.slice().chunks_exact_mut(c.max(1)));
         for ((row, o), &id) in rows.zip(ids) {
-            let k = class(id, c)?;
+            let k = to_index("cross_entropy", id, c)?;
             let (max, sum) = row_stats(row);
             let inv = scale / sum;
             for (o, &v) in o.iter_mut().zip(row) {

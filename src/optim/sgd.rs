@@ -1,15 +1,31 @@
-//! Plain stochastic gradient descent.
+//! Stochastic gradient descent with momentum, Nesterov momentum and weight decay.
 
 use core::panic::Location;
 
-use super::Optimizer;
+use super::{
+    check_lr, check_non_negative, check_pairs, check_unit, LearningRate, Optimizer, State,
+};
 use crate::error::{Caller, Error, Result};
 use crate::graph::AsHandle;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 
-/// Stochastic gradient descent: `p -= lr * g`.
+/// Stochastic gradient descent, as `torch.optim.SGD`.
 ///
+/// For each parameter `p` with gradient `g`, one step is
+/// ```text
+/// d = g + weight_decay * p                        (L2 penalty in the gradient)
+/// b = d                                           at the first step (momentum buffer)
+/// b = momentum * b + (1 - dampening) * d          after it
+/// d = d + momentum * b   if nesterov,   d = b  otherwise      (when momentum > 0)
+/// p = p - lr * d
+/// ```
+/// With the defaults (momentum, dampening and weight decay 0) this is `p -= lr * g`, and
+/// the optimizer holds no state. With momentum, one buffer per parameter is allocated at
+/// the first step.
+///
+/// Settings are chained after [`Sgd::new`]; each setter checks the whole configuration,
+/// so set `momentum` before `nesterov`:
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f64>::new();
@@ -20,31 +36,106 @@ use crate::scalar::Scalar;
 /// m.run()?;
 /// Sgd::new(0.25)?.step(&mut m, &[w], &grads)?; // 1 - 0.25 * 2
 /// assert_eq!(m.value(w)?[[0]], 0.5);
+///
+/// let opt = Sgd::new(0.1)?.momentum(0.9)?.nesterov(true)?.weight_decay(1e-4)?;
+/// assert!(Sgd::new(0.1)?.nesterov(true).is_err()); // Nesterov needs momentum
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Sgd {
     lr: f64,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    state: State,
 }
 
 impl Sgd {
-    /// SGD with learning rate `lr`.
+    /// SGD with learning rate `lr`, no momentum and no weight decay.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `lr` is negative, NaN or infinite.
     pub fn new(lr: f64) -> Result<Self> {
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::InvalidArgument {
-                what: "learning rate",
-                reason: alloc::format!("{lr} is not a finite number >= 0"),
-            });
-        }
-        Ok(Sgd { lr })
+        Ok(Sgd {
+            lr: check_lr(lr)?,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            state: State::default(),
+        })
     }
 
-    /// The learning rate.
-    pub fn lr(&self) -> f64 {
+    /// Sets the momentum factor (`torch.optim.SGD`'s `momentum`, default 0).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `momentum` is not in `[0, 1)`, or is 0 while
+    /// Nesterov momentum is on.
+    pub fn momentum(mut self, momentum: f64) -> Result<Self> {
+        self.momentum = check_unit("momentum", momentum)?;
+        self.checked()
+    }
+
+    /// Sets the dampening of the momentum buffer's update (default 0).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `dampening` is not in `[0, 1]`, or is not 0 while
+    /// Nesterov momentum is on.
+    pub fn dampening(mut self, dampening: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&dampening) {
+            return Err(Error::InvalidArgument {
+                what: "dampening",
+                reason: alloc::format!("{dampening} is not in [0, 1]"),
+            });
+        }
+        self.dampening = dampening;
+        self.checked()
+    }
+
+    /// Turns Nesterov momentum on or off (default off).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `nesterov` is true while momentum is 0 or dampening
+    /// is not 0 (as in PyTorch): set `momentum` first.
+    pub fn nesterov(mut self, nesterov: bool) -> Result<Self> {
+        self.nesterov = nesterov;
+        self.checked()
+    }
+
+    /// Sets the L2 penalty added to the gradient, `weight_decay * p` (default 0).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `weight_decay` is negative, NaN or infinite.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Result<Self> {
+        self.weight_decay = check_non_negative("weight decay", weight_decay)?;
+        Ok(self)
+    }
+
+    fn checked(self) -> Result<Self> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::InvalidArgument {
+                what: "Nesterov momentum",
+                reason: alloc::format!(
+                    "it needs a momentum > 0 and zero dampening, but momentum is {} and \
+                     dampening {} (set `momentum` before `nesterov`)",
+                    self.momentum,
+                    self.dampening
+                ),
+            });
+        }
+        Ok(self)
+    }
+}
+
+impl LearningRate for Sgd {
+    fn lr(&self) -> f64 {
         self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.lr = check_lr(lr)?;
+        Ok(())
     }
 }
 
@@ -56,21 +147,164 @@ impl<T: Scalar> Optimizer<T> for Sgd {
         params: &[P],
         grads: &[G],
     ) -> Result<()> {
+        const WHAT: &str = "Sgd::step";
         let caller = Caller::from(Location::caller());
-        if params.len() != grads.len() {
-            return Err(Error::Mismatch {
-                what: "Sgd::step",
-                reason: alloc::format!("{} parameters but {} gradients", params.len(), grads.len()),
-                caller,
-            });
-        }
         let lr = T::of(self.lr);
-        for (p, g) in params.iter().zip(grads) {
+        let wd = T::of(self.weight_decay);
+        let decay = self.weight_decay != 0.0;
+        if self.momentum == 0.0 {
+            check_pairs(m, params, grads, WHAT, caller)?;
+            for (p, g) in params.iter().zip(grads) {
+                let (p, g) = m.param_and_grad(p, g, caller)?;
+                for (p, &g) in p.iter_mut().zip(g) {
+                    let d = if decay { g + wd * *p } else { g };
+                    *p = *p - lr * d;
+                }
+            }
+            return Ok(());
+        }
+        let mu = T::of(self.momentum);
+        let keep = T::of(1.0 - self.dampening);
+        let nesterov = self.nesterov;
+        let (step, bufs) = self.state.buffers(m, params, grads, 1, WHAT, caller)?;
+        for ((p, g), buf) in params.iter().zip(grads).zip(bufs) {
             let (p, g) = m.param_and_grad(p, g, caller)?;
-            for (p, &g) in p.iter_mut().zip(g) {
-                *p = *p - lr * g;
+            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                let d = if decay { g + wd * *p } else { g };
+                *b = if step == 1 { d } else { mu * *b + keep * d };
+                let d = if nesterov { d + mu * *b } else { *b };
+                *p = *p - lr * d;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::test_util::fixture;
+    use alloc::string::ToString;
+    use approx::assert_relative_eq;
+
+    const GRADS: [[f64; 2]; 3] = [[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]];
+
+    /// Runs three steps on `w0 = [1, -1]` with the gradients `GRADS`.
+    fn three_steps(mut opt: Sgd) -> [f64; 2] {
+        let mut f = fixture([1.0, -1.0]);
+        for g in GRADS {
+            f.run_with(g);
+            opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+        }
+        f.w()
+    }
+
+    #[test]
+    fn plain() {
+        // p = p - 0.1 * g, summed: 1 - 0.1 * (1 + 0.5 - 1) = 0.95; -1 - 0.1 * 1.25 = -1.125
+        let w = three_steps(Sgd::new(0.1).unwrap());
+        assert_relative_eq!(w[0], 0.95, epsilon = 1e-15);
+        assert_relative_eq!(w[1], -1.125, epsilon = 1e-15);
+    }
+
+    #[test]
+    fn momentum_and_dampening() {
+        // element 0, mu = 0.9, dampening 0.5, lr 0.1, g = 1, 0.5, -1:
+        // b1 = 1 (no dampening at the first step)   p = 1 - 0.1 = 0.9
+        // b2 = 0.9 * 1 + 0.5 * 0.5 = 1.15          p = 0.9 - 0.115 = 0.785
+        // b3 = 0.9 * 1.15 + 0.5 * -1 = 0.535       p = 0.785 - 0.0535 = 0.7315
+        // element 1, g = -2, 3, 0.25:
+        // b1 = -2                                   p = -1 + 0.2 = -0.8
+        // b2 = -1.8 + 1.5 = -0.3                    p = -0.8 + 0.03 = -0.77
+        // b3 = -0.27 + 0.125 = -0.145               p = -0.77 + 0.0145 = -0.7555
+        let opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let w = three_steps(opt.dampening(0.5).unwrap());
+        assert_relative_eq!(w[0], 0.7315, epsilon = 1e-14);
+        assert_relative_eq!(w[1], -0.7555, epsilon = 1e-14);
+    }
+
+    #[test]
+    fn nesterov_with_weight_decay() {
+        // mu = 0.9, wd = 0.1, lr = 0.1; d = g + 0.1 p; b as plain momentum; p -= lr (d + mu b)
+        // element 0 (p = 1; g = 1, 0.5, -1):
+        // d1 = 1.1,                b1 = 1.1,     p = 1 - 0.1 (1.1 + 0.99)       = 0.791
+        // d2 = 0.5 + 0.0791=0.5791, b2 = 0.99 + 0.5791 = 1.5691,
+        //                          p = 0.791 - 0.1 (0.5791 + 1.41219)          = 0.591871
+        // d3 = -1 + 0.0591871 = -0.9408129, b3 = 1.41219 - 0.9408129 = 0.4713771,
+        //                          p = 0.591871 - 0.1 (-0.9408129 + 0.42423939) = 0.643528351
+        let reference = |mut p: f64, gs: [f64; 3]| {
+            let mut b = 0.0;
+            for (k, g) in gs.into_iter().enumerate() {
+                let d = g + 0.1 * p;
+                b = if k == 0 { d } else { 0.9 * b + d };
+                p -= 0.1 * (d + 0.9 * b);
+            }
+            p
+        };
+        let opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let opt = opt.nesterov(true).unwrap().weight_decay(0.1).unwrap();
+        let w = three_steps(opt);
+        assert_relative_eq!(w[0], 0.643528351, epsilon = 1e-14);
+        assert_relative_eq!(w[0], reference(1.0, [1.0, 0.5, -1.0]), epsilon = 1e-14);
+        assert_relative_eq!(w[1], reference(-1.0, [-2.0, 3.0, 0.25]), epsilon = 1e-14);
+    }
+
+    #[test]
+    fn weight_decay_without_momentum() {
+        // p = p - 0.1 (g + 0.5 p) = 0.95 p - 0.1 g
+        // element 0: 0.95 - 0.1 = 0.85; 0.8075 - 0.05 = 0.7575; 0.719625 + 0.1 = 0.819625
+        let w = three_steps(Sgd::new(0.1).unwrap().weight_decay(0.5).unwrap());
+        assert_relative_eq!(w[0], 0.819625, epsilon = 1e-14);
+    }
+
+    #[test]
+    fn bad_settings() {
+        let e = Sgd::new(0.1).unwrap().nesterov(true).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::InvalidArgument {
+                what: "Nesterov momentum",
+                ..
+            }
+        ));
+        assert!(
+            e.to_string().contains("set `momentum` before `nesterov`"),
+            "{e}"
+        );
+        let damped = Sgd::new(0.1).unwrap().momentum(0.9).unwrap().dampening(0.1);
+        assert!(damped.unwrap().nesterov(true).is_err());
+        let nesterov = Sgd::new(0.1).unwrap().momentum(0.9).unwrap().nesterov(true);
+        assert!(nesterov.unwrap().momentum(0.0).is_err());
+        for mu in [-0.1, 1.0, f64::NAN] {
+            let e = Sgd::new(0.1).unwrap().momentum(mu).unwrap_err();
+            assert!(e.to_string().starts_with("invalid momentum: "), "{e}");
+        }
+        let e = Sgd::new(0.1).unwrap().weight_decay(-1e-4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid weight decay: -0.0001 is not a finite number >= 0"
+        );
+        assert!(Sgd::new(0.1).unwrap().dampening(1.5).is_err());
+        let mut opt = Sgd::new(0.1).unwrap();
+        assert!(opt.set_lr(f64::NAN).is_err());
+        assert_eq!(opt.lr(), 0.1);
+        opt.set_lr(0.01).unwrap();
+        assert_eq!(opt.lr(), 0.01);
+    }
+
+    #[test]
+    fn failed_step_changes_nothing() {
+        let mut f = fixture([1.0, -1.0]);
+        f.run_with([1.0, 1.0]);
+        let mut opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        // the gradient as the parameter: wrong kind; nothing moves, no state is made
+        assert!(opt.step(&mut f.m, &[f.w, f.w], &[f.grad, f.w]).is_err());
+        assert_eq!(f.w(), [1.0, -1.0]);
+        opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+        // a different parameter list than the first step's
+        let e = opt
+            .step(&mut f.m, &[f.w, f.w], &[f.grad, f.grad])
+            .unwrap_err();
+        assert!(e.to_string().contains("made for 1 parameters"), "{e}");
     }
 }

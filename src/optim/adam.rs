@@ -1,0 +1,315 @@
+//! Adam, and the update it shares with AdamW.
+
+use core::panic::Location;
+
+use num_traits::Float;
+
+use super::{check_lr, check_non_negative, check_unit, LearningRate, Optimizer, State};
+use crate::error::{Caller, Error, Result};
+use crate::graph::AsHandle;
+use crate::machine::Machine;
+use crate::scalar::Scalar;
+
+/// Adam, as `torch.optim.Adam` (without `amsgrad`).
+///
+/// For each parameter `p` with gradient `g`, step `t` (from 1) is
+/// ```text
+/// g = g + weight_decay * p                       (L2 penalty in the gradient)
+/// m = beta1 * m + (1 - beta1) * g                (first moment, 0 before step 1)
+/// v = beta2 * v + (1 - beta2) * g^2              (second moment, 0 before step 1)
+/// p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// ```
+/// Defaults as PyTorch: `betas = (0.9, 0.999)`, `eps = 1e-8`, `weight_decay = 0`. The
+/// moments are allocated at the first step, in the machine's element type; later steps
+/// allocate nothing. For weight decay decoupled from the gradient, use [`AdamW`](super::AdamW).
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// // Minimise (w - 3)^2 from w = 0.
+/// let g = Graph::<f32>::new();
+/// let w = g.param("w", ndarray::arr1(&[0.0f32]));
+/// let loss = (w - 3.0).square().sum();
+/// let grads = g.grad(loss, &[w])?;
+/// let mut m = g.compile(&[loss], &grads)?;
+/// let mut opt = Adam::new(0.1)?.betas(0.9, 0.99)?;
+/// m.run()?;
+/// opt.step(&mut m, &[w], &grads)?;
+/// // the first step moves by lr: m̂ / sqrt(v̂) = g / |g| = -1
+/// assert!((m.value(w)?[[0]] - 0.1).abs() < 1e-6);
+/// for _ in 0..300 {
+///     m.run()?;
+///     opt.step(&mut m, &[w], &grads)?;
+/// }
+/// assert!((m.value(w)?[[0]] - 3.0).abs() < 1e-2);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Adam {
+    pub(super) lr: f64,
+    pub(super) beta1: f64,
+    pub(super) beta2: f64,
+    pub(super) eps: f64,
+    pub(super) weight_decay: f64,
+    /// AdamW: `p *= 1 - lr * weight_decay` instead of the L2 term in the gradient.
+    pub(super) decoupled: bool,
+    state: State,
+}
+
+impl Adam {
+    /// Adam with learning rate `lr` and PyTorch's defaults for the rest.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `lr` is negative, NaN or infinite.
+    pub fn new(lr: f64) -> Result<Self> {
+        Ok(Adam {
+            lr: check_lr(lr)?,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            state: State::default(),
+        })
+    }
+
+    /// AdamW's settings: [`Adam::new`] with decoupled weight decay of 0.01.
+    pub(super) fn decoupled(lr: f64) -> Result<Self> {
+        let mut adam = Adam::new(lr)?;
+        adam.decoupled = true;
+        adam.weight_decay = 0.01;
+        Ok(adam)
+    }
+
+    /// Sets the decay rates of the moment estimates (default `(0.9, 0.999)`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if either is not in `[0, 1)`.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Result<Self> {
+        self.beta1 = check_unit("beta1", beta1)?;
+        self.beta2 = check_unit("beta2", beta2)?;
+        Ok(self)
+    }
+
+    /// Sets the term added to the denominator (default `1e-8`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `eps` is not a finite number > 0.
+    pub fn eps(mut self, eps: f64) -> Result<Self> {
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(Error::InvalidArgument {
+                what: "eps",
+                reason: alloc::format!("{eps} is not a finite number > 0"),
+            });
+        }
+        self.eps = eps;
+        Ok(self)
+    }
+
+    /// Sets the weight decay, an L2 penalty `weight_decay * p` added to the gradient
+    /// (default 0).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `weight_decay` is negative, NaN or infinite.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Result<Self> {
+        self.weight_decay = check_non_negative("weight decay", weight_decay)?;
+        Ok(self)
+    }
+
+    /// The update of both Adam and AdamW.
+    pub(super) fn update<T: Scalar>(
+        &mut self,
+        m: &mut Machine<T>,
+        params: &[impl AsHandle],
+        grads: &[impl AsHandle],
+        what: &'static str,
+        caller: Caller,
+    ) -> Result<()> {
+        let (b1, b2) = (self.beta1, self.beta2);
+        let lr = self.lr;
+        let (wd, decoupled) = (self.weight_decay, self.decoupled);
+        let (t, bufs) = self.state.buffers(m, params, grads, 2, what, caller)?;
+        // Bias corrections in f64, as PyTorch computes them on Python floats.
+        let t = t as f64;
+        let step_size = T::of(lr / (1.0 - Float::powf(b1, t)));
+        let bc2_sqrt = T::of(Float::sqrt(1.0 - Float::powf(b2, t)));
+        let (b1, b2, eps) = (T::of(b1), T::of(b2), T::of(self.eps));
+        let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
+        let l2 = T::of(if decoupled { 0.0 } else { wd });
+        let shrink = T::of(if decoupled { 1.0 - lr * wd } else { 1.0 });
+        for ((p, g), buf) in params.iter().zip(grads).zip(bufs) {
+            let (p, g) = m.param_and_grad(p, g, caller)?;
+            let (m1, v) = buf.split_at_mut(p.len());
+            for (((p, &g), m1), v) in p.iter_mut().zip(g).zip(m1).zip(v) {
+                let g = g + l2 * *p;
+                *p = *p * shrink;
+                *m1 = b1 * *m1 + one_b1 * g;
+                *v = b2 * *v + one_b2 * g * g;
+                *p = *p - step_size * *m1 / (v.sqrt() / bc2_sqrt + eps);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LearningRate for Adam {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.lr = check_lr(lr)?;
+        Ok(())
+    }
+}
+
+impl<T: Scalar> Optimizer<T> for Adam {
+    #[track_caller]
+    fn step<P: AsHandle, G: AsHandle>(
+        &mut self,
+        m: &mut Machine<T>,
+        params: &[P],
+        grads: &[G],
+    ) -> Result<()> {
+        self.update(m, params, grads, "Adam::step", Location::caller().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::test_util::fixture;
+    use alloc::string::ToString;
+    use approx::assert_relative_eq;
+
+    /// Adam written out for one element with the textbook bias-corrected moments,
+    /// independently of the optimizer: returns `p` after the steps.
+    fn reference(mut p: f64, gs: &[f64], lr: f64, eps: f64, wd: f64) -> f64 {
+        let (b1, b2) = (0.9, 0.999);
+        let (mut m, mut v) = (0.0, 0.0);
+        for (k, &g) in gs.iter().enumerate() {
+            let t = (k + 1) as i32;
+            let g = g + wd * p;
+            m = b1 * m + (1.0 - b1) * g;
+            v = b2 * v + (1.0 - b2) * g * g;
+            let m_hat = m / (1.0 - b1.powi(t));
+            let v_hat = v / (1.0 - b2.powi(t));
+            // PyTorch puts eps outside the bias-corrected root: sqrt(v̂) + eps
+            p -= lr * m_hat / (v_hat.sqrt() + eps);
+        }
+        p
+    }
+
+    #[test]
+    fn three_steps_by_hand() {
+        // lr 0.1, betas (0.5, 0.75), eps 0, element 0 (p = 1; g = 1, 0.5, -1):
+        // t=1: m = 0.5,   v = 0.25,     m̂ = 1,   v̂ = 1       p = 1 - 0.1 * 1 = 0.9
+        // t=2: m = 0.5,   v = 0.25,     m̂ = 0.5/0.75 = 2/3,  v̂ = 0.25/0.4375 = 4/7
+        //      p = 0.9 - 0.1 * (2/3) / sqrt(4/7) = 0.9 - 0.0881917... = 0.8118083
+        // t=3: m = -0.25, v = 0.4375,   m̂ = -0.25/0.875 = -2/7,
+        //      v̂ = 0.4375/(1 - 0.421875) = 0.4375/0.578125 = 28/37
+        //      p = 0.8118083 + 0.1 * (2/7) / sqrt(28/37)
+        let p2 = 0.9 - 0.1 * (2.0 / 3.0) / (4.0f64 / 7.0).sqrt();
+        let p3 = p2 + 0.1 * (2.0 / 7.0) / (28.0f64 / 37.0).sqrt();
+        assert_relative_eq!(p2, 0.811808, epsilon = 1e-6);
+        let mut f = fixture([1.0, -1.0]);
+        let mut opt = Adam::new(0.1).unwrap().betas(0.5, 0.75).unwrap();
+        opt.eps = 0.0; // only for the hand computation: eps > 0 is required
+        for g in [[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]] {
+            f.run_with(g);
+            opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+        }
+        assert_relative_eq!(f.w()[0], p3, epsilon = 1e-14);
+    }
+
+    #[test]
+    fn against_reference_with_weight_decay() {
+        let gs = [
+            [1.0, -2.0],
+            [0.5, 3.0],
+            [-1.0, 0.25],
+            [2.0, 0.0],
+            [1e-3, -1e-3],
+        ];
+        for (wd, eps) in [(0.0, 1e-8), (0.1, 1e-8), (0.3, 0.5)] {
+            let mut f = fixture([1.0, -1.0]);
+            let mut opt = Adam::new(0.05).unwrap().eps(eps).unwrap();
+            opt = opt.weight_decay(wd).unwrap();
+            for g in gs {
+                f.run_with(g);
+                opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+            }
+            for (i, p0) in [1.0, -1.0].into_iter().enumerate() {
+                let g: [f64; 5] = core::array::from_fn(|k| gs[k][i]);
+                let want = reference(p0, &g, 0.05, eps, wd);
+                assert_relative_eq!(f.w()[i], want, max_relative = 1e-13);
+            }
+        }
+    }
+
+    #[test]
+    fn f32_machine() {
+        use crate::graph::Graph;
+        let g = Graph::<f32>::new();
+        let w = g.param("w", ndarray::arr1(&[1.0f32, -1.0]));
+        let loss = (w * w).sum(); // g = 2w
+        let grads = g.grad(loss, &[w]).unwrap();
+        let mut m = g.compile(&[loss], &grads).unwrap();
+        let mut opt = Adam::new(0.01).unwrap();
+        let mut p = 1.0f64;
+        let (mut m1, mut v) = (0.0, 0.0);
+        for t in 1..=4 {
+            m.run().unwrap();
+            opt.step(&mut m, &[w], &grads).unwrap();
+            let g = 2.0 * p;
+            m1 = 0.9 * m1 + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            let (mh, vh) = (m1 / (1.0 - 0.9f64.powi(t)), v / (1.0 - 0.999f64.powi(t)));
+            p -= 0.01 * mh / (vh.sqrt() + 1e-8);
+        }
+        assert_relative_eq!(m.value(w).unwrap()[[0]], p as f32, max_relative = 1e-6);
+        assert_relative_eq!(m.value(w).unwrap()[[1]], -p as f32, max_relative = 1e-6);
+    }
+
+    #[test]
+    fn bad_settings() {
+        for (b1, b2) in [(1.0, 0.999), (0.9, -0.1), (f64::NAN, 0.9), (0.9, 1.5)] {
+            let e = Adam::new(1e-3).unwrap().betas(b1, b2).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+            assert!(e.to_string().contains("is not in [0, 1)"), "{e}");
+        }
+        let e = Adam::new(1e-3).unwrap().betas(0.9, 1.0).unwrap_err();
+        assert_eq!(e.to_string(), "invalid beta2: 1 is not in [0, 1)");
+        for eps in [0.0, -1e-8, f64::NAN, f64::INFINITY] {
+            let e = Adam::new(1e-3).unwrap().eps(eps).unwrap_err();
+            assert!(e.to_string().starts_with("invalid eps: "), "{e}");
+        }
+        let e = Adam::new(-1e-3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid learning rate: -0.001 is not a finite number >= 0"
+        );
+        assert!(Adam::new(f64::NAN).is_err());
+        assert!(Adam::new(1e-3).unwrap().weight_decay(f64::NAN).is_err());
+        assert!(Adam::new(0.0).unwrap().betas(0.0, 0.0).is_ok());
+    }
+
+    #[test]
+    fn state_is_per_element_type() {
+        let mut f = fixture([1.0, -1.0]);
+        f.run_with([1.0, 1.0]);
+        let mut opt = Adam::new(0.1).unwrap();
+        opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+        let copy = opt.clone();
+        assert!(alloc::format!("{copy:?}").contains("element: \"f64\""));
+        let g = crate::graph::Graph::<f32>::new();
+        let w = g.param("w", ndarray::arr1(&[1.0f32, 2.0]));
+        let grads = g.grad(w.square().sum(), &[w]).unwrap();
+        let mut m = g.compile(&grads, &grads).unwrap();
+        m.run().unwrap();
+        let e = opt.step(&mut m, &[w], &grads).unwrap_err();
+        assert!(
+            e.to_string().contains("another element type than f32"),
+            "{e}"
+        );
+    }
+}

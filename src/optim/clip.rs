@@ -1,0 +1,174 @@
+//! Gradient clipping by global norm.
+
+use core::panic::Location;
+
+use num_traits::Float;
+
+use crate::error::{Caller, Error, Result};
+use crate::graph::AsHandle;
+use crate::machine::Machine;
+use crate::scalar::Scalar;
+
+/// Scales the gradients `grads` (outputs of `m`'s last run) in place so that their
+/// global L2 norm is at most `max_norm`, as `torch.nn.utils.clip_grad_norm_`; returns the
+/// norm before clipping.
+///
+/// The norm is `sqrt(sum of g^2 over every element of every gradient)`, accumulated in
+/// `f64`. If `norm > max_norm`, every gradient is multiplied by
+/// `max_norm / (norm + 1e-6)`; otherwise nothing changes. (PyTorch also scales when the
+/// norm is within 1e-6 below `max_norm`; here clipping twice is the same as once.) A NaN
+/// or infinite norm is returned without scaling (check it, and skip the step). A buffer listed twice (the same gradient, or a reshaped
+/// view of it) counts twice in the norm, as two parameters' gradients, but is scaled once.
+/// Allocates nothing.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::optim::clip_grad_norm;
+/// let g = Graph::<f64>::new();
+/// let w = g.param("w", ndarray::arr1(&[3.0, 4.0]));
+/// let loss = (w * w).sum() * 0.5; // gradient = w, norm 5
+/// let grads = g.grad(loss, &[w])?;
+/// let mut m = g.compile(&[loss], &grads)?;
+/// m.run()?;
+/// assert_eq!(clip_grad_norm(&mut m, &grads, 1.0)?, 5.0);
+/// let clipped = m.value(grads[0])?;
+/// assert!((clipped[[0]] - 0.6).abs() < 1e-6 && (clipped[[1]] - 0.8).abs() < 1e-6);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `max_norm` is negative or NaN; the machine's errors for
+/// gradients it does not hold, that are not outputs of an op (a parameter or input), or
+/// before a run. Nothing is scaled when an error is returned.
+#[track_caller]
+pub fn clip_grad_norm<T: Scalar>(
+    m: &mut Machine<T>,
+    grads: &[impl AsHandle],
+    max_norm: f64,
+) -> Result<f64> {
+    let caller = Caller::from(Location::caller());
+    if max_norm.is_nan() || max_norm < 0.0 {
+        return Err(Error::InvalidArgument {
+            what: "max_norm",
+            reason: alloc::format!("{max_norm} is not a number >= 0"),
+        });
+    }
+    let mut sum = 0.0f64;
+    for g in grads {
+        for &v in m.output_mut(g, caller)?.iter() {
+            let v = v.to_f64().unwrap_or(f64::NAN);
+            sum += v * v;
+        }
+    }
+    let norm = Float::sqrt(sum);
+    if norm.is_finite() && norm > max_norm {
+        let c = T::of(max_norm / (norm + 1e-6));
+        for (k, g) in grads.iter().enumerate() {
+            let here = m.output_mut(g, caller)?.as_ptr();
+            // Quadratic in the number of gradients, but only a pointer compare each: the
+            // alternative, remembering the buffers seen, would allocate.
+            let mut seen = false;
+            for earlier in &grads[..k] {
+                seen |= m.output_mut(earlier, caller)?.as_ptr() == here;
+            }
+            if !seen {
+                for v in m.output_mut(g, caller)?.iter_mut() {
+                    *v = *v * c;
+                }
+            }
+        }
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Graph;
+    use alloc::string::ToString;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn scales_above_and_not_below() {
+        // loss = 0.5 (|a|^2 + |b|^2): gradients a = [1, 2], b = [[2], [4]];
+        // norm = sqrt(1 + 4 + 4 + 16) = 5
+        let g = Graph::<f32>::new();
+        let a = g.param("a", ndarray::arr1(&[1.0f32, 2.0]));
+        let b = g.param("b", ndarray::arr2(&[[2.0f32], [4.0]]));
+        let loss = (a.square().sum() + b.square().sum()) * 0.5;
+        let grads = g.grad(loss, &[a, b]).unwrap();
+        let mut m = g.compile(&[loss], &grads).unwrap();
+        m.run().unwrap();
+        // below (and at) the limit: unchanged
+        for max in [10.0, 5.0] {
+            assert_relative_eq!(clip_grad_norm(&mut m, &grads, max).unwrap(), 5.0);
+            assert_eq!(m.value(grads[0]).unwrap().as_slice().unwrap(), &[1.0, 2.0]);
+        }
+        // above: scaled by 2 / (5 + 1e-6)
+        assert_relative_eq!(clip_grad_norm(&mut m, &grads, 2.0).unwrap(), 5.0);
+        let c = 2.0 / (5.0 + 1e-6);
+        let ga = m.value(grads[0]).unwrap();
+        let gb = m.value(grads[1]).unwrap();
+        assert_relative_eq!(ga[[0]], c as f32, max_relative = 1e-6);
+        assert_relative_eq!(gb[[1, 0]], (4.0 * c) as f32, max_relative = 1e-6);
+        // the new norm is max_norm (less 1e-6 relative), and clipping again changes nothing
+        let before = m.value(grads[1]).unwrap().to_owned();
+        let norm = clip_grad_norm(&mut m, &grads, 2.0).unwrap();
+        assert_relative_eq!(norm, 2.0, max_relative = 1e-6);
+        assert_eq!(m.value(grads[1]).unwrap(), before);
+        // to zero
+        assert_relative_eq!(
+            clip_grad_norm(&mut m, &grads, 0.0).unwrap(),
+            2.0,
+            max_relative = 1e-6
+        );
+        assert!(m.value(grads[1]).unwrap().iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn a_buffer_listed_twice_is_scaled_once() {
+        let g = Graph::<f64>::new();
+        let a = g.param("a", ndarray::arr1(&[3.0, 4.0]));
+        let loss = a.square().sum() * 0.5;
+        let grads = g.grad(loss, &[a]).unwrap();
+        let mut m = g.compile(&[loss], &grads).unwrap();
+        m.run().unwrap();
+        let twice = [grads[0], grads[0]];
+        // sqrt(2 * 25)
+        let norm = clip_grad_norm(&mut m, &twice, 1.0).unwrap();
+        assert_relative_eq!(norm, 50.0f64.sqrt());
+        let c = 1.0 / (50.0f64.sqrt() + 1e-6);
+        assert_relative_eq!(
+            m.value(grads[0]).unwrap()[[0]],
+            3.0 * c,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let g = Graph::<f64>::new();
+        let a = g.param("a", ndarray::arr1(&[3.0, 4.0]));
+        let loss = a.square().sum();
+        let grads = g.grad(loss, &[a]).unwrap();
+        let mut m = g.compile(&[loss], &grads).unwrap();
+        // before a run
+        assert!(matches!(
+            clip_grad_norm(&mut m, &grads, 1.0),
+            Err(Error::NotRun { .. })
+        ));
+        m.run().unwrap();
+        let e = clip_grad_norm(&mut m, &grads, f64::NAN).unwrap_err();
+        assert_eq!(e.to_string(), "invalid max_norm: NaN is not a number >= 0");
+        assert!(clip_grad_norm(&mut m, &grads, -1.0).is_err());
+        // a parameter is not a gradient: refused, nothing scaled
+        let e = clip_grad_norm(&mut m, &[grads[0], a], 1.0).unwrap_err();
+        assert!(matches!(e, Error::WrongKind { .. }), "{e}");
+        assert_eq!(m.value(grads[0]).unwrap()[[0]], 6.0);
+        // no gradients: norm 0
+        assert_eq!(
+            clip_grad_norm(&mut m, &[] as &[crate::Handle], 1.0).unwrap(),
+            0.0
+        );
+    }
+}
