@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
+use tapegrad::nn::MlpBuilder;
 use tapegrad::prelude::*;
 
 /// Layer sizes and batch of a configuration.
@@ -47,18 +48,7 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     let g = Graph::<f32>::new();
     let x = g.input("x", [batch, sizes[0]]);
     let y = g.input("y", [batch]);
-    let mut h = x;
-    for (i, w) in sizes.windows(2).enumerate() {
-        let wt = g.param(
-            &format!("w{i}"),
-            init::kaiming_uniform([w[0], w[1]], &mut rng),
-        );
-        let b = g.param(&format!("b{i}"), init::zeros([w[1]]));
-        h = h.matmul(wt) + b;
-        if i + 2 < sizes.len() {
-            h = h.relu();
-        }
-    }
+    let h = MlpBuilder::new(sizes).build(&g, "mlp", &mut rng).forward(x);
     let loss = h.cross_entropy(y);
     let params = g.params();
     let grads = g.grad(loss, &params)?;
