@@ -52,7 +52,8 @@
 //! ## Features
 //! - `std` (default): `std::error::Error` for [`Error`]. Without it the crate is
 //!   `#![no_std]` + `alloc`.
-//! - `rayon` (default): large elementwise kernels split over threads.
+//! - `rayon` (default): large matrix products and elementwise kernels split over threads
+//!   ([`set_threads`]); results are bit-identical at any thread count.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
