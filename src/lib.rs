@@ -61,6 +61,7 @@ extern crate alloc;
 
 mod autodiff;
 pub mod check;
+pub mod data;
 mod error;
 mod graph;
 pub mod init;
