@@ -179,6 +179,37 @@ pub enum Error {
         /// The central finite difference.
         numeric: f64,
     },
+    /// Reading or writing a file failed (no such directory, permission denied, disk full).
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// Weights are not a valid safetensors file: empty, cut short, or not safetensors at
+    /// all. Nothing was loaded.
+    WeightsFormat {
+        /// The file, or `"<bytes>"` for an in-memory buffer.
+        origin: String,
+        /// What is wrong, in words.
+        reason: String,
+        /// Where it was called.
+        caller: Caller,
+    },
+    /// A tensor in a weights file does not fit the machine: missing, of another shape or
+    /// dtype, or (when loading strictly) not a parameter of the machine. Nothing was loaded.
+    Weights {
+        /// The tensor's name in the file.
+        name: String,
+        /// What the machine needs, as `"f32 [16, 4]"`, or `"no tensor"` for an extra one.
+        expected: String,
+        /// What the file holds, as `"f64 [16, 4]"`, or `"no tensor"` for a missing one.
+        found: String,
+        /// Where it was called.
+        caller: Caller,
+    },
 }
 
 /// `core::result::Result` with [`Error`].
@@ -276,6 +307,30 @@ impl fmt::Display for Error {
                 f,
                 "gradient check failed for input {input} at flat index {index}: \
                  analytic {analytic:e}, numeric {numeric:e}"
+            ),
+            Error::Io {
+                path,
+                reason,
+                caller,
+            } => write!(f, "I/O error on {path:?} at {caller}: {reason}"),
+            Error::WeightsFormat {
+                origin,
+                reason,
+                caller,
+            } => write!(
+                f,
+                "weights from {origin:?} loaded at {caller} are not a valid safetensors file \
+                 (empty, cut short or corrupt): {reason}; nothing was loaded"
+            ),
+            Error::Weights {
+                name,
+                expected,
+                found,
+                caller,
+            } => write!(
+                f,
+                "weights tensor {name:?} loaded at {caller}: expected {expected}, found \
+                 {found}; nothing was loaded"
             ),
         }
     }

@@ -66,14 +66,16 @@ mod error;
 mod graph;
 pub mod init;
 mod machine;
-pub mod ops;
 pub mod nn;
+pub mod ops;
 pub mod optim;
 mod par;
 mod plan;
 pub mod rng;
 mod scalar;
 mod shape;
+#[cfg(feature = "std")]
+pub mod weights;
 
 pub use error::{Caller, Error, Result};
 pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};

@@ -1,0 +1,199 @@
+//! tapegrad against PyTorch: the MLP of `tests/fixtures/make_torch_mlp.py` (8-16-4, ReLU,
+//! mean cross-entropy), its weights loaded from the file PyTorch saved, gives PyTorch's
+//! logits, loss and parameter gradients, in f32 and in f64.
+#![cfg(feature = "std")]
+
+use std::path::PathBuf;
+
+use ndarray::{ArrayD, IxDyn};
+use safetensors::{Dtype, SafeTensors};
+use tapegrad::prelude::*;
+use tapegrad::weights::WeightMap;
+use tapegrad::Scalar;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// PyTorch's `nn.Sequential` names: layer 0 and layer 2 (layer 1 is the ReLU).
+fn torch_map() -> WeightMap {
+    WeightMap::new()
+        .torch_linear("0", "w1", "b1")
+        .torch_linear("2", "w2", "b2")
+}
+
+/// A tensor of the fixture as f64 (f32 values widen exactly; int64 class ids too).
+fn tensor(file: &SafeTensors<'_>, name: &str) -> ArrayD<f64> {
+    let t = file.tensor(name).unwrap();
+    let values: Vec<f64> = match t.dtype() {
+        Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        Dtype::F64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        Dtype::I64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        d => panic!("{name}: unexpected dtype {d:?}"),
+    };
+    ArrayD::from_shape_vec(IxDyn(t.shape()), values).unwrap()
+}
+
+/// Checks `got` against PyTorch's `want` element by element: equal within `max_relative`
+/// of the larger magnitude, or within `epsilon` for values near zero. Returns the largest
+/// relative error among elements of magnitude at least `epsilon`.
+fn compare<T: Scalar>(
+    what: &str,
+    got: ndarray::ArrayViewD<'_, T>,
+    want: &ArrayD<f64>,
+    max_relative: f64,
+    epsilon: f64,
+) -> f64 {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    let mut worst: f64 = 0.0;
+    for (i, (g, &w)) in got.iter().zip(want.iter()).enumerate() {
+        let g = g.to_f64().unwrap();
+        let diff = (g - w).abs();
+        let scale = g.abs().max(w.abs());
+        assert!(
+            diff <= epsilon || diff <= max_relative * scale,
+            "{what}[{i}]: tapegrad {g:e}, PyTorch {w:e} (relative error {:e})",
+            diff / scale
+        );
+        if scale >= epsilon {
+            worst = worst.max(diff / scale);
+        }
+    }
+    worst
+}
+
+/// Builds the MLP in tapegrad, loads PyTorch's weights, runs the fixture's batch and
+/// compares every value; returns the largest relative error.
+fn matches_pytorch<T: Scalar>(tag: &str, max_relative: f64, epsilon: f64) -> f64 {
+    let io_bytes = std::fs::read(fixture(&format!("torch_mlp_{tag}_io.safetensors"))).unwrap();
+    let io = SafeTensors::deserialize(&io_bytes).unwrap();
+    let x_value = tensor(&io, "x");
+    let y_value = tensor(&io, "y");
+    let batch = x_value.shape()[0];
+
+    let g = Graph::<T>::new();
+    let x = g.input("x", [batch, 8]);
+    let y = g.input("y", [batch]);
+    let w1 = g.param("w1", init::zeros([8, 16]));
+    let b1 = g.param("b1", init::zeros([16]));
+    let w2 = g.param("w2", init::zeros([16, 4]));
+    let b2 = g.param("b2", init::zeros([4]));
+    let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
+    let loss = logits.cross_entropy(y);
+    let params = [w1, b1, w2, b2];
+    let grads = g.grad(loss, &params).unwrap();
+    let mut m = g.compile(&[loss, logits], &grads).unwrap();
+
+    let weights = fixture(&format!("torch_mlp_{tag}.safetensors"));
+    m.load_with(&weights, &torch_map()).unwrap();
+    m.feed(x, &x_value.mapv(T::of)).unwrap();
+    m.feed(y, &y_value.mapv(T::of)).unwrap();
+    m.run().unwrap();
+
+    let mut worst = compare(
+        tag,
+        m.value(logits).unwrap(),
+        &tensor(&io, "logits"),
+        max_relative,
+        epsilon,
+    );
+    let loss_value = ndarray::arr0(m.scalar(loss).unwrap()).into_dyn();
+    worst = worst.max(compare(
+        tag,
+        loss_value.view(),
+        &tensor(&io, "loss"),
+        max_relative,
+        epsilon,
+    ));
+    // tapegrad's weight gradients are [in, out], PyTorch's [out, in]
+    for (grad, (name, transposed)) in grads.iter().zip([
+        ("0.weight", true),
+        ("0.bias", false),
+        ("2.weight", true),
+        ("2.bias", false),
+    ]) {
+        let want = tensor(&io, &format!("grad.{name}"));
+        let want = if transposed {
+            want.reversed_axes()
+        } else {
+            want
+        };
+        let what = format!("{tag} grad {name}");
+        worst = worst.max(compare(
+            &what,
+            m.value(grad).unwrap(),
+            &want,
+            max_relative,
+            epsilon,
+        ));
+    }
+
+    // saved back in PyTorch's layout, the weights are the very tensors PyTorch wrote
+    let ours = m.save_to_bytes_with(&torch_map()).unwrap();
+    let ours = SafeTensors::deserialize(&ours).unwrap();
+    let theirs_bytes = std::fs::read(&weights).unwrap();
+    let theirs = SafeTensors::deserialize(&theirs_bytes).unwrap();
+    let mut names = theirs.names();
+    names.sort_unstable();
+    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    for name in names {
+        let (a, b) = (ours.tensor(name).unwrap(), theirs.tensor(name).unwrap());
+        assert_eq!(
+            (a.dtype(), a.shape(), a.data()),
+            (b.dtype(), b.shape(), b.data()),
+            "{name}"
+        );
+    }
+    eprintln!("{tag}: largest relative error against PyTorch {worst:e}");
+    worst
+}
+
+#[test]
+fn f32_matches_pytorch() {
+    // float32 sums in another order: within 1e-5 of the larger magnitude, or 1e-7 apart
+    // for values near zero
+    matches_pytorch::<f32>("f32", 1e-5, 1e-7);
+}
+
+#[test]
+fn f64_matches_pytorch() {
+    matches_pytorch::<f64>("f64", 1e-12, 1e-15);
+}
+
+#[test]
+fn pytorch_names_need_the_map() {
+    let g = Graph::<f32>::new();
+    let w1 = g.param("w1", init::zeros([8, 16]));
+    let y = w1.sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    let weights = fixture("torch_mlp_f32.safetensors");
+    let e = m.load(&weights).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("weights tensor \"w1\" loaded at tests/pytorch_fixture.rs:"),
+        "{e}"
+    );
+    // the first layer alone, transposed, and the rest of the file skipped
+    let map = WeightMap::new()
+        .transposed("w1", "0.weight")
+        .allow_extra(true);
+    m.load_with(&weights, &map).unwrap();
+    let io_bytes = std::fs::read(fixture("torch_mlp_f32.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&io_bytes).unwrap();
+    let want = tensor(&file, "0.weight").reversed_axes();
+    assert_eq!(compare("w1", m.value(w1).unwrap(), &want, 0.0, 0.0), 0.0);
+}
