@@ -89,13 +89,14 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     let mem = m.memory();
     eprintln!(
         "  memory cfg={name}: params {} B, grads {} B, inputs {} B, workspace {} B, \
-         outputs {} B, constants {} B, total {} B, unplanned {} B; loss {:.4}",
+         outputs {} B, constants {} B, scratch {} B, total {} B, unplanned {} B; loss {:.4}",
         mem.params,
         mem.grads,
         mem.inputs,
         mem.workspace,
         mem.outputs,
         mem.constants,
+        mem.scratch,
         mem.total(),
         mem.unplanned,
         m.scalar(loss)?

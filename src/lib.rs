@@ -63,6 +63,7 @@ mod autodiff;
 pub mod check;
 pub mod data;
 mod error;
+mod gemm;
 mod graph;
 pub mod init;
 mod machine;

@@ -114,9 +114,10 @@ pub struct Memory {
     pub grads: usize,
     /// The other outputs passed to `compile`.
     pub outputs: usize,
-    /// Everything else: activations and intermediate results in reused buffers, and the
-    /// kernels' shared scratch memory.
+    /// Everything else: activations and intermediate results, in reused buffers.
     pub workspace: usize,
+    /// The kernels' shared scratch memory (GEMM packing buffers).
+    pub scratch: usize,
     /// The total without planning: every node its own buffer.
     pub unplanned: usize,
 }
@@ -124,7 +125,13 @@ pub struct Memory {
 impl Memory {
     /// The bytes held, all roles together.
     pub fn total(&self) -> usize {
-        self.params + self.inputs + self.constants + self.grads + self.outputs + self.workspace
+        self.params
+            + self.inputs
+            + self.constants
+            + self.grads
+            + self.outputs
+            + self.workspace
+            + self.scratch
     }
 }
 
@@ -284,7 +291,7 @@ impl<T: Scalar> Graph<T> {
             })
             .max()
             .unwrap_or(0);
-        memory.workspace += scratch_len * size;
+        memory.scratch = scratch_len * size;
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
         Ok(Machine {

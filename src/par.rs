@@ -83,30 +83,3 @@ pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
         f(o, i);
     }
 }
-
-/// Runs `f(first_row, rows)` over row blocks of `c` (`rows × width`), in parallel when
-/// `work` (multiply-adds) is large enough to pay for it.
-pub(crate) fn row_blocks<T: Scalar>(
-    c: &mut [T],
-    rows: usize,
-    width: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
-) {
-    #[cfg(feature = "rayon")]
-    {
-        /// Multiply-adds below which a GEMM stays on one thread.
-        const GEMM_MIN: usize = 1 << 21;
-        let t = threads().min(rows / 8);
-        if t > 1 && work >= GEMM_MIN && width > 0 {
-            use rayon::prelude::*;
-            let per = rows.div_ceil(t);
-            c.par_chunks_mut(per * width)
-                .enumerate()
-                .for_each(|(k, block)| f(k * per, block));
-            return;
-        }
-    }
-    let _ = (rows, width, work);
-    f(0, c);
-}

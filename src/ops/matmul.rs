@@ -2,7 +2,9 @@
 //! `[B, M, K] × [K, N]` (the 2-D side shared by the batch).
 //!
 //! The op carries "stored transposed" flags for either side, so the transposes that its
-//! own VJP needs (`G·Bᵀ`, `Aᵀ·G`) are strides handed to the GEMM, never copies.
+//! own VJP needs (`G·Bᵀ`, `Aᵀ·G`) are read in place by the GEMM's packing, never copied
+//! into a transposed tensor. The GEMM (`gemm.rs`) packs into the machine's planned
+//! scratch memory, so a product allocates nothing.
 
 use alloc::format;
 use alloc::string::String;
@@ -12,8 +14,9 @@ use core::panic::Location;
 
 use super::{Inputs, Op, Out};
 use crate::error::Result;
+use crate::gemm::{gemm, scratch_len};
 use crate::graph::Tensor;
-use crate::scalar::{gemm, Scalar};
+use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 /// `op(lhs) · op(rhs)`, where `op` transposes the last two axes of a side whose flag is set.
@@ -73,14 +76,22 @@ impl<T: Scalar> Op<T> for MatMul {
         })
     }
 
+    fn scratch(&self, s: &[&Shape]) -> usize {
+        let (batch, m, k) = mk(s[0], self.lhs_t);
+        let (_, _, n) = mk(s[1], self.rhs_t);
+        let rows = if s[1].rank() == 2 { batch * m } else { m };
+        scratch_len::<T>(rows, k, n, crate::par::threads())
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (sa, sb) = (x.shape(0), x.shape(1));
         let (batch, m, k) = mk(sa, self.lhs_t);
         let (_, _, n) = mk(sb, self.rhs_t);
-        let (a, b, c) = (x.slice(0), x.slice(1), out.slice());
+        let (a, b) = (x.slice(0), x.slice(1));
+        let (c, scratch) = out.with_scratch();
         if sb.rank() == 2 {
             // A 2-D rhs is shared by the batch: the batch folds into the rows of one GEMM.
-            gemm(batch * m, k, n, a, self.lhs_t, b, self.rhs_t, c);
+            gemm(batch * m, k, n, a, self.lhs_t, b, self.rhs_t, c, scratch);
         } else {
             let (la, lb, lc) = (m * k, k * n, m * n);
             for i in 0..batch {
@@ -93,6 +104,7 @@ impl<T: Scalar> Op<T> for MatMul {
                     &b[i * lb..(i + 1) * lb],
                     self.rhs_t,
                     &mut c[i * lc..(i + 1) * lc],
+                    scratch,
                 );
             }
         }

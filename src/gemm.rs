@@ -1,0 +1,841 @@
+//! A packed, register-blocked GEMM (the Goto/BLIS loop nest) that packs into scratch memory
+//! the caller provides, so a training step allocates nothing.
+//!
+//! Every element of `c` is one chain of multiply-adds over `k` in order, starting from
+//! zero: a later `kc` block reloads the partial sums from `c` rather than adding a block
+//! sum to them. So the bits depend neither on the blocking nor on how the rows of `c` are
+//! split over threads, only on the kernel (fused multiply-add or not), which is chosen once
+//! per process.
+
+use core::mem::size_of;
+
+use crate::scalar::Scalar;
+
+/// Micro-kernel tile (`mr × nr`) and cache blocking (`kc`, `mc`, `nc`) of one kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Blocking {
+    mr: usize,
+    nr: usize,
+    kc: usize,
+    mc: usize,
+    nc: usize,
+}
+
+const fn blocking(mr: usize, nr: usize, kc: usize, mc: usize, nc: usize) -> Blocking {
+    Blocking { mr, nr, kc, mc, nc }
+}
+
+// Per instruction set and element type. A tile is 16 (AVX-512: 32 registers) or 12 (AVX2:
+// 16 registers) vector accumulators, two vectors wide. kc = 256 and mc = 64 are
+// matrixmultiply's; on a Zen 4, kc 128..320 and mc 64..256 measured the same within noise.
+const PORTABLE_F32: Blocking = blocking(4, 4, 256, 64, 1024);
+const PORTABLE_F64: Blocking = blocking(4, 4, 256, 64, 1024);
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const AVX2_F32: Blocking = blocking(6, 16, 256, 72, 1024);
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const AVX2_F64: Blocking = blocking(6, 8, 256, 72, 1024);
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const AVX512_F32: Blocking = blocking(8, 32, 256, 64, 1024);
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const AVX512_F64: Blocking = blocking(8, 16, 256, 64, 1024);
+
+/// The kernel versions compiled for this target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Isa {
+    Portable = 1,
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    Avx2 = 2,
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    Avx512 = 3,
+}
+
+impl Isa {
+    /// The best version this CPU runs, detected once.
+    fn get() -> Isa {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            use core::sync::atomic::{AtomicU8, Ordering};
+            static CHOSEN: AtomicU8 = AtomicU8::new(0);
+            match CHOSEN.load(Ordering::Relaxed) {
+                1 => Isa::Portable,
+                2 => Isa::Avx2,
+                3 => Isa::Avx512,
+                _ => {
+                    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+                    let isa = if avx2 && is_x86_feature_detected!("avx512f") {
+                        Isa::Avx512
+                    } else if avx2 {
+                        Isa::Avx2
+                    } else {
+                        Isa::Portable
+                    };
+                    CHOSEN.store(isa as u8, Ordering::Relaxed);
+                    isa
+                }
+            }
+        }
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        Isa::Portable
+    }
+
+    fn blocking<T>(self) -> Blocking {
+        let f32 = size_of::<T>() == 4;
+        match self {
+            Isa::Portable if f32 => PORTABLE_F32,
+            Isa::Portable => PORTABLE_F64,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Isa::Avx2 if f32 => AVX2_F32,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Isa::Avx2 => AVX2_F64,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Isa::Avx512 if f32 => AVX512_F32,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Isa::Avx512 => AVX512_F64,
+        }
+    }
+}
+
+/// Packed buffers start at this many bytes' alignment (one cache line, one AVX-512 vector).
+const ALIGN: usize = 64;
+
+/// A matrix read as `[rows, depth]`: element `(r, p)` is `data[r * rs + p * ds]`, and one of
+/// the strides is 1.
+#[derive(Clone, Copy)]
+struct View<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    ds: usize,
+}
+
+impl<'a, T> View<'a, T> {
+    fn new(data: &'a [T], rs: usize, ds: usize) -> Self {
+        View { data, rs, ds }
+    }
+
+    /// The rows from `r` on.
+    fn from(self, r: usize) -> Self {
+        View {
+            data: &self.data[r * self.rs..],
+            ..self
+        }
+    }
+}
+
+/// How one call runs: whether it computes `cᵀ = op(b)ᵀ · op(a)ᵀ` (better tiles when `n` is
+/// small), how many rows of `c` each thread takes, and the scratch per thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    swap: bool,
+    threads: usize,
+    rows: usize,
+    per_thread: usize,
+}
+
+/// Multiply-adds from which a product may be split over threads. Measured, 2 threads against
+/// 1 on two otherwise idle Zen 4 cores (best of 30): 0.25× as fast at 2¹⁶ (waking rayon's
+/// workers costs some µs), 0.5–1× at 2²⁰, 1.4× at 2²¹, 1.5–1.8× from 2²² on; with the
+/// other core busy, 0.8–0.9× at any size.
+const PAR_MIN: usize = 1 << 23;
+
+fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan {
+    let tiles = |rows: usize, cols: usize| {
+        rows.div_ceil(blk.mr) * blk.mr * (cols.div_ceil(blk.nr) * blk.nr)
+    };
+    // Swapped, `c` is written transposed, element by element: worth it only when it saves
+    // much padding (`n` below the tile width).
+    let swap = 4 * tiles(n, m) < 3 * tiles(m, n);
+    // Threads take whole tiles of rows of `c`, which are columns of the swapped product.
+    let unit = if swap { blk.nr } else { blk.mr };
+    let t = if cfg!(feature = "rayon") && threads > 1 && m * k * n >= PAR_MIN {
+        threads.min(m.div_ceil(unit))
+    } else {
+        1
+    };
+    let rows = (m.div_ceil(t).div_ceil(unit) * unit).min(m);
+    let t = m.div_ceil(rows.max(1));
+    let (mk, nk) = if swap { (n, rows) } else { (rows, n) };
+    let kc = k.min(blk.kc);
+    let a_len = mk.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
+    let b_len = nk.min(blk.nc).div_ceil(blk.nr) * blk.nr * kc;
+    let align = ALIGN / size_of::<T>();
+    let per_thread = if m * k * n == 0 {
+        0
+    } else {
+        align - 1 + a_len.div_ceil(align) * align + b_len
+    };
+    Plan {
+        swap,
+        threads: t,
+        rows,
+        per_thread,
+    }
+}
+
+/// Elements of scratch `gemm` needs for these sizes when split over up to `threads` threads.
+pub(crate) fn scratch_len<T: Scalar>(m: usize, k: usize, n: usize, threads: usize) -> usize {
+    let p = plan::<T>(Isa::get().blocking::<T>(), m, k, n, threads);
+    p.threads * p.per_thread
+}
+
+/// `c[m, n]` (contiguous row-major, overwritten) `= op(a) · op(b)`, where `a` is `[m, k]`
+/// row-major or, if `a_t`, stored as `[k, m]`; `b` is `[k, n]` or, if `b_t`, stored as
+/// `[n, k]`. Packs into `scratch` and allocates nothing; uses fewer threads than
+/// [`crate::par::threads`] allows if `scratch` is shorter than [`scratch_len`] asked for them.
+///
+/// # Panics
+/// If a slice is shorter than its matrix, or `scratch` shorter than one thread needs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    c: &mut [T],
+    scratch: &mut [T],
+) {
+    let isa = Isa::get();
+    let threads = crate::par::threads();
+    gemm_with(
+        isa,
+        isa.blocking::<T>(),
+        threads,
+        m,
+        k,
+        n,
+        a,
+        a_t,
+        b,
+        b_t,
+        c,
+        scratch,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_with<T: Scalar>(
+    isa: Isa,
+    blk: Blocking,
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    c: &mut [T],
+    scratch: &mut [T],
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let c = &mut c[..m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    let mut p = plan::<T>(blk, m, k, n, threads);
+    while p.threads > 1 && p.threads * p.per_thread > scratch.len() {
+        p = plan::<T>(blk, m, k, n, p.threads - 1);
+    }
+    assert!(scratch.len() >= p.per_thread, "gemm scratch too short");
+    let a = if a_t {
+        View::new(a, 1, m)
+    } else {
+        View::new(a, k, 1)
+    };
+    // `b` read as `op(b)ᵀ`, `[n, k]`.
+    let bt = if b_t {
+        View::new(b, k, 1)
+    } else {
+        View::new(b, 1, n)
+    };
+    // Rows `r0..` of `c`, and the scratch of one thread.
+    let part = |r0: usize, c: &mut [T], scratch: &mut [T]| {
+        let rows = c.len() / n;
+        let (a, s) = (a.from(r0), &mut scratch[..p.per_thread]);
+        if p.swap {
+            dispatch(isa, blk, (n, k, rows), bt, a, c, (1, n), s);
+        } else {
+            dispatch(isa, blk, (rows, k, n), a, bt, c, (n, 1), s);
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if p.threads > 1 {
+        use rayon::prelude::*;
+        c.par_chunks_mut(p.rows * n)
+            .zip(scratch.par_chunks_mut(p.per_thread))
+            .enumerate()
+            .for_each(|(i, (c, s))| part(i * p.rows, c, s));
+        return;
+    }
+    part(0, c, scratch);
+}
+
+/// Runs the kernel version `isa` on `c[i * rsc + j * csc] = Σ_p a(i, p) · b(j, p)`.
+#[allow(clippy::too_many_arguments)]
+fn dispatch<T: Scalar>(
+    isa: Isa,
+    blk: Blocking,
+    mkn: (usize, usize, usize),
+    a: View<T>,
+    b: View<T>,
+    c: &mut [T],
+    csr: (usize, usize),
+    s: &mut [T],
+) {
+    let f32 = size_of::<T>() == 4;
+    match isa {
+        Isa::Portable if f32 => {
+            const B: Blocking = PORTABLE_F32;
+            let micro = micro_portable::<T, { B.mr }, { B.nr }>;
+            run::<T, { B.mr }, { B.nr }>(micro, blk, mkn, a, b, c, csr, s)
+        }
+        Isa::Portable => {
+            const B: Blocking = PORTABLE_F64;
+            let micro = micro_portable::<T, { B.mr }, { B.nr }>;
+            run::<T, { B.mr }, { B.nr }>(micro, blk, mkn, a, b, c, csr, s)
+        }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        Isa::Avx2 if f32 => {
+            const B: Blocking = AVX2_F32;
+            // SAFETY: `Isa::Avx2` is only chosen, or tested, where the CPU has AVX2 and FMA.
+            unsafe { x86::avx2::<T, { B.mr }, { B.nr }>(blk, mkn, a, b, c, csr, s) }
+        }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        Isa::Avx2 => {
+            const B: Blocking = AVX2_F64;
+            // SAFETY: as above.
+            unsafe { x86::avx2::<T, { B.mr }, { B.nr }>(blk, mkn, a, b, c, csr, s) }
+        }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        Isa::Avx512 if f32 => {
+            const B: Blocking = AVX512_F32;
+            // SAFETY: `Isa::Avx512` is only chosen, or tested, where the CPU has AVX-512F.
+            unsafe { x86::avx512::<T, { B.mr }, { B.nr }>(blk, mkn, a, b, c, csr, s) }
+        }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        Isa::Avx512 => {
+            const B: Blocking = AVX512_F64;
+            // SAFETY: as above.
+            unsafe { x86::avx512::<T, { B.mr }, { B.nr }>(blk, mkn, a, b, c, csr, s) }
+        }
+    }
+}
+
+/// The micro-kernel without vector instructions beyond the target's baseline.
+#[inline(never)]
+fn micro_portable<T: Scalar, const MR: usize, const NR: usize>(
+    ap: &[T],
+    bp: &[T],
+    c: &mut [T],
+    rsc: usize,
+    load: bool,
+) {
+    micro::<T, MR, NR, false>(ap, bp, c, rsc, load)
+}
+
+/// The loop nest and micro-kernel compiled for wider vectors; the caller checks the CPU.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod x86 {
+    use super::{micro, run, Blocking, View};
+    use crate::scalar::Scalar;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<T: Scalar, const MR: usize, const NR: usize>(
+        blk: Blocking,
+        mkn: (usize, usize, usize),
+        a: View<T>,
+        b: View<T>,
+        c: &mut [T],
+        csr: (usize, usize),
+        s: &mut [T],
+    ) {
+        // SAFETY: we run on a CPU with AVX2 and FMA (this function's contract).
+        let micro = |ap: &_, bp: &_, c: &mut _, rsc, load| unsafe {
+            micro_avx2::<T, MR, NR>(ap, bp, c, rsc, load)
+        };
+        run::<T, MR, NR>(micro, blk, mkn, a, b, c, csr, s)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    unsafe fn micro_avx2<T: Scalar, const MR: usize, const NR: usize>(
+        ap: &[T],
+        bp: &[T],
+        c: &mut [T],
+        rsc: usize,
+        load: bool,
+    ) {
+        micro::<T, MR, NR, true>(ap, bp, c, rsc, load)
+    }
+
+    // The loop nest without AVX-512: with it LLVM turns the strided stores of packing into
+    // scatters, which are slow.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx512<T: Scalar, const MR: usize, const NR: usize>(
+        blk: Blocking,
+        mkn: (usize, usize, usize),
+        a: View<T>,
+        b: View<T>,
+        c: &mut [T],
+        csr: (usize, usize),
+        s: &mut [T],
+    ) {
+        // SAFETY: we run on a CPU with AVX-512F (this function's contract).
+        let micro = |ap: &_, bp: &_, c: &mut _, rsc, load| unsafe {
+            micro_avx512::<T, MR, NR>(ap, bp, c, rsc, load)
+        };
+        run::<T, MR, NR>(micro, blk, mkn, a, b, c, csr, s)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline(never)]
+    unsafe fn micro_avx512<T: Scalar, const MR: usize, const NR: usize>(
+        ap: &[T],
+        bp: &[T],
+        c: &mut [T],
+        rsc: usize,
+        load: bool,
+    ) {
+        micro::<T, MR, NR, true>(ap, bp, c, rsc, load)
+    }
+}
+
+/// One thread's product: the loops over `nc` columns, `kc` depths and `mc` rows, packing
+/// `b` and `a`, then over the `nr`- and `mr`-wide panels calling the micro-kernel `micro`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn run<T: Scalar, const MR: usize, const NR: usize>(
+    micro: impl Fn(&[T], &[T], &mut [T], usize, bool),
+    blk: Blocking,
+    (m, k, n): (usize, usize, usize),
+    a: View<T>,
+    b: View<T>,
+    c: &mut [T],
+    (rsc, csc): (usize, usize),
+    scratch: &mut [T],
+) {
+    debug_assert!(blk.mr == MR && blk.nr == NR && blk.mc % MR == 0 && blk.nc % NR == 0);
+    let align = ALIGN / size_of::<T>();
+    let skip = scratch.as_ptr().align_offset(ALIGN).min(align - 1);
+    let kc_max = k.min(blk.kc);
+    let a_len = m.min(blk.mc).div_ceil(MR) * MR * kc_max;
+    let (ap, bp) = scratch[skip..].split_at_mut(a_len.div_ceil(align) * align);
+    for (jc, nc) in blocks(n, blk.nc) {
+        for (pc, kc) in blocks(k, blk.kc) {
+            let bp = &mut bp[..nc.div_ceil(NR) * NR * kc];
+            pack::<T, NR>(bp, b.from(jc), nc, pc, kc);
+            for (ic, mc) in blocks(m, blk.mc) {
+                let ap = &mut ap[..mc.div_ceil(MR) * MR * kc];
+                pack::<T, MR>(ap, a.from(ic), mc, pc, kc);
+                // Panel `jr / NR` of `bp` starts at `jr * kc`, and likewise for `ap`.
+                for jr in (0..nc).step_by(NR) {
+                    let (j, bp) = (jc + jr, &bp[jr * kc..][..NR * kc]);
+                    for ir in (0..mc).step_by(MR) {
+                        let (i, ap) = (ic + ir, &ap[ir * kc..][..MR * kc]);
+                        let tile = (MR.min(m - i), NR.min(n - j));
+                        let c = &mut c[i * rsc + j * csc..];
+                        if csc == 1 && tile == (MR, NR) {
+                            micro(ap, bp, c, rsc, pc > 0);
+                        } else {
+                            // Edge tiles and transposed `c` go through a whole tile.
+                            let mut t = [[T::zero(); NR]; MR];
+                            if pc > 0 {
+                                load(&mut t, c, (rsc, csc), tile);
+                            }
+                            micro(ap, bp, t.as_flattened_mut(), NR, pc > 0);
+                            store(&t, c, (rsc, csc), tile);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `(start, len)` of the blocks of `step` that cover `0..n` (without the divisions of
+/// `step_by`, which show in small products).
+fn blocks(n: usize, step: usize) -> impl Iterator<Item = (usize, usize)> {
+    core::iter::successors(Some(0), move |&s| Some(s + step))
+        .take_while(move |&s| s < n)
+        .map(move |s| (s, step.min(n - s)))
+}
+
+/// Packs rows `0..rows`, depths `p0..p0 + kc` of `x` into panels of `W` rows, each panel
+/// depth-major (`W` values per depth), zero past the last row.
+// Not inlined: inside the loop nest it made LLVM spill the loop state (60 ns more per call,
+// measured), and copying gains nothing from the wider vectors.
+#[inline(never)]
+fn pack<T: Scalar, const W: usize>(dst: &mut [T], x: View<T>, rows: usize, p0: usize, kc: usize) {
+    for r in (0..rows).step_by(W) {
+        let (panel, w) = (&mut dst[r * kc..][..W * kc], W.min(rows - r));
+        // Partial panels avoid `copy_from_slice` and `fill` of a variable length: calls to
+        // memcpy and memset per depth dominate small products.
+        if x.rs == 1 {
+            for (p, d) in panel.chunks_exact_mut(W).enumerate() {
+                let src = &x.data[r + (p0 + p) * x.ds..];
+                if w == W {
+                    d.copy_from_slice(&src[..W]);
+                } else {
+                    for (i, d) in d.iter_mut().enumerate() {
+                        *d = if i < w { src[i] } else { T::zero() };
+                    }
+                }
+            }
+        } else {
+            if w < W {
+                panel.fill(T::zero());
+            }
+            for (i, row) in (r..r + w).enumerate() {
+                let src = &x.data[row * x.rs + p0..][..kc];
+                for (d, &v) in panel.chunks_exact_mut(W).zip(src) {
+                    d[i] = v;
+                }
+            }
+        }
+    }
+}
+
+/// The `MR × NR` tile whose row `i` is `c[i * rsc..][..NR]` `=`, or if `load` `+=`, the
+/// product of packed panels: `kc` steps of `MR` values of `a` and `NR` of `b`.
+#[inline(always)]
+fn micro<T: Scalar, const MR: usize, const NR: usize, const FUSED: bool>(
+    ap: &[T],
+    bp: &[T],
+    c: &mut [T],
+    rsc: usize,
+    load: bool,
+) {
+    let mut acc = [[T::zero(); NR]; MR];
+    if load {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            acc.copy_from_slice(&c[i * rsc..][..NR]);
+        }
+    }
+    // LLVM must unroll the rows, vectorize the columns and keep `acc` in registers. Which
+    // loop order gets it to do so depends on the shape (checked in the assembly): with 8
+    // rows and rows outermost it vectorizes across rows instead, with gathers; with 6 rows
+    // and columns outermost it hoists all broadcasts and spills.
+    for (a, b) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
+        // As arrays, so that the loops below have constant trip counts.
+        let a: &[T; MR] = a.try_into().unwrap();
+        let b: &[T; NR] = b.try_into().unwrap();
+        if MR % 4 == 0 {
+            for (j, &b) in b.iter().enumerate() {
+                for (acc, &a) in acc.iter_mut().zip(a) {
+                    acc[j] = if FUSED {
+                        a.mul_add(b, acc[j])
+                    } else {
+                        a * b + acc[j]
+                    };
+                }
+            }
+        } else {
+            for (acc, &a) in acc.iter_mut().zip(a) {
+                for (acc, &b) in acc.iter_mut().zip(b) {
+                    *acc = if FUSED {
+                        a.mul_add(b, *acc)
+                    } else {
+                        a * b + *acc
+                    };
+                }
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        c[i * rsc..][..NR].copy_from_slice(acc);
+    }
+}
+
+/// Copies the `rows × cols` part of a tile of `c` into `acc`.
+#[inline(always)]
+fn load<T: Scalar, const MR: usize, const NR: usize>(
+    acc: &mut [[T; NR]; MR],
+    c: &[T],
+    (rsc, csc): (usize, usize),
+    (rows, cols): (usize, usize),
+) {
+    if csc == 1 && cols == NR {
+        for (i, acc) in acc.iter_mut().enumerate().take(rows) {
+            acc.copy_from_slice(&c[i * rsc..][..NR]);
+        }
+        return;
+    }
+    for (i, acc) in acc.iter_mut().enumerate().take(rows) {
+        for (j, acc) in acc.iter_mut().enumerate().take(cols) {
+            *acc = c[i * rsc + j * csc];
+        }
+    }
+}
+
+/// Copies `acc` into the `rows × cols` part of a tile of `c`.
+#[inline(always)]
+fn store<T: Scalar, const MR: usize, const NR: usize>(
+    acc: &[[T; NR]; MR],
+    c: &mut [T],
+    (rsc, csc): (usize, usize),
+    (rows, cols): (usize, usize),
+) {
+    if csc == 1 && cols == NR {
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            c[i * rsc..][..NR].copy_from_slice(acc);
+        }
+        return;
+    }
+    for (i, acc) in acc.iter().enumerate().take(rows) {
+        for (j, &acc) in acc.iter().enumerate().take(cols) {
+            c[i * rsc + j * csc] = acc;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// The kernel versions this CPU runs.
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                v.push(Isa::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+
+    /// Small blocks, so that small products cross every block boundary.
+    fn tiny<T>(isa: Isa) -> Blocking {
+        let b = isa.blocking::<T>();
+        Blocking {
+            kc: 5,
+            mc: 2 * b.mr,
+            nc: 2 * b.nr,
+            ..b
+        }
+    }
+
+    /// `len` values in [-1, 1) from a linear congruential generator.
+    fn values<T: Scalar>(len: usize, seed: u64) -> Vec<T> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                T::of((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    const SENTINEL: f64 = 12345.0;
+
+    /// `c` of `gemm_with` on random operands, after checking that no scratch past what
+    /// `plan` asked for and nothing of `c` past `m * n` was written; and the operands.
+    #[allow(clippy::type_complexity)]
+    fn product<T: Scalar>(
+        isa: Isa,
+        blk: Blocking,
+        threads: usize,
+        (m, k, n): (usize, usize, usize),
+        a_t: bool,
+        b_t: bool,
+    ) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let (a, b) = (values::<T>(m * k, 1), values::<T>(k * n, 2));
+        let p = plan::<T>(blk, m, k, n, threads);
+        let len = p.threads * p.per_thread;
+        let mut scratch = vec![T::of(SENTINEL); len + 100];
+        let mut c = vec![T::nan(); m * n + 3];
+        c[m * n..].fill(T::of(SENTINEL));
+        let (ab, s) = ((&a[..], &b[..]), &mut scratch[..]);
+        gemm_with(isa, blk, threads, m, k, n, ab.0, a_t, ab.1, b_t, &mut c, s);
+        assert!(scratch[len..].iter().all(|&s| s == T::of(SENTINEL)));
+        assert!(c[m * n..].iter().all(|&s| s == T::of(SENTINEL)));
+        c.truncate(m * n);
+        (a, b, c)
+    }
+
+    /// `product`, checked against a triple loop in f64 within the error bound of a
+    /// length-`k` sum.
+    fn check<T: Scalar>(
+        isa: Isa,
+        blk: Blocking,
+        threads: usize,
+        (m, k, n): (usize, usize, usize),
+        a_t: bool,
+        b_t: bool,
+    ) -> Vec<T> {
+        let (a, b, c) = product::<T>(isa, blk, threads, (m, k, n), a_t, b_t);
+        let f = |x: T| x.to_f64().unwrap();
+        let eps = f(T::epsilon());
+        for i in 0..m {
+            for j in 0..n {
+                let (mut sum, mut abs) = (0.0, 0.0);
+                for p in 0..k {
+                    let x = f(if a_t { a[p * m + i] } else { a[i * k + p] });
+                    let y = f(if b_t { b[j * k + p] } else { b[p * n + j] });
+                    sum += x * y;
+                    abs += (x * y).abs();
+                }
+                let got = f(c[i * n + j]);
+                assert!(
+                    (got - sum).abs() <= (k + 1) as f64 * eps * abs,
+                    "{isa:?} {} {m}x{k}x{n} a_t={a_t} b_t={b_t} c[{i},{j}]: {got} != {sum}",
+                    T::NAME
+                );
+            }
+        }
+        c
+    }
+
+    fn shapes<T: Scalar>() {
+        for isa in isas() {
+            let tb = tiny::<T>(isa);
+            let (mr, nr, kc, mc, nc) = (tb.mr, tb.nr, tb.kc, tb.mc, tb.nc);
+            let mut cases = vec![(1, 1, 1), (7, 13, 5), (2, 3, 4), (1, 17, 33), (33, 1, 2)];
+            for m in [1, mr - 1, mr + 1, mc + 1, 2 * mc + 3] {
+                for k in [1, kc, kc + 1, 2 * kc + 3] {
+                    for n in [1, nr - 1, nr + 1, nc + 1, 2 * nc + 5] {
+                        cases.push((m, k, n));
+                    }
+                }
+            }
+            for &mkn in &cases {
+                for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                    check::<T>(isa, tb, 1, mkn, a_t, b_t);
+                    check::<T>(isa, isa.blocking::<T>(), 1, mkn, a_t, b_t);
+                }
+            }
+            // One product past every block of the real blocking.
+            let b = isa.blocking::<T>();
+            check::<T>(isa, b, 1, (b.mc + 1, b.kc + 1, b.nc + 1), true, false);
+        }
+    }
+
+    #[test]
+    fn f64_matches_triple_loop() {
+        shapes::<f64>();
+    }
+
+    #[test]
+    fn f32_matches_triple_loop() {
+        shapes::<f32>();
+    }
+
+    #[test]
+    fn both_orientations_are_used() {
+        let b = Isa::get().blocking::<f32>();
+        // Few columns: the swapped product has full tiles.
+        assert!(plan::<f32>(b, 64, 8, 1, 1).swap);
+        assert!(!plan::<f32>(b, 1, 8, 64, 1).swap);
+    }
+
+    #[test]
+    fn empty_products() {
+        for isa in isas() {
+            let blk = isa.blocking::<f64>();
+            // k = 0: c = 0 (an empty sum), overwriting what was there.
+            let mut c = vec![f64::NAN; 6];
+            gemm_with(
+                isa,
+                blk,
+                1,
+                2,
+                0,
+                3,
+                &[],
+                false,
+                &[],
+                false,
+                &mut c,
+                &mut [],
+            );
+            assert_eq!(c, [0.0; 6]);
+            let mut c: [f64; 0] = [];
+            gemm_with(
+                isa,
+                blk,
+                1,
+                0,
+                4,
+                3,
+                &[],
+                false,
+                &[1.0; 12],
+                true,
+                &mut c,
+                &mut [],
+            );
+            gemm_with(
+                isa,
+                blk,
+                1,
+                3,
+                4,
+                0,
+                &[1.0; 12],
+                true,
+                &[],
+                true,
+                &mut c,
+                &mut [],
+            );
+            assert_eq!(scratch_len::<f64>(0, 4, 3, 2), 0);
+        }
+    }
+
+    /// Every element is the same chain of multiply-adds however the rows are split, so the
+    /// bits match at any thread count, even with too little scratch for all threads.
+    #[test]
+    fn bit_identical_across_threads() {
+        let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for isa in isas() {
+            for (blk, mkn) in [
+                (tiny::<f32>(isa), (40, 11, PAR_MIN.div_ceil(440))),
+                (
+                    isa.blocking::<f32>(),
+                    (97, 300, PAR_MIN.div_ceil(97 * 300).max(61)),
+                ),
+            ] {
+                for (a_t, b_t) in [(false, false), (true, true)] {
+                    let one = check::<f32>(isa, blk, 1, mkn, a_t, b_t);
+                    for t in [2, 3] {
+                        if cfg!(feature = "rayon") {
+                            assert!(plan::<f32>(blk, mkn.0, mkn.1, mkn.2, t).threads > 1);
+                        }
+                        let (_, _, c) = product::<f32>(isa, blk, t, mkn, a_t, b_t);
+                        assert_eq!(bits(&c), bits(&one));
+                    }
+                }
+            }
+        }
+        // Through the thread knob, with scratch enough for 2 threads or for 1.
+        let (m, k, n) = (64, 300, PAR_MIN.div_ceil(64 * 300).max(50));
+        let (a, b) = (values::<f32>(m * k, 3), values::<f32>(k * n, 4));
+        let run = |threads: usize, scratch_threads: usize| {
+            crate::par::set_threads(threads);
+            let mut s = vec![0.0; scratch_len::<f32>(m, k, n, scratch_threads)];
+            let mut c = vec![0.0; m * n];
+            gemm(m, k, n, &a, false, &b, true, &mut c, &mut s);
+            bits(&c)
+        };
+        let one = run(1, 1);
+        assert_eq!(run(2, 2), one);
+        assert_eq!(run(2, 1), one);
+        crate::par::set_threads(0);
+    }
+}

@@ -1,0 +1,86 @@
+//! After the first run, `feed` + `run` + `Sgd::step` allocate nothing: checked with a
+//! counting global allocator on the S and M mlp-step configurations of DESIGN.md.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::{Rng, SeedableRng};
+use tapegrad::nn::MlpBuilder;
+use tapegrad::prelude::*;
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `steps` training steps of an MLP after one warm-up step.
+fn allocations_per_steps(sizes: &[usize], batch: usize, threads: usize, steps: usize) -> usize {
+    tapegrad::set_threads(threads);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [batch, sizes[0]]);
+    let y = g.input("y", [batch]);
+    let h = MlpBuilder::new(sizes).build(&g, "mlp", &mut rng).forward(x);
+    let loss = h.cross_entropy(y);
+    let params = g.params();
+    let grads = g.grad(loss, &params).unwrap();
+    let mut m = g.compile(&[loss], &grads).unwrap();
+    let mut opt = Sgd::new(0.01).unwrap();
+    let classes = sizes[sizes.len() - 1];
+    let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
+    let yb = ndarray::Array1::from_shape_fn(batch, |_| rng.random_range(0..classes) as f32);
+    let mut step = |m: &mut Machine<f32>| {
+        m.feed(x, &xb).unwrap();
+        m.feed(y, &yb).unwrap();
+        m.run().unwrap();
+        opt.step(m, &params, &grads).unwrap();
+    };
+    step(&mut m);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..steps {
+        step(&mut m);
+    }
+    let after = ALLOCS.load(Ordering::Relaxed);
+    assert!(m.scalar(loss).unwrap().is_finite());
+    after - before
+}
+
+// One test function: the counter is global, and tests in one binary run on parallel
+// threads by default.
+#[test]
+fn training_steps_allocate_nothing() {
+    for threads in [1, 2] {
+        assert_eq!(
+            allocations_per_steps(&[64, 32, 10], 32, threads, 20),
+            0,
+            "S, {threads} threads"
+        );
+        assert_eq!(
+            allocations_per_steps(&[784, 128, 10], 64, threads, 5),
+            0,
+            "M, {threads} threads"
+        );
+    }
+    // the counter does count: building a graph allocates
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let g = Graph::<f32>::new();
+    let _ = g.input("x", [2]).relu();
+    assert!(ALLOCS.load(Ordering::Relaxed) > before);
+}
