@@ -118,7 +118,7 @@ pub struct Memory {
     pub workspace: usize,
     /// The kernels' shared scratch memory (GEMM packing buffers).
     pub scratch: usize,
-    /// The total without planning: every node its own buffer.
+    /// The total without planning: every node its own buffer (and the same scratch).
     pub unplanned: usize,
 }
 
@@ -292,6 +292,7 @@ impl<T: Scalar> Graph<T> {
             .max()
             .unwrap_or(0);
         memory.scratch = scratch_len * size;
+        memory.unplanned += memory.scratch;
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
         Ok(Machine {
