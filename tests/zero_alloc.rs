@@ -30,19 +30,31 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Allocations made by `steps` training steps of an MLP after one warm-up step.
-fn allocations_per_steps(sizes: &[usize], batch: usize, threads: usize, steps: usize) -> usize {
+/// Allocations made by `steps` training steps of an MLP after one warm-up step, with
+/// plain SGD, or (`full`) with dropout, Adam, gradient clipping and a schedule.
+fn allocations_per_steps(
+    sizes: &[usize],
+    batch: usize,
+    threads: usize,
+    steps: usize,
+    full: bool,
+) -> usize {
     tapegrad::set_threads(threads);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let g = Graph::<f32>::new();
     let x = g.input("x", [batch, sizes[0]]);
     let y = g.input("y", [batch]);
-    let h = MlpBuilder::new(sizes).build(&g, "mlp", &mut rng).forward(x);
+    let dropout = if full { 0.1 } else { 0.0 };
+    let mlp = MlpBuilder::new(sizes).dropout(dropout);
+    let h = mlp.build(&g, "mlp", &mut rng).forward(x);
     let loss = h.cross_entropy(y);
     let params = g.params();
     let grads = g.grad(loss, &params).unwrap();
     let mut m = g.compile(&[loss], &grads).unwrap();
-    let mut opt = Sgd::new(0.01).unwrap();
+    let mut sgd = Sgd::new(0.01).unwrap();
+    let mut adam = Adam::new(1e-3).unwrap();
+    let sched = WarmupCosineLr::new(1e-3, 1e-5, 2, 100).unwrap();
+    let mut t = 0;
     let classes = sizes[sizes.len() - 1];
     let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
     let yb = ndarray::Array1::from_shape_fn(batch, |_| rng.random_range(0..classes) as f32);
@@ -50,7 +62,14 @@ fn allocations_per_steps(sizes: &[usize], batch: usize, threads: usize, steps: u
         m.feed(x, &xb).unwrap();
         m.feed(y, &yb).unwrap();
         m.run().unwrap();
-        opt.step(m, &params, &grads).unwrap();
+        if full {
+            tapegrad::optim::clip_grad_norm(m, &grads, 1.0).unwrap();
+            sched.apply(&mut adam, t).unwrap();
+            adam.step(m, &params, &grads).unwrap();
+        } else {
+            sgd.step(m, &params, &grads).unwrap();
+        }
+        t += 1;
     };
     step(&mut m);
     let before = ALLOCS.load(Ordering::Relaxed);
@@ -67,16 +86,12 @@ fn allocations_per_steps(sizes: &[usize], batch: usize, threads: usize, steps: u
 #[test]
 fn training_steps_allocate_nothing() {
     for threads in [1, 2] {
-        assert_eq!(
-            allocations_per_steps(&[64, 32, 10], 32, threads, 20),
-            0,
-            "S, {threads} threads"
-        );
-        assert_eq!(
-            allocations_per_steps(&[784, 128, 10], 64, threads, 5),
-            0,
-            "M, {threads} threads"
-        );
+        for full in [false, true] {
+            let s = allocations_per_steps(&[64, 32, 10], 32, threads, 20, full);
+            assert_eq!(s, 0, "S, {threads} threads, full {full}");
+            let m = allocations_per_steps(&[784, 128, 10], 64, threads, 5, full);
+            assert_eq!(m, 0, "M, {threads} threads, full {full}");
+        }
     }
     // the counter does count: building a graph allocates
     let before = ALLOCS.load(Ordering::Relaxed);
