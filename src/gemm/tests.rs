@@ -1,0 +1,243 @@
+//! Tests of the GEMM: against a triple loop, at every block boundary, every kernel,
+//! both orientations, and bit-identity across thread counts.
+use super::*;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The kernel versions this CPU runs.
+fn isas() -> Vec<Isa> {
+    let mut v = vec![Isa::Portable];
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            v.push(Isa::Avx2);
+        }
+        if is_x86_feature_detected!("avx512f") {
+            v.push(Isa::Avx512);
+        }
+    }
+    v
+}
+
+/// Small blocks, so that small products cross every block boundary.
+fn tiny<T>(isa: Isa) -> Blocking {
+    let b = isa.blocking::<T>();
+    Blocking {
+        kc: 5,
+        mc: 2 * b.mr,
+        nc: 2 * b.nr,
+        ..b
+    }
+}
+
+/// `len` values in [-1, 1) from a linear congruential generator.
+fn values<T: Scalar>(len: usize, seed: u64) -> Vec<T> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            T::of((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+const SENTINEL: f64 = 12345.0;
+
+/// `c` of `gemm_with` on random operands, after checking that no scratch past what
+/// `plan` asked for and nothing of `c` past `m * n` was written; and the operands.
+#[allow(clippy::type_complexity)]
+fn product<T: Scalar>(
+    isa: Isa,
+    blk: Blocking,
+    threads: usize,
+    (m, k, n): (usize, usize, usize),
+    a_t: bool,
+    b_t: bool,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let (a, b) = (values::<T>(m * k, 1), values::<T>(k * n, 2));
+    let p = plan::<T>(blk, m, k, n, threads);
+    let len = p.threads * p.per_thread;
+    let mut scratch = vec![T::of(SENTINEL); len + 100];
+    let mut c = vec![T::nan(); m * n + 3];
+    c[m * n..].fill(T::of(SENTINEL));
+    let (ab, s) = ((&a[..], &b[..]), &mut scratch[..]);
+    gemm_with(isa, blk, threads, m, k, n, ab.0, a_t, ab.1, b_t, &mut c, s);
+    assert!(scratch[len..].iter().all(|&s| s == T::of(SENTINEL)));
+    assert!(c[m * n..].iter().all(|&s| s == T::of(SENTINEL)));
+    c.truncate(m * n);
+    (a, b, c)
+}
+
+/// `product`, checked against a triple loop in f64 within the error bound of a
+/// length-`k` sum.
+fn check<T: Scalar>(
+    isa: Isa,
+    blk: Blocking,
+    threads: usize,
+    (m, k, n): (usize, usize, usize),
+    a_t: bool,
+    b_t: bool,
+) -> Vec<T> {
+    let (a, b, c) = product::<T>(isa, blk, threads, (m, k, n), a_t, b_t);
+    let f = |x: T| x.to_f64().unwrap();
+    let eps = f(T::epsilon());
+    for i in 0..m {
+        for j in 0..n {
+            let (mut sum, mut abs) = (0.0, 0.0);
+            for p in 0..k {
+                let x = f(if a_t { a[p * m + i] } else { a[i * k + p] });
+                let y = f(if b_t { b[j * k + p] } else { b[p * n + j] });
+                sum += x * y;
+                abs += (x * y).abs();
+            }
+            let got = f(c[i * n + j]);
+            assert!(
+                (got - sum).abs() <= (k + 1) as f64 * eps * abs,
+                "{isa:?} {} {m}x{k}x{n} a_t={a_t} b_t={b_t} c[{i},{j}]: {got} != {sum}",
+                T::NAME
+            );
+        }
+    }
+    c
+}
+
+fn shapes<T: Scalar>() {
+    for isa in isas() {
+        let tb = tiny::<T>(isa);
+        let (mr, nr, kc, mc, nc) = (tb.mr, tb.nr, tb.kc, tb.mc, tb.nc);
+        let mut cases = vec![(1, 1, 1), (7, 13, 5), (2, 3, 4), (1, 17, 33), (33, 1, 2)];
+        for m in [1, mr - 1, mr + 1, mc + 1, 2 * mc + 3] {
+            for k in [1, kc, kc + 1, 2 * kc + 3] {
+                for n in [1, nr - 1, nr + 1, nc + 1, 2 * nc + 5] {
+                    cases.push((m, k, n));
+                }
+            }
+        }
+        for &mkn in &cases {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                check::<T>(isa, tb, 1, mkn, a_t, b_t);
+                check::<T>(isa, isa.blocking::<T>(), 1, mkn, a_t, b_t);
+            }
+        }
+        // One product past every block of the real blocking.
+        let b = isa.blocking::<T>();
+        check::<T>(isa, b, 1, (b.mc + 1, b.kc + 1, b.nc + 1), true, false);
+    }
+}
+
+#[test]
+fn f64_matches_triple_loop() {
+    shapes::<f64>();
+}
+
+#[test]
+fn f32_matches_triple_loop() {
+    shapes::<f32>();
+}
+
+#[test]
+fn both_orientations_are_used() {
+    let b = Isa::get().blocking::<f32>();
+    // Few columns: the swapped product has full tiles.
+    assert!(plan::<f32>(b, 64, 8, 1, 1).swap);
+    assert!(!plan::<f32>(b, 1, 8, 64, 1).swap);
+}
+
+#[test]
+fn empty_products() {
+    for isa in isas() {
+        let blk = isa.blocking::<f64>();
+        // k = 0: c = 0 (an empty sum), overwriting what was there.
+        let mut c = vec![f64::NAN; 6];
+        gemm_with(
+            isa,
+            blk,
+            1,
+            2,
+            0,
+            3,
+            &[],
+            false,
+            &[],
+            false,
+            &mut c,
+            &mut [],
+        );
+        assert_eq!(c, [0.0; 6]);
+        let mut c: [f64; 0] = [];
+        gemm_with(
+            isa,
+            blk,
+            1,
+            0,
+            4,
+            3,
+            &[],
+            false,
+            &[1.0; 12],
+            true,
+            &mut c,
+            &mut [],
+        );
+        gemm_with(
+            isa,
+            blk,
+            1,
+            3,
+            4,
+            0,
+            &[1.0; 12],
+            true,
+            &[],
+            true,
+            &mut c,
+            &mut [],
+        );
+        assert_eq!(scratch_len::<f64>(0, 4, 3, 2), 0);
+    }
+}
+
+/// Every element is the same chain of multiply-adds however the rows are split, so the
+/// bits match at any thread count, even with too little scratch for all threads.
+#[test]
+fn bit_identical_across_threads() {
+    let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for isa in isas() {
+        for (blk, mkn) in [
+            (tiny::<f32>(isa), (40, 11, PAR_MIN.div_ceil(440))),
+            (
+                isa.blocking::<f32>(),
+                (97, 300, PAR_MIN.div_ceil(97 * 300).max(61)),
+            ),
+        ] {
+            for (a_t, b_t) in [(false, false), (true, true)] {
+                let one = check::<f32>(isa, blk, 1, mkn, a_t, b_t);
+                for t in [2, 3] {
+                    if cfg!(feature = "rayon") {
+                        assert!(plan::<f32>(blk, mkn.0, mkn.1, mkn.2, t).threads > 1);
+                    }
+                    let (_, _, c) = product::<f32>(isa, blk, t, mkn, a_t, b_t);
+                    assert_eq!(bits(&c), bits(&one));
+                }
+            }
+        }
+    }
+    // Through the thread knob, with scratch enough for 2 threads or for 1.
+    let (m, k, n) = (64, 300, PAR_MIN.div_ceil(64 * 300).max(50));
+    let (a, b) = (values::<f32>(m * k, 3), values::<f32>(k * n, 4));
+    let run = |threads: usize, scratch_threads: usize| {
+        crate::par::set_threads(threads);
+        let mut s = vec![0.0; scratch_len::<f32>(m, k, n, scratch_threads)];
+        let mut c = vec![0.0; m * n];
+        gemm(m, k, n, &a, false, &b, true, &mut c, &mut s);
+        bits(&c)
+    };
+    let one = run(1, 1);
+    assert_eq!(run(2, 2), one);
+    assert_eq!(run(2, 1), one);
+    crate::par::set_threads(0);
+}

@@ -1,0 +1,195 @@
+//! `Graph::compile`: the nodes some outputs need, in arena order, with their buffer plan.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::mem;
+
+use super::{Machine, Memory, Step, ABSENT};
+use crate::error::{Caller, Result};
+use crate::graph::{Graph, Kind, Tensor};
+use crate::plan::{self, StepInfo};
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+impl<T: Scalar> Graph<T> {
+    /// Compiles the nodes that `outputs` and `grads` need, and every parameter, into a
+    /// [`Machine`]. Both lists are outputs, whose values stay readable after a run;
+    /// `grads` is where the gradients an optimizer steps on usually go. Other intermediate
+    /// values share reused buffers (see [`Memory`]).
+    ///
+    /// # Errors
+    /// The first error recorded while building the graph, or [`Error::WrongGraph`] if an
+    /// output belongs to another graph.
+    #[track_caller]
+    pub fn compile(
+        &self,
+        outputs: &[Tensor<'_, T>],
+        grads: &[Tensor<'_, T>],
+    ) -> Result<Machine<T>> {
+        let caller = Caller::here();
+        let wanted: Vec<&Tensor<'_, T>> = outputs.iter().chain(grads).collect();
+        for t in &wanted {
+            self.owns(t, "compile", caller)?;
+        }
+        self.check()?;
+        let nodes = self.nodes();
+        // Every parameter of the graph lives in the machine, used or not, so that an
+        // optimizer stepping on `graph.params()` finds them all (an unused one has a zero
+        // gradient) and every machine of a graph holds the same parameters.
+        let is_param = |i: usize| matches!(nodes[i].kind, Kind::Param { .. });
+        let last_param = (0..nodes.len()).rev().find(|&i| is_param(i));
+        let n = wanted
+            .iter()
+            .map(|t| t.id.index() + 1)
+            .chain(last_param.map(|i| i + 1))
+            .max()
+            .unwrap_or(0);
+        let mut needed = vec![false; n];
+        for t in &wanted {
+            needed[t.id.index()] = true;
+        }
+        for (i, need) in needed.iter_mut().enumerate() {
+            *need |= is_param(i);
+        }
+        for i in (0..n).rev() {
+            if needed[i] {
+                for j in &nodes[i].inputs {
+                    needed[j.index()] = true;
+                }
+            }
+        }
+        let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
+        let mut slot = vec![ABSENT; n];
+        for (k, &i) in order.iter().enumerate() {
+            slot[i] = k as u32;
+        }
+        let mut args = Vec::new();
+        let mut ranges = Vec::with_capacity(order.len());
+        for &i in &order {
+            let start = args.len() as u32;
+            args.extend(nodes[i].inputs.iter().map(|j| slot[j.index()]));
+            ranges.push((start, args.len() as u32));
+        }
+        let is_grad = |i: usize| grads.iter().any(|t| t.id.index() == i);
+        let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
+        let mut steps = Vec::with_capacity(order.len());
+        let mut infos = Vec::with_capacity(order.len());
+        for (k, &i) in order.iter().enumerate() {
+            let node = &nodes[i];
+            let step = match &node.kind {
+                Kind::Input { name } => Step::Input {
+                    name: name.clone(),
+                    fed: false,
+                },
+                Kind::Param { name, .. } => Step::Param { name: name.clone() },
+                Kind::Const(_) => Step::Const,
+                Kind::Op(op) if op.is_view() => Step::View(Arc::clone(op)),
+                Kind::Op(op) => Step::Op(Arc::clone(op)),
+                // `check` above returns the error that made this node.
+                Kind::Invalid => unreachable!("invalid node in a graph without errors"),
+            };
+            let (a, b) = ranges[k];
+            let in_place = match &step {
+                Step::Op(op) => {
+                    let shapes: Vec<&Shape> = node
+                        .inputs
+                        .iter()
+                        .map(|j| &nodes[j.index()].shape)
+                        .collect();
+                    op.in_place(&shapes)
+                }
+                _ => &[],
+            };
+            infos.push(StepInfo {
+                numel: node.shape.numel(),
+                inputs: &args[a as usize..b as usize],
+                view: matches!(step, Step::View(_)),
+                pinned: is_out(i) || is_grad(i),
+                in_place,
+            });
+            steps.push(step);
+        }
+        let plan = plan::plan(&infos);
+        let mut bufs: Vec<Vec<T>> = plan.sizes.iter().map(|&n| vec![T::zero(); n]).collect();
+        let mut memory = Memory::default();
+        let size = mem::size_of::<T>();
+        // A buffer counts once, under the first role that holds it in this order:
+        // input, parameter, constant, gradient, output, workspace.
+        let mut role = vec![5usize; bufs.len()];
+        for (k, &i) in order.iter().enumerate() {
+            let b = plan.buf_of[k] as usize;
+            let node = &nodes[i];
+            let init = match &node.kind {
+                Kind::Param { init, .. } => Some(init),
+                Kind::Const(v) => Some(&**v),
+                _ => None,
+            };
+            for (d, &v) in bufs[b].iter_mut().zip(init.into_iter().flatten()) {
+                *d = v;
+            }
+            if !infos[k].view {
+                memory.unplanned += node.shape.numel() * size;
+            }
+            let r = match &steps[k] {
+                Step::Input { .. } => 0,
+                Step::Param { .. } => 1,
+                Step::Const => 2,
+                _ if is_grad(i) => 3,
+                _ if is_out(i) => 4,
+                _ => 5,
+            };
+            role[b] = role[b].min(r);
+        }
+        for (buf, r) in bufs.iter().zip(role) {
+            let field = match r {
+                0 => &mut memory.inputs,
+                1 => &mut memory.params,
+                2 => &mut memory.constants,
+                3 => &mut memory.grads,
+                4 => &mut memory.outputs,
+                _ => &mut memory.workspace,
+            };
+            *field += buf.len() * size;
+        }
+        let scratch_len = order
+            .iter()
+            .zip(&steps)
+            .map(|(&i, step)| match step {
+                Step::Op(op) => {
+                    let shapes: Vec<&Shape> = nodes[i]
+                        .inputs
+                        .iter()
+                        .map(|j| &nodes[j.index()].shape)
+                        .collect();
+                    op.scratch(&shapes)
+                }
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        memory.scratch = scratch_len * size;
+        memory.unplanned += memory.scratch;
+        let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
+        let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
+        Ok(Machine {
+            graph: self.id,
+            slot,
+            steps,
+            shapes,
+            numel,
+            buf_of: plan.buf_of,
+            kept: plan.kept,
+            root: plan.root,
+            in_place: plan.in_place,
+            bufs,
+            args,
+            ranges,
+            scratch: vec![T::zero(); scratch_len],
+            rng: crate::rng::KernelRng::new(0),
+            training: true,
+            memory,
+            ran: false,
+        })
+    }
+}
