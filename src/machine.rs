@@ -46,7 +46,7 @@ impl<T: Scalar> Step<T> {
 }
 
 /// A compiled graph that owns every value: parameters, fed inputs, activations and
-/// gradients. It borrows nothing from its [`Graph`], so it is `'static` and `Send`; it is
+/// gradients. It borrows nothing from its [`Graph`](crate::Graph), so it is `'static` and `Send`; it is
 /// addressed with the graph's tensors or their [`Handle`]s.
 ///
 /// ```

@@ -19,7 +19,7 @@ impl<T: Scalar> Graph<T> {
     /// values share reused buffers (see [`Memory`]).
     ///
     /// # Errors
-    /// The first error recorded while building the graph, or [`Error::WrongGraph`] if an
+    /// The first error recorded while building the graph, or [`Error::WrongGraph`](crate::Error::WrongGraph) if an
     /// output belongs to another graph.
     #[track_caller]
     pub fn compile(

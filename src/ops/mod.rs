@@ -81,7 +81,7 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
 
     /// Elements of scratch memory `forward` needs for these input shapes (packing buffers
     /// of a GEMM). The machine allocates the largest once, at compile time, and hands it
-    /// to every kernel as [`Out::scratch`].
+    /// to every kernel as [`Out::with_scratch`].
     fn scratch(&self, inputs: &[&Shape]) -> usize {
         let _ = inputs;
         0
