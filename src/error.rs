@@ -142,6 +142,16 @@ pub enum Error {
         /// Where it was called.
         caller: Caller,
     },
+    /// Inputs with a run-time axis were fed different numbers of rows before a run; all
+    /// of them take the same number of rows in one run.
+    Rows {
+        /// One input: its name, the rows it was fed and where it was fed.
+        first: (String, usize, Option<Caller>),
+        /// Another input fed another number of rows.
+        second: (String, usize, Option<Caller>),
+        /// Where `run` was called.
+        caller: Caller,
+    },
     /// An integer index held in a tensor (class id, row id) is out of range or not an
     /// integer. Found while running, so it carries no caller.
     Index {
@@ -289,6 +299,26 @@ impl fmt::Display for Error {
                 f,
                 "the value of `{op}` was read at {caller} before the machine ran: call `run` first"
             ),
+            Error::Rows {
+                first,
+                second,
+                caller,
+            } => {
+                write!(
+                    f,
+                    "run at {caller}: inputs with a run-time axis must be fed the same number of \
+                     rows, but {:?} was fed {} rows",
+                    first.0, first.1
+                )?;
+                if let Some(at) = first.2 {
+                    write!(f, " (at {at})")?;
+                }
+                write!(f, " and {:?} {} rows", second.0, second.1)?;
+                if let Some(at) = second.2 {
+                    write!(f, " (at {at})")?;
+                }
+                Ok(())
+            }
             Error::Index { op, value, bound } => {
                 write!(f, "`{op}`: index {value} is not an integer in 0..{bound}")
             }

@@ -129,18 +129,55 @@ impl<T: Scalar> Graph<T> {
         self.len() == 0
     }
 
-    /// A placeholder of a fixed shape, fed with [`Machine::feed`](crate::Machine::feed)
-    /// before each run. Integer data (class ids, row ids) is stored as `T`.
+    /// A placeholder fed with [`Machine::feed`](crate::Machine::feed) before each run.
+    /// Integer data (class ids, row ids) is stored as `T`.
+    ///
+    /// Its leading axis may be a run-time axis: `g.input("x", (Dim::upto(256), 784))`
+    /// takes any number of rows from 0 to 256 at each feed. The machine is planned for
+    /// 256 rows and computes on the rows fed; every input with a run-time axis must be
+    /// fed the same number of rows before a run, and a mean over that axis divides by
+    /// the rows fed (an empty batch gives NaN, as in PyTorch).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", (Dim::upto(4), 2));
+    /// let y = x.sum_axes(&[1], false).mean(); // mean over the rows fed
+    /// let mut m = g.compile(&[y], &[])?;
+    /// m.feed(x, &tapegrad::ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]))?; // 2 rows of 4
+    /// m.run()?;
+    /// assert_eq!(m.scalar(y)?, 5.0); // (3 + 7) / 2
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn input(&self, name: &str, shape: impl Into<Shape>) -> Tensor<'_, T> {
         let caller = Caller::here();
         self.check_name(name, caller);
+        let shape = shape.into();
+        if let Some(r) = shape.run() {
+            let reason = if r.axis != 0 {
+                Some("a run-time axis must be an input's leading axis")
+            } else if r.bound == 0 {
+                Some("a run-time axis needs a bound of at least 1 row")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return self.fail(
+                    "input",
+                    alloc::vec![shape.clone()],
+                    reason.into(),
+                    Location::caller(),
+                    shape,
+                );
+            }
+        }
         self.push(
             Kind::Input {
                 name: name.to_string(),
             },
             Vec::new(),
-            shape.into(),
+            shape,
         )
     }
 
@@ -273,6 +310,15 @@ impl<T: Scalar> Graph<T> {
         }
         let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape()).collect();
         let refs: Vec<&Shape> = shapes.iter().collect();
+        let run_axis = shapes.iter().find(|s| s.run().is_some());
+        if let (Some(s), false) = (run_axis, op.takes_run_axis()) {
+            let reason = alloc::format!(
+                "`{}` cannot take a tensor with a run-time axis ({s})",
+                op.name()
+            );
+            let fallback = shapes.first().cloned().unwrap_or_default();
+            return self.fail(op.name(), shapes, reason, caller, fallback);
+        }
         match op.shape(&refs) {
             Ok(shape) => self.push(
                 Kind::Op(Arc::new(op)),

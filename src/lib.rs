@@ -84,7 +84,7 @@ pub use machine::{Machine, Memory};
 pub use optim::{Adam, AdamW, LearningRate, Optimizer, Sgd};
 pub use par::{set_threads, threads};
 pub use scalar::Scalar;
-pub use shape::Shape;
+pub use shape::{Dim, Shape};
 
 pub use ndarray;
 pub use rand;
@@ -94,7 +94,7 @@ pub mod prelude {
     pub use crate::init;
     pub use crate::optim::{Schedule, StepLr, WarmupCosineLr};
     pub use crate::{
-        Adam, AdamW, AsHandle, Error, Graph, LearningRate, Machine, Optimizer, Result, Sgd, Shape,
-        Tensor,
+        Adam, AdamW, AsHandle, Dim, Error, Graph, LearningRate, Machine, Optimizer, Result, Sgd,
+        Shape, Tensor,
     };
 }

@@ -24,6 +24,9 @@ enum Step<T: Scalar> {
     Input {
         name: String,
         fed: bool,
+        /// For an input with a run-time axis: the bound, the elements per row, and the
+        /// rows and place of the last feed.
+        run: Option<FedRows>,
     },
     Param {
         name: String,
@@ -32,6 +35,23 @@ enum Step<T: Scalar> {
     Op(Arc<dyn Op<T>>),
     /// An op whose output is its first input's data unchanged: shares its buffer.
     View(Arc<dyn Op<T>>),
+}
+
+/// What an input with a run-time axis was last fed.
+#[derive(Clone, Copy)]
+struct FedRows {
+    bound: usize,
+    row_len: usize,
+    rows: usize,
+    at: Option<Caller>,
+}
+
+/// A step whose shape has a run-time axis: its extent there is `rows * per_row`.
+#[derive(Clone, Copy)]
+struct RunStep {
+    step: u32,
+    axis: u32,
+    per_row: usize,
 }
 
 impl<T: Scalar> Step<T> {
@@ -69,8 +89,13 @@ pub struct Machine<T: Scalar> {
     /// Tape position of each node id, or `ABSENT`.
     slot: Vec<u32>,
     steps: Vec<Step<T>>,
+    /// Each step's shape and element count at the rows of the current run (at the bound
+    /// until another number of rows is fed).
     shapes: Vec<Shape>,
     numel: Vec<usize>,
+    /// The steps with a run-time axis, and the rows the shapes are set for.
+    runs: Vec<RunStep>,
+    rows: usize,
     /// The buffer each step's value lives in (see `plan.rs`).
     buf_of: Vec<u32>,
     /// Whether a step's value stays readable after a run (leaves, outputs, views of them).
@@ -137,14 +162,18 @@ impl Memory {
 
 impl<T: Scalar> Machine<T> {
     /// Runs the tape: every op, in order, on the current feeds and parameters. Allocates
-    /// nothing.
+    /// nothing. With inputs that have a run-time axis, it computes on the rows fed.
     ///
     /// # Errors
-    /// [`Error::NotFed`] if an input was never fed; [`Error::Index`] if an id held in a
-    /// tensor is out of range.
+    /// [`Error::NotFed`] if an input was never fed; [`Error::Rows`] if inputs with a
+    /// run-time axis were fed different numbers of rows; [`Error::Index`] if an id held
+    /// in a tensor is out of range.
+    #[track_caller]
     pub fn run(&mut self) -> Result<()> {
         // A run that fails part-way leaves a mix of old and new values: none is readable.
         self.ran = false;
+        let rows = self.fed_rows(Caller::here())?;
+        self.set_rows(rows);
         for i in 0..self.steps.len() {
             match &self.steps[i] {
                 Step::Op(op) => {
@@ -169,12 +198,15 @@ impl<T: Scalar> Machine<T> {
                         scratch: &mut self.scratch,
                         rng: &mut self.rng,
                         training: self.training,
+                        rows: self.rows,
                     };
                     let r = op.forward(&inputs, &mut o);
                     self.bufs[b] = out;
                     r?;
                 }
-                Step::Input { name, fed: false } => {
+                Step::Input {
+                    name, fed: false, ..
+                } => {
                     return Err(Error::NotFed { name: name.clone() });
                 }
                 _ => {}
@@ -184,7 +216,8 @@ impl<T: Scalar> Machine<T> {
         Ok(())
     }
 
-    /// Copies `data` into input `x`; its shape must be the one declared.
+    /// Copies `data` into input `x`; its shape must be the one declared, but for a
+    /// run-time axis, which takes any number of rows up to its bound.
     ///
     /// # Errors
     /// [`Error::Feed`] for a wrong shape, [`Error::WrongKind`] if `x` is not an input,
@@ -198,11 +231,88 @@ impl<T: Scalar> Machine<T> {
         let caller = Caller::here();
         let i = self.position(&x, caller)?;
         self.expect_kind(i, "input", caller)?;
-        self.write(i, data, caller)?;
-        if let Step::Input { fed, .. } = &mut self.steps[i] {
-            *fed = true;
+        let d = data.shape();
+        if let Some(run) = self.input_run(i) {
+            let expected = &self.shapes[i].dims()[1..];
+            if d.is_empty() || d[0] > run.bound || &d[1..] != expected {
+                return Err(self.feed_error(i, Shape::from(d), caller));
+            }
+            self.write_flat(i, d[0] * run.row_len, data);
+            self.fed(i, d[0], caller);
+            return Ok(());
         }
+        self.write(i, data, caller)?;
+        self.fed(i, 0, caller);
         Ok(())
+    }
+
+    /// Marks input `i` fed (with `rows` rows for one with a run-time axis).
+    fn fed(&mut self, i: usize, rows: usize, caller: Caller) {
+        if let Step::Input { fed, run, .. } = &mut self.steps[i] {
+            *fed = true;
+            if let Some(r) = run {
+                r.rows = rows;
+                r.at = Some(caller);
+            }
+        }
+    }
+
+    fn input_run(&self, i: usize) -> Option<FedRows> {
+        match &self.steps[i] {
+            Step::Input { run, .. } => *run,
+            _ => None,
+        }
+    }
+
+    /// The rows every input with a run-time axis was fed (the current rows if none has
+    /// one).
+    fn fed_rows(&self, caller: Caller) -> Result<usize> {
+        let mut first: Option<(usize, FedRows)> = None;
+        for (i, step) in self.steps.iter().enumerate() {
+            let Step::Input {
+                run: Some(r),
+                fed: true,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            match first {
+                None => first = Some((i, *r)),
+                Some((j, f)) if f.rows != r.rows => {
+                    let name = |k: usize| match &self.steps[k] {
+                        Step::Input { name, .. } => name.clone(),
+                        _ => String::new(),
+                    };
+                    return Err(Error::Rows {
+                        first: (name(j), f.rows, f.at),
+                        second: (name(i), r.rows, r.at),
+                        caller,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(first.map_or(self.rows, |(_, f)| f.rows))
+    }
+
+    /// Sets every shape with a run-time axis for `rows` rows (no allocation).
+    fn set_rows(&mut self, rows: usize) {
+        if rows == self.rows {
+            return;
+        }
+        self.rows = rows;
+        for r in &self.runs {
+            let i = r.step as usize;
+            self.shapes[i].set_dim(r.axis as usize, rows * r.per_row);
+            self.numel[i] = self.shapes[i].numel();
+        }
+    }
+
+    /// The rows the machine computed on in its last run (or will compute on, for a
+    /// machine with no input with a run-time axis: the bound).
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Copies a flat row-major slice into input `x`; its length must be the element count.
@@ -214,13 +324,21 @@ impl<T: Scalar> Machine<T> {
         let caller = Caller::here();
         let i = self.position(&x, caller)?;
         self.expect_kind(i, "input", caller)?;
+        if let Some(run) = self.input_run(i) {
+            let whole = data.len() % run.row_len.max(1) == 0;
+            let rows = data.len() / run.row_len.max(1);
+            if !whole || rows > run.bound || run.row_len == 0 && !data.is_empty() {
+                return Err(self.feed_error(i, Shape::from([data.len()]), caller));
+            }
+            self.write_flat(i, data.len(), &ndarray::ArrayView1::from(data));
+            self.fed(i, rows, caller);
+            return Ok(());
+        }
         if data.len() != self.numel[i] {
             return Err(self.feed_error(i, Shape::from([data.len()]), caller));
         }
         self.data_mut(i).copy_from_slice(data);
-        if let Step::Input { fed, .. } = &mut self.steps[i] {
-            *fed = true;
-        }
+        self.fed(i, 0, caller);
         Ok(())
     }
 
@@ -493,11 +611,34 @@ impl<T: Scalar> Machine<T> {
             Step::Input { name, .. } | Step::Param { name } => name.clone(),
             s => s.kind().to_string(),
         };
+        let expected = match self.input_run(i) {
+            Some(r) => Shape::upto(r.bound, &self.shapes[i].dims()[1..]),
+            None => self.shapes[i].clone(),
+        };
         Error::Feed {
             name,
-            expected: self.shapes[i].clone(),
+            expected,
             got,
             caller,
+        }
+    }
+
+    /// Copies the `len` elements of `data` to the front of step `i`'s buffer (an input
+    /// with a run-time axis; its buffer holds the bound).
+    fn write_flat<S, D>(&mut self, i: usize, len: usize, data: &ArrayBase<S, D>)
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let b = self.buf_of[i] as usize;
+        let dst = &mut self.bufs[b][..len];
+        match data.as_slice() {
+            Some(s) => dst.copy_from_slice(s),
+            None => {
+                for (b, &v) in dst.iter_mut().zip(data.iter()) {
+                    *b = v;
+                }
+            }
         }
     }
 

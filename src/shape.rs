@@ -7,61 +7,246 @@ use core::fmt;
 
 /// The shape of a tensor: its extent along each axis, outermost first. A scalar has the
 /// empty shape `[]`.
+///
+/// One axis may be a **run-time axis**: an input declares its leading axis as "any size
+/// up to a bound" ([`Dim::upto`]), and the shape rules carry that axis through every op
+/// that can take it (it may move, as in a transpose, or grow by a fixed factor, as in a
+/// reshape of `[B, 3, 4]` to `[B * 3, 4]`). Such a shape holds the extent at the bound;
+/// a [`Machine`](crate::Machine) is planned for the bound and computes on the rows fed.
+/// It prints as `[..=256, 784]`.
+///
+/// ```
+/// use tapegrad::{Dim, Shape};
+/// let s = Shape::from((Dim::upto(256), 784));
+/// assert_eq!(s.dims(), &[256, 784]);
+/// assert_eq!(s.run_axis(), Some(0));
+/// assert_eq!(s.to_string(), "[..=256, 784]");
+/// assert_eq!(Shape::from(Dim::upto(32)).bound(), Some(32));
+/// assert_eq!(Shape::from([2, 3]).run_axis(), None);
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(Vec<usize>);
+pub struct Shape {
+    dims: Vec<usize>,
+    run: Option<RunAxis>,
+}
+
+/// Where a shape's run-time axis is, and the bound on the rows fed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct RunAxis {
+    /// The axis whose extent follows the rows fed: `rows * (dims[axis] / bound)`.
+    pub axis: usize,
+    /// The most rows an input may be fed.
+    pub bound: usize,
+}
+
+/// A run-time extent for an input's leading axis: `Dim::upto(256)` accepts any number of
+/// rows from 0 to 256 on each feed. Used in a shape: `g.input("x", (Dim::upto(256), 784))`,
+/// or `g.input("ids", Dim::upto(256))` for one axis.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Dim {
+    bound: usize,
+}
+
+impl Dim {
+    /// Any extent from 0 to `bound`, chosen at each feed.
+    pub fn upto(bound: usize) -> Self {
+        Dim { bound }
+    }
+
+    /// The bound.
+    pub fn bound(self) -> usize {
+        self.bound
+    }
+}
 
 impl Shape {
     /// A shape from its dimensions.
     pub fn new(dims: impl Into<Vec<usize>>) -> Self {
-        Shape(dims.into())
+        Shape {
+            dims: dims.into(),
+            run: None,
+        }
+    }
+
+    /// A shape whose leading axis is a run-time axis of up to `bound` rows, followed by
+    /// the fixed axes `rest`: `Shape::upto(256, &[784])` is `[..=256, 784]`.
+    pub fn upto(bound: usize, rest: &[usize]) -> Self {
+        let mut dims = Vec::with_capacity(rest.len() + 1);
+        dims.push(bound);
+        dims.extend_from_slice(rest);
+        Shape {
+            dims,
+            run: Some(RunAxis { axis: 0, bound }),
+        }
     }
 
     /// The shape `[]` of a scalar.
     pub fn scalar() -> Self {
-        Shape(Vec::new())
+        Shape::new(Vec::new())
     }
 
-    /// The dimensions, outermost first.
+    pub(crate) fn run(&self) -> Option<RunAxis> {
+        self.run
+    }
+
+    /// The run-time axis, if this shape has one (see [`Dim::upto`]).
+    pub fn run_axis(&self) -> Option<usize> {
+        self.run.map(|r| r.axis)
+    }
+
+    /// The bound on the rows of the run-time axis, if this shape has one.
+    pub fn bound(&self) -> Option<usize> {
+        self.run.map(|r| r.bound)
+    }
+
+    /// Sets the extent of `axis` in place (the run-time axis at the rows fed).
+    pub(crate) fn set_dim(&mut self, axis: usize, extent: usize) {
+        self.dims[axis] = extent;
+    }
+
+    /// The dimensions, outermost first (a run-time axis at its bound).
     pub fn dims(&self) -> &[usize] {
-        &self.0
+        &self.dims
     }
 
     /// The number of axes.
     pub fn rank(&self) -> usize {
-        self.0.len()
+        self.dims.len()
     }
 
-    /// The number of elements (1 for a scalar, 0 if any axis is empty).
+    /// The number of elements (1 for a scalar, 0 if any axis is empty; at the bound for a
+    /// shape with a run-time axis).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.dims.iter().product()
     }
 
     /// The extent of `axis`. Panics if `axis >= rank`; internal use only.
     pub(crate) fn dim(&self, axis: usize) -> usize {
-        self.0[axis]
+        self.dims[axis]
     }
 
     /// The ndarray dimension of this shape (no allocation for up to four axes).
     pub(crate) fn ix(&self) -> ndarray::IxDyn {
-        ndarray::IxDyn(&self.0)
+        ndarray::IxDyn(&self.dims)
     }
 
     /// NumPy broadcasting of two shapes: align on the right, each pair of extents equal or
-    /// one of them 1. `None` when they do not broadcast.
+    /// one of them 1. `None` when they do not broadcast. A run-time axis broadcasts with
+    /// the same run-time axis or with an extent of 1, never with a fixed extent.
     pub fn broadcast(&self, other: &Shape) -> Option<Shape> {
+        self.broadcast_why(other).ok()
+    }
+
+    /// [`broadcast`](Shape::broadcast), saying why not.
+    pub(crate) fn broadcast_why(&self, other: &Shape) -> Result<Shape, String> {
         let r = self.rank().max(other.rank());
         let mut out = alloc::vec![0; r];
+        let mut run: Option<RunAxis> = None;
         for (i, o) in out.iter_mut().enumerate() {
-            let a = self.dim_from_right(r - 1 - i);
-            let b = other.dim_from_right(r - 1 - i);
+            let k = r - 1 - i;
+            let a = self.dim_from_right(k);
+            let b = other.dim_from_right(k);
+            let (ra, rb) = (self.run_from_right(k), other.run_from_right(k));
             *o = match (a, b) {
                 (x, y) if x == y => x,
                 (1, y) => y,
                 (x, 1) => x,
-                _ => return None,
+                _ => return Err(format!("shapes {self} and {other} do not broadcast")),
             };
+            let here = match (ra, rb) {
+                (Some(p), Some(q)) if p == q => Some(p),
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "shapes {self} and {other} have run-time axes of different bounds"
+                    ))
+                }
+                (Some(p), None) if b == 1 => Some(p),
+                (None, Some(q)) if a == 1 => Some(q),
+                (None, None) => None,
+                _ => {
+                    return Err(format!(
+                        "shapes {self} and {other} do not broadcast: a run-time axis meets \
+                         a fixed extent (only an extent of 1 broadcasts against it)"
+                    ))
+                }
+            };
+            if let Some(h) = here {
+                run = Some(RunAxis { axis: i, ..h });
+            }
         }
-        Some(Shape(out))
+        let s = Shape { dims: out, run };
+        Ok(s)
+    }
+
+    /// The shape of `self`'s elements laid out as `target` (the same element count). A
+    /// run-time axis must stay whole with the same elements before it; `target` may give
+    /// it, or it is found as the first axis after those elements whose extent is a
+    /// multiple of the bound (`[..=B, 3, 4]` into `[B * 3, 4]` or `[B, 12]`).
+    pub(crate) fn reshaped(&self, target: &Shape) -> Result<Shape, String> {
+        if self.numel() != target.numel() {
+            return Err(format!(
+                "cannot reshape {} elements into {target} ({} elements)",
+                self.numel(),
+                target.numel()
+            ));
+        }
+        let Some(r) = self.run else {
+            return match target.run {
+                None => Ok(target.clone()),
+                Some(_) => Err(format!(
+                    "cannot give {self}, which has no run-time axis, the run-time axis of {target}"
+                )),
+            };
+        };
+        let pre: usize = self.dims[..r.axis].iter().product();
+        let keeps = |j: usize| {
+            target.dims[..j].iter().product::<usize>() == pre && target.dims[j] % r.bound == 0
+        };
+        let axis = match target.run {
+            Some(t) => (t.bound == r.bound && keeps(t.axis)).then_some(t.axis),
+            None => (0..target.rank()).find(|&j| keeps(j)),
+        };
+        match axis {
+            Some(axis) => Ok(Shape {
+                dims: target.dims.clone(),
+                run: Some(RunAxis { axis, ..r }),
+            }),
+            None => Err(format!(
+                "cannot reshape {self} into {target}: the run-time axis must stay whole, \
+                 after the same {pre} elements"
+            )),
+        }
+    }
+
+    /// The shape with axis `i` of the result being axis `axes[i]` of `self` (checked).
+    pub(crate) fn permuted(&self, axes: &[usize]) -> Shape {
+        let dims = axes.iter().map(|&a| self.dims[a]).collect();
+        let run = self.run.and_then(|r| {
+            let axis = axes.iter().position(|&a| a == r.axis)?;
+            Some(RunAxis { axis, ..r })
+        });
+        Shape { dims, run }
+    }
+
+    /// An error if `axis` is the run-time axis (narrow, pad and concat along it).
+    pub(crate) fn fixed_axis(&self, axis: usize) -> Result<(), String> {
+        match self.run {
+            Some(r) if r.axis == axis => Err(format!(
+                "axis {axis} of {self} is a run-time axis; only fixed axes can be sliced, padded \
+                 or joined"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The same dims with another run-time axis (or none).
+    pub(crate) fn with_dims_of(dims: Vec<usize>, like: Option<RunAxis>) -> Shape {
+        Shape { dims, run: like }
+    }
+
+    fn run_from_right(&self, k: usize) -> Option<RunAxis> {
+        let r = self.run?;
+        (k < self.rank() && r.axis == self.rank() - 1 - k).then_some(r)
     }
 
     /// Whether this shape broadcasts to `target` (a one-sided broadcast).
@@ -71,7 +256,7 @@ impl Shape {
 
     fn dim_from_right(&self, k: usize) -> usize {
         if k < self.rank() {
-            self.0[self.rank() - 1 - k]
+            self.dims[self.rank() - 1 - k]
         } else {
             1
         }
@@ -96,19 +281,27 @@ impl Shape {
         Ok(sorted)
     }
 
-    /// The shape left after reducing `axes` (sorted, checked), kept as 1 or removed.
+    /// The shape left after reducing `axes` (sorted, checked), kept as 1 or removed. A
+    /// reduced run-time axis becomes a fixed one.
     pub(crate) fn reduced(&self, axes: &[usize], keepdim: bool) -> Shape {
         let mut out = Vec::with_capacity(self.rank());
-        for (i, &d) in self.0.iter().enumerate() {
+        let mut run = None;
+        for (i, &d) in self.dims.iter().enumerate() {
             if axes.contains(&i) {
                 if keepdim {
                     out.push(1);
                 }
             } else {
+                if let Some(r) = self.run.filter(|r| r.axis == i) {
+                    run = Some(RunAxis {
+                        axis: out.len(),
+                        ..r
+                    });
+                }
                 out.push(d);
             }
         }
-        Shape(out)
+        Shape { dims: out, run }
     }
 }
 
@@ -121,9 +314,12 @@ impl fmt::Debug for Shape {
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.dims.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
+            }
+            if self.run_axis() == Some(i) {
+                f.write_str("..=")?;
             }
             write!(f, "{d}")?;
         }
@@ -133,19 +329,55 @@ impl fmt::Display for Shape {
 
 impl<const N: usize> From<[usize; N]> for Shape {
     fn from(d: [usize; N]) -> Self {
-        Shape(d.to_vec())
+        Shape::new(d.to_vec())
     }
 }
 
 impl From<&[usize]> for Shape {
     fn from(d: &[usize]) -> Self {
-        Shape(d.to_vec())
+        Shape::new(d.to_vec())
     }
 }
 
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Self {
-        Shape(d)
+        Shape::new(d)
+    }
+}
+
+impl From<Dim> for Shape {
+    fn from(d: Dim) -> Self {
+        Shape::upto(d.bound, &[])
+    }
+}
+
+impl From<(Dim,)> for Shape {
+    fn from(d: (Dim,)) -> Self {
+        Shape::upto(d.0.bound, &[])
+    }
+}
+
+impl From<(Dim, usize)> for Shape {
+    fn from(d: (Dim, usize)) -> Self {
+        Shape::upto(d.0.bound, &[d.1])
+    }
+}
+
+impl From<(Dim, usize, usize)> for Shape {
+    fn from(d: (Dim, usize, usize)) -> Self {
+        Shape::upto(d.0.bound, &[d.1, d.2])
+    }
+}
+
+impl From<(Dim, usize, usize, usize)> for Shape {
+    fn from(d: (Dim, usize, usize, usize)) -> Self {
+        Shape::upto(d.0.bound, &[d.1, d.2, d.3])
+    }
+}
+
+impl From<(Dim, usize, usize, usize, usize)> for Shape {
+    fn from(d: (Dim, usize, usize, usize, usize)) -> Self {
+        Shape::upto(d.0.bound, &[d.1, d.2, d.3, d.4])
     }
 }
 

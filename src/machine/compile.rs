@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::mem;
 
-use super::{Machine, Memory, Step, ABSENT};
+use super::{FedRows, Machine, Memory, RunStep, Step, ABSENT};
 use crate::error::{Caller, Result};
 use crate::graph::{Graph, Kind, Tensor};
 use crate::plan::{self, StepInfo};
@@ -81,6 +81,12 @@ impl<T: Scalar> Graph<T> {
                 Kind::Input { name } => Step::Input {
                     name: name.clone(),
                     fed: false,
+                    run: node.shape.run().map(|r| FedRows {
+                        bound: r.bound,
+                        row_len: node.shape.numel() / r.bound.max(1),
+                        rows: r.bound,
+                        at: None,
+                    }),
                 },
                 Kind::Param { name, .. } => Step::Param { name: name.clone() },
                 Kind::Const(_) => Step::Const,
@@ -97,7 +103,15 @@ impl<T: Scalar> Graph<T> {
                         .iter()
                         .map(|j| &nodes[j.index()].shape)
                         .collect();
-                    op.in_place(&shapes)
+                    // Over an input only when both scale alike with the rows fed.
+                    let run = node.shape.run();
+                    let ok = |k: &usize| shapes.get(*k).is_some_and(|s| s.run() == run);
+                    let wanted = op.in_place(&shapes);
+                    if wanted.iter().all(ok) {
+                        wanted
+                    } else {
+                        &[]
+                    }
                 }
                 _ => &[],
             };
@@ -172,12 +186,30 @@ impl<T: Scalar> Graph<T> {
         memory.unplanned += memory.scratch;
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
+        let runs: Vec<RunStep> = order
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &i)| {
+                let r = nodes[i].shape.run()?;
+                Some(RunStep {
+                    step: k as u32,
+                    axis: r.axis as u32,
+                    per_row: nodes[i].shape.dim(r.axis) / r.bound.max(1),
+                })
+            })
+            .collect();
+        let rows = order
+            .iter()
+            .find_map(|&i| nodes[i].shape.bound())
+            .unwrap_or(0);
         Ok(Machine {
             graph: self.id,
             slot,
             steps,
             shapes,
             numel,
+            runs,
+            rows,
             buf_of: plan.buf_of,
             kept: plan.kept,
             root: plan.root,

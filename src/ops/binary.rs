@@ -1,7 +1,6 @@
 //! Elementwise binary ops with NumPy broadcasting: add, sub, mul, div, maximum, minimum,
 //! and the comparisons gt, ge, lt, le, eq (1 where true, 0 elsewhere, no gradient).
 
-use alloc::format;
 use alloc::vec::Vec;
 use core::fmt::Debug;
 use core::panic::Location;
@@ -40,8 +39,10 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
     }
 
     fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, alloc::string::String> {
-        s[0].broadcast(s[1])
-            .ok_or_else(|| format!("shapes {} and {} do not broadcast", s[0], s[1]))
+        s[0].broadcast_why(s[1])
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
     }
 
     fn in_place(&self, s: &[&Shape]) -> &'static [usize] {

@@ -29,6 +29,9 @@ impl<T: Scalar> Op<T> for DropoutMask {
         }
         Ok(s[0].clone())
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
     fn forward(&self, _: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         if !out.training() {
             out.slice().fill(T::one());

@@ -43,9 +43,15 @@ impl<T: Scalar> Op<T> for IndexSelect {
         if table.rank() == 0 {
             return Err(String::from("the table must have at least one axis"));
         }
+        if table.run().is_some() {
+            return Err(String::from("the table cannot have a run-time axis"));
+        }
         let mut d = ids.dims().to_vec();
         d.extend_from_slice(&table.dims()[1..]);
-        Ok(Shape::new(d))
+        Ok(Shape::with_dims_of(d, ids.run()))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (table, ids) = (x.slice(0), x.slice(1));
@@ -81,7 +87,12 @@ impl<T: Scalar> Op<T> for ScatterAdd {
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         let (ids, src) = (s[0], s[1]);
-        if src.rank() < ids.rank() || src.dims()[..ids.rank()] != *ids.dims() {
+        let src_run = src.run().filter(|r| r.axis < ids.rank());
+        if src.rank() < ids.rank()
+            || src.dims()[..ids.rank()] != *ids.dims()
+            || src_run != ids.run()
+            || src.run().is_some() && src_run.is_none()
+        {
             return Err(format!(
                 "the source's leading axes must be the ids' shape {ids}"
             ));
@@ -89,6 +100,9 @@ impl<T: Scalar> Op<T> for ScatterAdd {
         let mut d = vec![self.0];
         d.extend_from_slice(&src.dims()[ids.rank()..]);
         Ok(Shape::new(d))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (ids, src) = (x.slice(0), x.slice(1));
@@ -127,7 +141,10 @@ impl<T: Scalar> Op<T> for OneHot {
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         let mut d = s[0].dims().to_vec();
         d.push(self.0);
-        Ok(Shape::new(d))
+        Ok(Shape::with_dims_of(d, s[0].run()))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let o = out.slice();

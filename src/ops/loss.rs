@@ -21,7 +21,11 @@ use crate::shape::Shape;
 type ShapeResult = core::result::Result<Shape, String>;
 
 fn check_shapes(logits: &Shape, ids: &Shape) -> core::result::Result<(), String> {
-    if logits.rank() != 2 || ids.rank() != 1 || ids.dim(0) != logits.dim(0) {
+    if logits.rank() != 2
+        || ids.rank() != 1
+        || ids.dim(0) != logits.dim(0)
+        || ids.run_axis() != logits.run_axis()
+    {
         return Err(format!(
             "takes logits [N, C] and class ids [N], got {logits} and {ids}"
         ));
@@ -50,6 +54,9 @@ impl<T: Scalar> Op<T> for CrossEntropy {
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         check_shapes(s[0], s[1])?;
         Ok(Shape::scalar())
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids) = (x.slice(0), x.slice(1));
@@ -99,6 +106,9 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
         }
         Ok(s[0].clone())
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids, g) = (x.slice(0), x.slice(1), x.slice(2)[0]);
         let c = x.shape(0).dim(1);
@@ -127,12 +137,13 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
         // out = g (p - onehot) / N with p = softmax(logits). For the upstream `gg`:
         //   d/dlogits = (g / N) p * (gg - sum_c(gg * p))   (the softmax Jacobian, symmetric)
         //   d/dg      = sum(gg * out) / g  =  sum(gg * (p - onehot)) / N
-        let n = logits.shape().dim(0);
+        // 1 / N at the rows fed
+        let inv_n = logits.inv_count(&[0]);
         let p = logits.softmax(1);
-        let scale = g / T::of(n as f64);
+        let scale = g * inv_n;
         let dlogits = p * (gg - (gg * p).sum_axes(&[1], true)) * scale;
         let onehot = x[1].one_hot(logits.shape().dim(1));
-        let dg = (gg * (p - onehot)).sum() / T::of(n as f64);
+        let dg = (gg * (p - onehot)).sum() * inv_n;
         vec![Some(dlogits), None, Some(dg)]
     }
 }

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::gemm::{gemm, scratch_len};
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
-use crate::shape::Shape;
+use crate::shape::{RunAxis, Shape};
 
 /// `op(lhs) · op(rhs)`, where `op` transposes the last two axes of a side whose flag is set.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,75 @@ fn mk(s: &Shape, t: bool) -> (usize, usize, usize) {
         (b, y, x)
     } else {
         (b, x, y)
+    }
+}
+
+/// The role of an operand's run-time axis: 0 the batch of a 3-D operand, 1 the rows
+/// (`m` of the lhs, `k` of the rhs), 2 the columns (`k` of the lhs, `n` of the rhs).
+fn run_role(s: &Shape, t: bool) -> Option<(usize, RunAxis)> {
+    let r = s.run()?;
+    let pos = if s.rank() == 3 { r.axis } else { r.axis + 1 };
+    let role = match (pos, t) {
+        (0, _) => 0,
+        (1, false) | (2, true) => 1,
+        _ => 2,
+    };
+    Some((role, r))
+}
+
+/// Where the product's run-time axis goes: a batch stays the batch, the lhs rows stay
+/// the rows, the rhs columns stay the columns, and a contraction over the run-time axis
+/// of both operands leaves none.
+fn out_run(
+    a: &Shape,
+    ta: bool,
+    b: &Shape,
+    tb: bool,
+    rank: usize,
+) -> core::result::Result<Option<RunAxis>, String> {
+    let (ra, rb) = (run_role(a, ta), run_role(b, tb));
+    let batch_b = b.rank() == 3;
+    let mut out = Vec::new();
+    match (ra, rb) {
+        (Some((2, _)), Some((1, _))) => {}
+        (Some((2, _)), _) | (_, Some((1, _))) => {
+            return Err(String::from(
+                "the inner dimension is a run-time axis of one operand but fixed in the other",
+            ))
+        }
+        (Some((0, p)), Some((0, _))) => out.push(RunAxis { axis: 0, ..p }),
+        (Some((0, _)), _) if batch_b => {
+            return Err(String::from(
+                "the batch is a run-time axis of one operand only",
+            ))
+        }
+        (_, Some((0, _))) => {
+            return Err(String::from(
+                "the batch is a run-time axis of one operand only",
+            ))
+        }
+        _ => {}
+    }
+    match ra {
+        Some((0, p)) if !batch_b => out.push(RunAxis { axis: 0, ..p }),
+        Some((1, p)) => out.push(RunAxis {
+            axis: rank - 2,
+            ..p
+        }),
+        _ => {}
+    }
+    if let Some((2, p)) = rb {
+        out.push(RunAxis {
+            axis: rank - 1,
+            ..p
+        });
+    }
+    match out.as_slice() {
+        [] => Ok(None),
+        [r] => Ok(Some(*r)),
+        _ => Err(String::from(
+            "the product would have two run-time axes (rows of the lhs and columns of the rhs)",
+        )),
     }
 }
 
@@ -69,11 +138,17 @@ impl<T: Scalar> Op<T> for MatMul {
         if a.rank() == 3 && b.rank() == 3 && ba != bb {
             return Err(format!("batch sizes differ: {ba} and {bb}"));
         }
-        Ok(if a.rank() == 3 {
-            Shape::from([ba, m, n])
+        let dims = if a.rank() == 3 {
+            vec![ba, m, n]
         } else {
-            Shape::from([m, n])
-        })
+            vec![m, n]
+        };
+        let run = out_run(a, self.lhs_t, b, self.rhs_t, dims.len())?;
+        Ok(Shape::with_dims_of(dims, run))
+    }
+
+    fn takes_run_axis(&self) -> bool {
+        true
     }
 
     fn scratch(&self, s: &[&Shape]) -> usize {

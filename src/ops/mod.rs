@@ -79,6 +79,16 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
         &[]
     }
 
+    /// Whether this op takes inputs with a run-time axis (see [`Shape`] and
+    /// [`Dim::upto`](crate::Dim::upto)). An op that does gives the output's run-time axis
+    /// in its shape rule (the shapes it is given and returns hold that axis at its bound)
+    /// and sizes its kernel's work from [`Inputs::shape`] and [`Out::shape`], which hold
+    /// the rows fed in this run, never from shapes it stored. For an op that does not
+    /// (the default), recording it on such an input is a shape error.
+    fn takes_run_axis(&self) -> bool {
+        false
+    }
+
     /// Elements of scratch memory `forward` needs for these input shapes (packing buffers
     /// of a GEMM). The machine allocates the largest once, at compile time, and hands it
     /// to every kernel as [`Out::with_scratch`].
@@ -124,7 +134,7 @@ impl<'a, T> Inputs<'a, T> {
         &self.bufs[self.buf_of[a] as usize][..self.numel[a]]
     }
 
-    /// The shape of input `i`.
+    /// The shape of input `i`, at the rows fed in this run.
     pub fn shape(&self, i: usize) -> &'a Shape {
         &self.shapes[self.args[i] as usize]
     }
@@ -142,6 +152,7 @@ pub struct Out<'a, T> {
     pub(crate) scratch: &'a mut [T],
     pub(crate) rng: &'a mut crate::rng::KernelRng,
     pub(crate) training: bool,
+    pub(crate) rows: usize,
 }
 
 impl<T> Out<'_, T> {
@@ -150,7 +161,7 @@ impl<T> Out<'_, T> {
         self.data
     }
 
-    /// The output's shape.
+    /// The output's shape, at the rows fed in this run.
     pub fn shape(&self) -> &Shape {
         self.shape
     }
@@ -165,6 +176,12 @@ impl<T> Out<'_, T> {
     /// ([`Machine::set_training`](crate::Machine::set_training)).
     pub fn training(&self) -> bool {
         self.training
+    }
+
+    /// The rows fed to the run-time axis in this run (the bound when the machine has no
+    /// input with a run-time axis).
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// The output and scratch memory of at least the length [`Op::scratch`] asked for.

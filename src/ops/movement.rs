@@ -28,17 +28,11 @@ impl<T: Scalar> Op<T> for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
-        if s[0].numel() == self.0.numel() {
-            Ok(self.0.clone())
-        } else {
-            Err(format!(
-                "cannot reshape {} elements into {} ({} elements)",
-                s[0].numel(),
-                self.0,
-                self.0.numel()
-            ))
-        }
+        s[0].reshaped(&self.0)
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         out.slice().copy_from_slice(x.slice(0));
@@ -72,10 +66,12 @@ impl<T: Scalar> Op<T> for Permute {
                 s[0].rank()
             ));
         }
-        Ok(Shape::new(
-            self.0.iter().map(|&a| s[0].dim(a)).collect::<Vec<_>>(),
-        ))
+        Ok(s[0].permuted(&self.0))
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let v = x.view(0).permuted_axes(&self.0[..]);
         out.view().assign(&v);
@@ -110,6 +106,10 @@ impl<T: Scalar> Op<T> for BroadcastTo {
             Err(format!("{} does not broadcast to {}", s[0], self.0))
         }
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let v = x.view(0);
         out.view().assign(&v);
@@ -158,10 +158,15 @@ impl<T: Scalar> Op<T> for Narrow {
                 s.dim(self.axis)
             ));
         }
+        s.fixed_axis(self.axis)?;
         let mut d = s.dims().to_vec();
         d[self.axis] = self.len;
-        Ok(Shape::new(d))
+        Ok(Shape::with_dims_of(d, s.run()))
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let range = Slice::from(self.start..self.start + self.len);
         let v = x.view(0);
@@ -200,10 +205,15 @@ impl<T: Scalar> Op<T> for Pad {
                 s[0].rank()
             ));
         }
+        s[0].fixed_axis(self.axis)?;
         let mut d = s[0].dims().to_vec();
         d[self.axis] += self.before + self.after;
-        Ok(Shape::new(d))
+        Ok(Shape::with_dims_of(d, s[0].run()))
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let v = x.view(0);
         let n = v.len_of(Axis(self.axis));
@@ -251,10 +261,20 @@ impl<T: Scalar> Op<T> for Concat {
             if !same {
                 return Err(format!("all shapes must match except along axis {axis}"));
             }
+            if t.run() != first.run() {
+                return Err(String::from(
+                    "all tensors must have the same run-time axis, or none",
+                ));
+            }
+            t.fixed_axis(axis)?;
             d[axis] += t.dim(axis);
         }
-        Ok(Shape::new(d))
+        Ok(Shape::with_dims_of(d, first.run()))
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let mut o = out.view();
         let mut at = 0;
@@ -298,6 +318,10 @@ impl<T: Scalar> Op<T> for Detach {
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         Ok(s[0].clone())
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         out.slice().copy_from_slice(x.slice(0));
         Ok(())

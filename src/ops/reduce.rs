@@ -99,6 +99,9 @@ impl<T: Scalar> Op<T> for Sum {
     fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, String> {
         reduced_shape(s[0], &self.axes, self.keepdim)
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let dims = x.shape(0).dims();
         fold(
@@ -134,6 +137,9 @@ impl<T: Scalar> Op<T> for Max {
         }
         Ok(s[0].reduced(&axes, self.keepdim))
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let dims = x.shape(0).dims();
         let max = |acc: T, v: T| if v > acc || v.is_nan() { v } else { acc };
@@ -157,6 +163,35 @@ impl<T: Scalar> Op<T> for Max {
         let mask = x[0].eq(out.reshape(kept.clone()));
         let count = mask.sum_axes(&self.axes, true);
         vec![Some(mask * g.reshape(kept) / count)]
+    }
+}
+
+/// `1 / (rows * per_row)` for the rows fed in this run: the divisor of a mean over a
+/// run-time axis. No inputs, so no gradient flows into it.
+#[derive(Debug)]
+pub struct InvRows {
+    per_row: usize,
+}
+
+impl<T: Scalar> Op<T> for InvRows {
+    fn name(&self) -> &'static str {
+        "inv_rows"
+    }
+    fn shape(&self, _: &[&Shape]) -> core::result::Result<Shape, String> {
+        Ok(Shape::scalar())
+    }
+    fn forward(&self, _: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        let n = out.rows().saturating_mul(self.per_row);
+        out.slice()[0] = T::of(1.0 / n as f64);
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        _: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        Vec::new()
     }
 }
 
@@ -199,13 +234,47 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// Mean over `axes`; `keepdim` keeps them as size 1.
     #[track_caller]
     pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
+        let sum = self.sum_axes(axes, keepdim);
+        if self.shape().run_axis().is_some_and(|r| axes.contains(&r)) {
+            sum * self.inv_count(axes)
+        } else {
+            let shape = self.shape();
+            let n: usize = axes
+                .iter()
+                .filter(|&&a| a < shape.rank())
+                .map(|&a| shape.dim(a))
+                .product();
+            sum * T::of(1.0 / n as f64)
+        }
+    }
+
+    /// A scalar holding `1 / n`, `n` the number of elements along `axes` (in range) at the
+    /// rows fed: a constant, or, when `axes` include the run-time axis, a value computed
+    /// at each run (`inf` for an empty batch, so a mean over it is NaN as in PyTorch).
+    #[track_caller]
+    pub(crate) fn inv_count(self, axes: &[usize]) -> Tensor<'g, T> {
         let shape = self.shape();
-        let n: usize = axes
-            .iter()
-            .filter(|&&a| a < shape.rank())
-            .map(|&a| shape.dim(a))
-            .product();
-        self.sum_axes(axes, keepdim) * T::of(1.0 / n as f64)
+        let mut fixed = 1usize;
+        let mut per_row = None;
+        for (a, &d) in shape.dims().iter().enumerate() {
+            if !axes.contains(&a) {
+                continue;
+            }
+            match shape.run().filter(|r| r.axis == a) {
+                Some(r) => per_row = Some(d / r.bound.max(1)),
+                None => fixed = fixed.saturating_mul(d),
+            }
+        }
+        match per_row {
+            None => self.graph.scalar(T::of(1.0 / fixed as f64)),
+            Some(k) => self.apply(
+                InvRows {
+                    per_row: fixed.saturating_mul(k),
+                },
+                &[],
+                Location::caller(),
+            ),
+        }
     }
 
     /// Maximum of all elements. An `Err` (from `compile`) if the tensor is empty.

@@ -38,6 +38,9 @@ impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
     fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, alloc::string::String> {
         Ok(s[0].clone())
     }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         if x.in_out() == Some(0) {
             crate::par::each(out.slice(), |o, _| *o = self.0.f(*o));

@@ -1,0 +1,475 @@
+//! A run-time axis (`Dim::upto`): one machine, compiled once for a bound, computes on the
+//! rows fed. Every value and gradient must equal what a graph recorded for exactly that
+//! many rows computes (that graph's ops are finite-difference checked in their files), at
+//! every number of rows, in any order, on the same machine.
+
+use approx::assert_relative_eq;
+use tapegrad::ndarray::{self, ArrayD, IxDyn, Slice};
+use tapegrad::prelude::*;
+use tapegrad::{Dim, Shape};
+
+const BOUND: usize = 8;
+const CLASSES: usize = 4;
+
+/// Deterministic values in [-1, 1).
+fn values(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ArrayD::from_shape_fn(IxDyn(shape), |_| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    })
+}
+
+/// A model: the loss from the input `x` (`[rows, ..]`), class ids `[rows]` and parameters.
+type Model = dyn for<'g> Fn(
+    &'g Graph<f64>,
+    Tensor<'g, f64>,
+    Tensor<'g, f64>,
+    &[Tensor<'g, f64>],
+) -> Tensor<'g, f64>;
+
+struct Case {
+    name: &'static str,
+    /// The extents of `x` after its rows.
+    rest: &'static [usize],
+    params: Vec<ArrayD<f64>>,
+    model: Box<Model>,
+    /// Whether the model is defined on zero rows (a max over the rows is not).
+    empty_ok: bool,
+}
+
+/// The loss and its gradients for each parameter, and the gradient of `(d loss/d p0 · v)`
+/// with respect to p0 (second order).
+struct Result3 {
+    loss: f64,
+    grads: Vec<ArrayD<f64>>,
+    hvp: ArrayD<f64>,
+}
+
+fn record<'g>(
+    g: &'g Graph<f64>,
+    case: &Case,
+    x: Tensor<'g, f64>,
+    ids: Tensor<'g, f64>,
+) -> (Tensor<'g, f64>, Vec<Tensor<'g, f64>>, Tensor<'g, f64>) {
+    let ps: Vec<_> = case
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| g.param(&format!("p{i}"), p.clone()))
+        .collect();
+    let loss = (case.model)(g, x, ids, &ps);
+    let grads = g.grad(loss, &ps).unwrap();
+    let v = g.constant(values(case.params[0].shape(), 99));
+    let hvp = g.grad((grads[0] * v).sum(), &ps[..1]).unwrap()[0];
+    (loss, grads, hvp)
+}
+
+fn read(
+    m: &Machine<f64>,
+    loss: Tensor<'_, f64>,
+    grads: &[Tensor<'_, f64>],
+    hvp: Tensor<'_, f64>,
+) -> Result3 {
+    Result3 {
+        loss: m.scalar(loss).unwrap(),
+        grads: grads
+            .iter()
+            .map(|t| m.value(*t).unwrap().to_owned())
+            .collect(),
+        hvp: m.value(hvp).unwrap().to_owned(),
+    }
+}
+
+fn data(case: &Case) -> (ArrayD<f64>, ArrayD<f64>) {
+    let mut shape = vec![BOUND];
+    shape.extend_from_slice(case.rest);
+    let x = values(&shape, 1);
+    let ids = ArrayD::from_shape_fn(IxDyn(&[BOUND]), |i| ((i[0] * 3 + 1) % CLASSES) as f64);
+    (x, ids)
+}
+
+/// The case on a graph recorded for exactly `rows` rows.
+fn fixed(case: &Case, rows: usize) -> Result3 {
+    let (x, ids) = data(case);
+    let mut shape = vec![rows];
+    shape.extend_from_slice(case.rest);
+    let g = Graph::new();
+    let xi = g.input("x", shape);
+    let ii = g.input("ids", [rows]);
+    let (loss, grads, hvp) = record(&g, case, xi, ii);
+    let mut outs = grads.clone();
+    outs.push(hvp);
+    let mut m = g.compile(&[loss], &outs).unwrap();
+    m.feed(
+        xi,
+        &x.slice_axis(tapegrad::ndarray::Axis(0), Slice::from(..rows)),
+    )
+    .unwrap();
+    feed_ids(&mut m, ii, &ids, rows);
+    m.seed(5);
+    m.run().unwrap();
+    read(&m, loss, &grads, hvp)
+}
+
+/// Feeds the first `rows` ids, unless the model does not use them.
+fn feed_ids(m: &mut Machine<f64>, ids: Tensor<'_, f64>, data: &ArrayD<f64>, rows: usize) {
+    let data = data.slice_axis(tapegrad::ndarray::Axis(0), Slice::from(..rows));
+    match m.feed(ids, &data) {
+        Ok(()) | Err(Error::NotCompiled { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn same(a: f64, b: f64, what: &str) {
+    if a.is_nan() || b.is_nan() {
+        assert!(a.is_nan() && b.is_nan(), "{what}: {a} vs {b}");
+    } else {
+        assert_relative_eq!(a, b, epsilon = 1e-12, max_relative = 1e-12);
+    }
+}
+
+fn check(case: Case) {
+    let (x, ids) = data(&case);
+    let g = Graph::new();
+    let xi = g.input("x", Shape::upto(BOUND, case.rest));
+    let ii = g.input("ids", Dim::upto(BOUND));
+    let (loss, grads, hvp) = record(&g, &case, xi, ii);
+    let mut outs = grads.clone();
+    outs.push(hvp);
+    let mut m = g.compile(&[loss], &outs).unwrap();
+    // one machine, rows in any order, up and down, the bound included
+    for rows in [3, BOUND, 1, 0, 5, 2, BOUND, 0, 7] {
+        if rows == 0 && !case.empty_ok {
+            continue;
+        }
+        m.feed(
+            xi,
+            &x.slice_axis(tapegrad::ndarray::Axis(0), Slice::from(..rows)),
+        )
+        .unwrap();
+        feed_ids(&mut m, ii, &ids, rows);
+        m.seed(5);
+        m.run().unwrap();
+        assert_eq!(m.rows(), rows);
+        let got = read(&m, loss, &grads, hvp);
+        let want = fixed(&case, rows);
+        let what = format!("{} at {rows} rows", case.name);
+        same(got.loss, want.loss, &format!("{what}: loss"));
+        for (k, (a, b)) in got.grads.iter().zip(&want.grads).enumerate() {
+            assert_eq!(a.shape(), b.shape(), "{what}: gradient {k}");
+            for (&a, &b) in a.iter().zip(b) {
+                same(a, b, &format!("{what}: gradient {k}"));
+            }
+        }
+        for (&a, &b) in got.hvp.iter().zip(&want.hvp) {
+            same(a, b, &format!("{what}: second order"));
+        }
+        if rows == 0 {
+            // a mean over no rows is NaN, as in PyTorch; sums over no rows are 0
+            assert!(got.loss.is_nan(), "{what}: loss {}", got.loss);
+        }
+    }
+}
+
+fn rows_of(t: Tensor<'_, f64>) -> usize {
+    t.shape().dims()[0]
+}
+
+#[test]
+fn mlp_with_cross_entropy() {
+    check(Case {
+        name: "mlp",
+        rest: &[3],
+        params: vec![
+            values(&[3, 5], 2),
+            values(&[5], 3),
+            values(&[5, CLASSES], 4),
+            values(&[CLASSES], 5),
+        ],
+        model: Box::new(|_, x, ids, p| {
+            ((x.matmul(p[0]) + p[1]).relu().matmul(p[2]) + p[3]).cross_entropy(ids)
+        }),
+        empty_ok: true,
+    });
+}
+
+#[test]
+fn mse_softmax_and_unary_ops() {
+    check(Case {
+        name: "mse",
+        rest: &[3],
+        params: vec![values(&[3, 4], 6), values(&[4], 7)],
+        model: Box::new(|_, x, _, p| {
+            let h = (x.matmul(p[0]) * p[1]).tanh();
+            let s = h.softmax(1) + h.log_softmax(1).exp() * 0.5 + h.sigmoid().square();
+            s.mse(x.matmul(p[0]).exp().sqrt()) + h.gelu().abs().mean()
+        }),
+        empty_ok: true,
+    });
+}
+
+#[test]
+fn batch_statistics_and_contraction_over_rows() {
+    // centring over the rows (a batch norm's first step), a Gram matrix that sums over
+    // the rows, and a max over the rows
+    check(Case {
+        name: "stats",
+        rest: &[4],
+        params: vec![values(&[4, 3], 8)],
+        model: Box::new(|_, x, _, p| {
+            let h = x.matmul(p[0]);
+            let centred = h - h.mean_axes(&[0], true);
+            let var = centred.square().mean_axes(&[0], false);
+            let gram = h.transpose().matmul(h).sum();
+            (var.sum() + gram * 0.1 + h.max_axes(&[0], false).sum())
+                + h.max_axes(&[1], true).sum_axes(&[0], false).sum()
+        }),
+        empty_ok: false,
+    });
+}
+
+#[test]
+fn movement_index_and_dropout() {
+    check(Case {
+        name: "movement",
+        rest: &[2, 3],
+        params: vec![values(&[3, 4], 9), values(&[CLASSES, 2], 10)],
+        model: Box::new(|g, x, ids, p| {
+            let r = rows_of(x);
+            // [r, 2, 3] x [3, 4]: 3-D x 2-D, whose gradient reshapes to [r * 2, ..]
+            let h = x.matmul(p[0]);
+            let flat = h.reshape([r * 2, 4]).relu().reshape([r, 8]);
+            let joined = g
+                .concat(&[flat, flat * 2.0], 1)
+                .narrow(1, 3, 10)
+                .pad(1, 1, 2);
+            let emb = p[1].index_select(ids); // [r, 2]
+            let hot = ids.one_hot(CLASSES).matmul(p[1]); // the same rows, as a product
+            let perm = h.permute(&[2, 0, 1]).sum_axes(&[0, 2], false); // [r]
+            let e = (emb - hot + emb * 0.5).dropout(0.3)
+                + p[1].sum_axes(&[0], false).broadcast_to(emb.shape());
+            joined.sum_axes(&[1], false).dot(perm) + e.sum() + joined.detach().mean()
+        }),
+        empty_ok: true,
+    });
+}
+
+/// `(a * b).sum()` for two tensors of one shape.
+trait Dot<'g> {
+    fn dot(self, other: Tensor<'g, f64>) -> Tensor<'g, f64>;
+}
+impl<'g> Dot<'g> for Tensor<'g, f64> {
+    fn dot(self, other: Tensor<'g, f64>) -> Tensor<'g, f64> {
+        (self * other).sum()
+    }
+}
+
+#[test]
+fn shapes_carry_the_run_time_axis() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(64), 3, 4));
+    assert_eq!(x.shape().to_string(), "[..=64, 3, 4]");
+    assert_eq!(x.shape().bound(), Some(64));
+    let flat = x.reshape([64 * 3, 4]);
+    assert_eq!(flat.shape().run_axis(), Some(0));
+    let t = x.permute(&[1, 2, 0]);
+    assert_eq!(t.shape().run_axis(), Some(2));
+    assert_eq!(x.sum_axes(&[0], false).shape(), Shape::from([3, 4]));
+    assert_eq!(x.sum_axes(&[1], false).shape().run_axis(), Some(0));
+    let w = g.param("w", tapegrad::ndarray::Array2::<f32>::zeros((4, 2)));
+    let y = x.matmul(w);
+    assert_eq!(y.shape().to_string(), "[..=64, 3, 2]");
+    // a contraction over the rows leaves a fixed shape
+    let h = x.reshape([64 * 3, 4]);
+    assert_eq!(h.transpose().matmul(h).shape(), Shape::from([4, 4]));
+    g.check().unwrap();
+}
+
+/// An `Error::Shape` recorded at `line` of this file whose message has `needle`.
+#[track_caller]
+fn shape_error_at(e: Error, line: u32, needle: &str) {
+    match &e {
+        Error::Shape { caller, .. } => {
+            assert!(caller.file.ends_with("run_axis.rs"), "{e}");
+            assert_eq!(caller.line, line, "{e}");
+        }
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
+}
+
+#[test]
+fn ops_that_cannot_take_the_run_time_axis_are_located_errors() {
+    type Case = (
+        Box<dyn for<'g> Fn(Tensor<'g, f32>) -> (Tensor<'g, f32>, u32)>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (Box::new(|x| (x.narrow(0, 0, 2), line!())), "run-time axis"),
+        (Box::new(|x| (x.pad(0, 1, 0), line!())), "run-time axis"),
+        (
+            Box::new(|x| {
+                let z = x.graph().zeros([8, 3]);
+                (x + z, line!())
+            }),
+            "run-time axis meets a fixed extent",
+        ),
+        (
+            Box::new(|x| {
+                let (t, z) = (x.transpose(), x.graph().zeros([8, 2]));
+                (t.matmul(z), line!())
+            }),
+            "inner dimension",
+        ),
+        (
+            Box::new(|x| {
+                let h = x.matmul(x.graph().zeros([3, 2]));
+                let t = x.transpose();
+                (h.matmul(t), line!())
+            }),
+            "inner dimension",
+        ),
+        (
+            Box::new(|x| (x.reshape([3, 8]), line!())),
+            "must stay whole",
+        ),
+        (
+            Box::new(|x| {
+                let (g, z) = (x.graph(), x.graph().zeros([8, 3]));
+                (g.concat(&[x, z], 1), line!())
+            }),
+            "same run-time axis",
+        ),
+        (
+            Box::new(|x| (x.matmul(x.transpose()), line!())),
+            "two run-time axes",
+        ),
+    ];
+    for (f, needle) in cases {
+        let g = Graph::<f32>::new();
+        let x = g.input("x", (Dim::upto(8), 3));
+        let (_, line) = f(x);
+        shape_error_at(g.check().unwrap_err(), line, needle);
+    }
+}
+
+#[test]
+fn run_time_axis_only_leads_an_input() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(8), 3));
+    let (_, line) = (g.input("t", x.transpose().shape()), line!());
+    shape_error_at(g.check().unwrap_err(), line, "leading axis");
+    let g = Graph::<f32>::new();
+    let (_, line) = (g.input("x", (Dim::upto(0), 3)), line!());
+    shape_error_at(g.check().unwrap_err(), line, "at least 1 row");
+}
+
+#[test]
+fn feeds_above_the_bound_or_of_another_shape_are_errors() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(4), 3));
+    let y = x.sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    let five = ndarray::Array2::zeros((5, 3));
+    let (e, line) = (m.feed(x, &five), line!());
+    let e = e.unwrap_err();
+    match &e {
+        Error::Feed {
+            expected,
+            got,
+            caller,
+            ..
+        } => {
+            assert_eq!(expected.to_string(), "[..=4, 3]");
+            assert_eq!(got, &Shape::from([5, 3]));
+            assert_eq!(caller.line, line);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("[..=4, 3]"), "{e}");
+    assert!(m.feed(x, &ndarray::Array2::zeros((2, 4))).is_err());
+    assert!(m.feed(x, &ndarray::Array1::zeros(3)).is_err());
+    // flat slices: whole rows only, up to the bound
+    assert!(m.feed_slice(x, &[1.0; 7]).is_err());
+    assert!(m.feed_slice(x, &[1.0; 15]).is_err());
+    m.feed_slice(x, &[1.0; 6]).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.rows(), 2);
+    assert_eq!(m.scalar(y).unwrap(), 6.0);
+    // a failed feed leaves the last good one
+    assert!(m.feed(x, &ndarray::Array2::zeros((5, 3))).is_err());
+    m.run().unwrap();
+    assert_eq!(m.scalar(y).unwrap(), 6.0);
+}
+
+#[test]
+fn inputs_fed_different_rows_are_an_error_at_run() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let t = g.input("t", (Dim::upto(4), 2));
+    let loss = x.mse(t);
+    let mut m = g.compile(&[loss], &[]).unwrap();
+    let fx = line!() + 1;
+    m.feed(x, &ndarray::Array2::ones((3, 2))).unwrap();
+    let ft = line!() + 1;
+    m.feed(t, &ndarray::Array2::zeros((2, 2))).unwrap();
+    let (e, line) = (m.run().unwrap_err(), line!());
+    match &e {
+        Error::Rows {
+            first,
+            second,
+            caller,
+        } => {
+            assert_eq!((first.0.as_str(), first.1), ("x", 3));
+            assert_eq!((second.0.as_str(), second.1), ("t", 2));
+            assert_eq!(first.2.map(|c| c.line), Some(fx));
+            assert_eq!(second.2.map(|c| c.line), Some(ft));
+            assert_eq!(caller.line, line);
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("\"x\" was fed 3 rows") && msg.contains("\"t\" 2 rows"),
+        "{msg}"
+    );
+    // nothing is readable after a failed run; feeding the same rows fixes it
+    assert!(m.scalar(loss).is_err());
+    m.feed(t, &ndarray::Array2::zeros((3, 2))).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.scalar(loss).unwrap(), 1.0);
+}
+
+#[test]
+fn values_are_read_at_the_rows_fed() {
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let w = g.param("w", ndarray::arr2(&[[1.0], [2.0]]));
+    let h = x.matmul(w); // [rows, 1]
+    let mean = h.mean();
+    let dw = g.grad(mean, &[w]).unwrap()[0];
+    let mut m = g.compile(&[h, mean], &[dw]).unwrap();
+    m.feed(x, &ndarray::arr2(&[[1.0, 1.0], [2.0, 0.0], [0.0, 3.0]]))
+        .unwrap();
+    m.run().unwrap();
+    assert_eq!(m.value(h).unwrap().shape(), &[3, 1]);
+    // mean over 3 rows: (3 + 2 + 6) / 3; d/dw = column means of x
+    assert_relative_eq!(m.scalar(mean).unwrap(), 11.0 / 3.0, epsilon = 1e-15);
+    assert_relative_eq!(m.value(dw).unwrap()[[0, 0]], 1.0, epsilon = 1e-15);
+    assert_relative_eq!(m.value(dw).unwrap()[[1, 0]], 4.0 / 3.0, epsilon = 1e-15);
+    m.feed(x, &ndarray::arr2(&[[2.0, 0.5]])).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.value(h).unwrap().as_slice(), Some(&[3.0][..]));
+    assert_eq!(m.value(dw).unwrap().as_slice(), Some(&[2.0, 0.5][..]));
+    // no rows: an empty value, a NaN mean, a zero gradient
+    m.feed(x, &ndarray::Array2::zeros((0, 2))).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.value(h).unwrap().shape(), &[0, 1]);
+    assert!(m.scalar(mean).unwrap().is_nan());
+    assert_eq!(m.value(dw).unwrap().as_slice(), Some(&[0.0, 0.0][..]));
+}
