@@ -5,16 +5,17 @@
 //! labels, `[N, 8, 8]` images). Both helpers are seeded by the caller's RNG: the same seed
 //! gives the same split and the same batches on every platform.
 //!
-//! A machine is compiled for a fixed batch size `B`, so the last batch of an epoch, when
-//! `B` does not divide the number of rows, needs a choice. [`Batches`] offers two:
+//! When the batch size `B` does not divide the number of rows, the last batch of an epoch
+//! has `r < B` rows. [`Batches`] either drops it (`drop_last = true`; after a
+//! [`shuffle`](Batches::shuffle) the leftover rows are other rows each epoch) or yields it:
 //!
-//! - `drop_last = true`: only full batches; the leftover rows are skipped this epoch.
-//!   After a [`shuffle`](Batches::shuffle) they are other rows each epoch, so none is left
-//!   out for good. Usual for training.
-//! - `drop_last = false`: the last batch holds the `r < B` leftover rows in its first `r`
-//!   slots, and its other `B - r` slots repeat rows from the start of the epoch, so that a
-//!   training step never sees stale or zero rows; [`next_into`](Batches::next_into)
-//!   returns `r`. For evaluation, read only the first `r` outputs.
+//! - [`next_batch`](Batches::next_batch) gives views of exactly the batch's rows, `r` for
+//!   the last one. Feed them to inputs whose leading axis is a run-time axis
+//!   ([`Dim::upto(B)`](crate::Dim::upto)): the step computes on those `r` rows and a mean
+//!   loss divides by `r`.
+//! - [`next_into`](Batches::next_into) fills all `B` rows of the buffers, for an input of
+//!   a fixed `B` rows: the last batch's other `B - r` slots repeat rows from the start of
+//!   the epoch, so a step never sees stale or zero rows, and it returns `r`.
 //!
 //! ```
 //! use tapegrad::data::{train_test_split, Batches};
@@ -29,14 +30,15 @@
 //!
 //! // Batches of 3 over the training rows; buffers allocated once, before the epochs.
 //! let mut batches = Batches::from_indices(train, 3, false)?;
-//! let (mut xb, mut yb) = (Array2::zeros((3, 3)), Array1::zeros(3));
+//! let (mut xbuf, mut ybuf) = (Array2::zeros((3, 3)), Array1::zeros(3));
 //! for _epoch in 0..2 {
 //!     batches.shuffle(&mut rng);
-//!     let mut seen = 0;
-//!     while let Some(rows) = batches.next_into(&x, &y, &mut xb, &mut yb)? {
-//!         seen += rows; // 3, 3, then 2 (its third slot repeats a row)
+//!     let mut sizes = Vec::new();
+//!     while let Some((xb, yb)) = batches.next_batch(&x, &y, &mut xbuf, &mut ybuf)? {
+//!         assert_eq!(xb.nrows(), yb.len());
+//!         sizes.push(xb.nrows()); // feed xb and yb here
 //!     }
-//!     assert_eq!(seen, 8);
+//!     assert_eq!(sizes, [3, 3, 2]);
 //! }
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
@@ -44,7 +46,7 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use ndarray::{Array, ArrayBase, Axis, Data, DataMut, RemoveAxis};
+use ndarray::{Array, ArrayBase, ArrayView, Axis, Data, DataMut, RemoveAxis, Slice};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -271,6 +273,44 @@ impl Batches {
         Some(&self.order[start..start + take])
     }
 
+    /// Copies the next batch's rows of `x` and `y` into the front of `xb` and `yb` and
+    /// returns views of them: `batch` rows, or fewer for the last batch of an epoch
+    /// without `drop_last`. `None` at the end of the epoch, with the buffers untouched.
+    /// Allocates nothing. Made for inputs with a run-time axis, which take any number of
+    /// rows up to their bound.
+    ///
+    /// # Errors
+    /// As for [`next_into`](Batches::next_into).
+    #[track_caller]
+    #[allow(clippy::type_complexity)]
+    pub fn next_batch<'b, T, U, Sx, Sy, Bx, By, Dx, Dy>(
+        &mut self,
+        x: &ArrayBase<Sx, Dx>,
+        y: &ArrayBase<Sy, Dy>,
+        xb: &'b mut ArrayBase<Bx, Dx>,
+        yb: &'b mut ArrayBase<By, Dy>,
+    ) -> Result<Option<(ArrayView<'b, T, Dx>, ArrayView<'b, U, Dy>)>>
+    where
+        T: Clone,
+        U: Clone,
+        Sx: Data<Elem = T>,
+        Sy: Data<Elem = U>,
+        Bx: DataMut<Elem = T>,
+        By: DataMut<Elem = U>,
+        Dx: RemoveAxis,
+        Dy: RemoveAxis,
+    {
+        let caller = Caller::here();
+        let Some(rows) = self.fill(x, y, xb, yb, false, caller)? else {
+            return Ok(None);
+        };
+        let (xb, yb): (&'b ArrayBase<Bx, Dx>, &'b ArrayBase<By, Dy>) = (xb, yb);
+        Ok(Some((
+            xb.slice_axis(Axis(0), Slice::from(..rows)),
+            yb.slice_axis(Axis(0), Slice::from(..rows)),
+        )))
+    }
+
     /// Copies the next batch's rows of `x` and `y` into `xb` and `yb` and returns how many
     /// rows are new (`batch`, or fewer for the last batch without `drop_last`, whose
     /// remaining slots then repeat rows from the start of the epoch); `None` at the end of
@@ -298,7 +338,31 @@ impl Batches {
         Dx: RemoveAxis,
         Dy: RemoveAxis,
     {
-        let caller = Caller::here();
+        self.fill(x, y, xb, yb, true, Caller::here())
+    }
+
+    /// Copies the next batch into the buffers (with `repeat`, filling the slots past the
+    /// last batch's rows with the epoch's first rows); returns the batch's rows.
+    #[allow(clippy::too_many_arguments)]
+    fn fill<T, U, Sx, Sy, Bx, By, Dx, Dy>(
+        &mut self,
+        x: &ArrayBase<Sx, Dx>,
+        y: &ArrayBase<Sy, Dy>,
+        xb: &mut ArrayBase<Bx, Dx>,
+        yb: &mut ArrayBase<By, Dy>,
+        repeat: bool,
+        caller: Caller,
+    ) -> Result<Option<usize>>
+    where
+        T: Clone,
+        U: Clone,
+        Sx: Data<Elem = T>,
+        Sy: Data<Elem = U>,
+        Bx: DataMut<Elem = T>,
+        By: DataMut<Elem = U>,
+        Dx: RemoveAxis,
+        Dy: RemoveAxis,
+    {
         let n = rows(x, "x", caller)?;
         let ny = rows(y, "y", caller)?;
         let reason = if n != ny {
@@ -339,7 +403,8 @@ impl Batches {
         };
         let fresh = rows.len();
         let start = self.pos - fresh;
-        for slot in 0..batch {
+        let slots = if repeat { batch } else { fresh };
+        for slot in 0..slots {
             // Slots past the fresh rows repeat the epoch's first rows, wrapping around.
             let i = if slot < fresh {
                 self.order[start + slot]
@@ -477,6 +542,39 @@ mod tests {
         assert_eq!(b.next_into(&x, &y, &mut xb, &mut yb).unwrap(), Some(2));
         assert_eq!(yb.to_vec(), [4.0, 2.0, 4.0, 2.0, 4.0]);
         assert!(Batches::new(2, 5, true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn next_batch_yields_the_last_partial_batch_at_its_size() {
+        let x = Array2::from_shape_fn((7, 2), |(i, j)| (2 * i + j) as f32);
+        let y = Array1::from_shape_fn(7, |i| i as f32);
+        let (mut xbuf, mut ybuf) = (Array2::from_elem((3, 2), -1.0), Array1::from_elem(3, -1.0));
+        let mut b = Batches::new(7, 3, false).unwrap();
+        let mut seen = vec![];
+        while let Some((xb, yb)) = b.next_batch(&x, &y, &mut xbuf, &mut ybuf).unwrap() {
+            assert_eq!(xb.nrows(), yb.len());
+            for (row, &label) in xb.rows().into_iter().zip(&yb) {
+                assert_eq!(row[0], 2.0 * label);
+            }
+            seen.push(yb.to_vec());
+        }
+        assert_eq!(seen, [vec![0.0, 1.0, 2.0], vec![3.0, 4.0, 5.0], vec![6.0]]);
+        // the slots past the last batch's row are not written
+        assert_eq!(ybuf.to_vec(), [6.0, 4.0, 5.0]);
+        // drop_last: only full batches
+        let mut b = Batches::new(7, 3, true).unwrap();
+        let mut n = 0;
+        while let Some((xb, _)) = b.next_batch(&x, &y, &mut xbuf, &mut ybuf).unwrap() {
+            assert_eq!(xb.nrows(), 3);
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        // the same checks as next_into
+        let mut wide = Array2::zeros((3, 4));
+        assert!(Batches::new(7, 3, false)
+            .unwrap()
+            .next_batch(&x, &y, &mut wide, &mut ybuf)
+            .is_err());
     }
 
     #[test]
