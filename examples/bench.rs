@@ -5,13 +5,20 @@
 //! Run with `cargo run --release --example bench` (all of S, M, L at 1 and 2 threads), or
 //! `-- S 2` for one configuration. Each configuration runs in a child process of its own,
 //! so that its peak RSS (VmHWM, Linux) is its own.
+//!
+//! `-- batch` compiles L once with a run-time batch axis of up to 256 rows, at 1 thread,
+//! and prints one line per number of rows fed to that one machine:
+//! `mlp-step cfg=L threads=1 batch=N median_us=…` for N in 1, 16, 64, 256 (`BENCH_ROWS=1,8`
+//! for others), then `mlp-forward …` lines for the forward pass alone.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
+use tapegrad::ndarray::{Axis, Slice};
 use tapegrad::nn::MlpBuilder;
 use tapegrad::prelude::*;
+use tapegrad::Dim;
 
 /// Layer sizes and batch of a configuration.
 fn config(name: &str) -> Option<(&'static [usize], usize)> {
@@ -64,22 +71,7 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
         opt.step(m, &params, &grads)
     };
     let per_step = flops(sizes, batch);
-    // about a second of work after a short warm-up
-    for _ in 0..5 {
-        step(&mut m)?;
-    }
-    let t = Instant::now();
-    step(&mut m)?;
-    let once = t.elapsed().as_secs_f64();
-    let n = ((1.0 / once) as usize).clamp(20, 20_000);
-    let mut times = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        step(&mut m)?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[n / 2];
+    let median = median_secs(|| step(&mut m))?;
     println!(
         "mlp-step cfg={name} threads={threads} median_us={:.1} gflops={:.2} peak_rss_kb={}",
         median * 1e6,
@@ -101,6 +93,82 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
         mem.unplanned,
         m.scalar(loss)?
     );
+    Ok(())
+}
+
+/// The median seconds of `step` over about a second of work, after a short warm-up.
+fn median_secs(
+    mut step: impl FnMut() -> tapegrad::Result<()>,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    for _ in 0..5 {
+        step()?;
+    }
+    let t = Instant::now();
+    step()?;
+    let once = t.elapsed().as_secs_f64();
+    let n = ((1.0 / once) as usize).clamp(20, 20_000);
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        step()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[n / 2])
+}
+
+/// L compiled once with a run-time batch axis of up to 256 rows, at 1 thread: the median
+/// step for each number of rows fed to that one machine.
+fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
+    let (sizes, bound) = config("L").ok_or("no L configuration")?;
+    tapegrad::set_threads(1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(bound), sizes[0]));
+    let y = g.input("y", Dim::upto(bound));
+    let h = MlpBuilder::new(sizes).build(&g, "mlp", &mut rng).forward(x);
+    let loss = h.cross_entropy(y);
+    let params = g.params();
+    let grads = g.grad(loss, &params)?;
+    let mut m = g.compile(&[loss], &grads)?;
+    let classes = sizes[sizes.len() - 1];
+    let xb = ndarray::Array2::from_shape_fn((bound, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
+    let yb = ndarray::Array1::from_shape_fn(bound, |_| rng.random_range(0..classes) as f32);
+    let mut opt = Sgd::new(0.01)?;
+    let list: Vec<usize> = match std::env::var("BENCH_ROWS") {
+        Ok(v) => v.split(',').filter_map(|r| r.parse().ok()).collect(),
+        Err(_) => vec![1, 16, 64, 256],
+    };
+    for &rows in &list {
+        let (xr, yr) = (
+            xb.slice_axis(Axis(0), Slice::from(..rows)),
+            yb.slice_axis(Axis(0), Slice::from(..rows)),
+        );
+        let median = median_secs(|| {
+            m.feed(x, &xr)?;
+            m.feed(y, &yr)?;
+            m.run()?;
+            opt.step(&mut m, &params, &grads)
+        })?;
+        println!(
+            "mlp-step cfg=L threads=1 batch={rows} median_us={:.1} gflops={:.2}",
+            median * 1e6,
+            flops(sizes, rows) / median / 1e9
+        );
+    }
+    // The forward pass alone (serving, generating): a machine for the logits only.
+    let mut fwd = g.compile(&[h], &[])?;
+    for &rows in &list {
+        let xr = xb.slice_axis(Axis(0), Slice::from(..rows));
+        let median = median_secs(|| {
+            fwd.feed(x, &xr)?;
+            fwd.run()
+        })?;
+        println!(
+            "mlp-forward cfg=L threads=1 batch={rows} median_us={:.1}",
+            median * 1e6
+        );
+    }
     Ok(())
 }
 
@@ -161,11 +229,17 @@ fn overhead() -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("overhead") {
-        return match overhead() {
+    type Bench = fn() -> Result<(), Box<dyn std::error::Error>>;
+    let special: Option<(&str, Bench)> = match args.first().map(String::as_str) {
+        Some("overhead") => Some(("overhead", overhead)),
+        Some("batch") => Some(("batch", batch_sizes)),
+        _ => None,
+    };
+    if let Some((what, f)) = special {
+        return match f() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("bench overhead: {e}");
+                eprintln!("bench {what}: {e}");
                 ExitCode::FAILURE
             }
         };

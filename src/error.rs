@@ -145,12 +145,18 @@ pub enum Error {
     /// Inputs with a run-time axis were fed different numbers of rows before a run; all
     /// of them take the same number of rows in one run.
     Rows {
-        /// One input: its name, the rows it was fed and where it was fed.
-        first: (String, usize, Option<Caller>),
-        /// Another input fed another number of rows.
-        second: (String, usize, Option<Caller>),
-        /// Where `run` was called.
-        caller: Caller,
+        /// One input's name.
+        first: String,
+        /// The rows it was fed.
+        first_rows: usize,
+        /// Where it was fed.
+        first_fed_at: Caller,
+        /// Another input, fed another number of rows.
+        second: String,
+        /// The rows it was fed.
+        second_rows: usize,
+        /// Where it was fed.
+        second_fed_at: Caller,
     },
     /// An integer index held in a tensor (class id, row id) is out of range or not an
     /// integer. Found while running, so it carries no caller.
@@ -301,24 +307,17 @@ impl fmt::Display for Error {
             ),
             Error::Rows {
                 first,
+                first_rows,
+                first_fed_at,
                 second,
-                caller,
-            } => {
-                write!(
-                    f,
-                    "run at {caller}: inputs with a run-time axis must be fed the same number of \
-                     rows, but {:?} was fed {} rows",
-                    first.0, first.1
-                )?;
-                if let Some(at) = first.2 {
-                    write!(f, " (at {at})")?;
-                }
-                write!(f, " and {:?} {} rows", second.0, second.1)?;
-                if let Some(at) = second.2 {
-                    write!(f, " (at {at})")?;
-                }
-                Ok(())
-            }
+                second_rows,
+                second_fed_at,
+            } => write!(
+                f,
+                "inputs with a run-time axis must be fed the same number of rows before a \
+                 run, but {first:?} was fed {first_rows} rows at {first_fed_at} and \
+                 {second:?} {second_rows} rows at {second_fed_at}"
+            ),
             Error::Index { op, value, bound } => {
                 write!(f, "`{op}`: index {value} is not an integer in 0..{bound}")
             }

@@ -159,6 +159,8 @@ impl<T: Scalar> Graph<T> {
                 Some("a run-time axis must be an input's leading axis")
             } else if r.bound == 0 {
                 Some("a run-time axis needs a bound of at least 1 row")
+            } else if r.bound >= u32::MAX as usize {
+                Some("a run-time axis takes fewer than 2^32 - 1 rows")
             } else {
                 None
             };

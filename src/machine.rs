@@ -285,9 +285,12 @@ impl<T: Scalar> Machine<T> {
                         _ => String::new(),
                     };
                     return Err(Error::Rows {
-                        first: (name(j), f.rows, f.at),
-                        second: (name(i), r.rows, r.at),
-                        caller,
+                        first: name(j),
+                        first_rows: f.rows,
+                        first_fed_at: f.at.unwrap_or(caller),
+                        second: name(i),
+                        second_rows: r.rows,
+                        second_fed_at: r.at.unwrap_or(caller),
                     });
                 }
                 Some(_) => {}

@@ -27,7 +27,19 @@ use core::fmt;
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape {
     dims: Vec<usize>,
-    run: Option<RunAxis>,
+    /// The run-time axis and its bound, `NO_RUN` for none: packed into 8 bytes, as every
+    /// error that names shapes carries them.
+    run: (u32, u32),
+}
+
+const NO_RUN: (u32, u32) = (u32::MAX, 0);
+
+fn pack(run: Option<RunAxis>) -> (u32, u32) {
+    match run {
+        // Graph::input refuses bounds above u32::MAX; other axes do not reach such ranks.
+        Some(r) => (r.axis as u32, r.bound.min(u32::MAX as usize) as u32),
+        None => NO_RUN,
+    }
 }
 
 /// Where a shape's run-time axis is, and the bound on the rows fed.
@@ -64,7 +76,7 @@ impl Shape {
     pub fn new(dims: impl Into<Vec<usize>>) -> Self {
         Shape {
             dims: dims.into(),
-            run: None,
+            run: NO_RUN,
         }
     }
 
@@ -74,10 +86,7 @@ impl Shape {
         let mut dims = Vec::with_capacity(rest.len() + 1);
         dims.push(bound);
         dims.extend_from_slice(rest);
-        Shape {
-            dims,
-            run: Some(RunAxis { axis: 0, bound }),
-        }
+        Shape::with_dims_of(dims, Some(RunAxis { axis: 0, bound }))
     }
 
     /// The shape `[]` of a scalar.
@@ -86,17 +95,20 @@ impl Shape {
     }
 
     pub(crate) fn run(&self) -> Option<RunAxis> {
-        self.run
+        (self.run != NO_RUN).then_some(RunAxis {
+            axis: self.run.0 as usize,
+            bound: self.run.1 as usize,
+        })
     }
 
     /// The run-time axis, if this shape has one (see [`Dim::upto`]).
     pub fn run_axis(&self) -> Option<usize> {
-        self.run.map(|r| r.axis)
+        self.run().map(|r| r.axis)
     }
 
     /// The bound on the rows of the run-time axis, if this shape has one.
     pub fn bound(&self) -> Option<usize> {
-        self.run.map(|r| r.bound)
+        self.run().map(|r| r.bound)
     }
 
     /// Sets the extent of `axis` in place (the run-time axis at the rows fed).
@@ -174,7 +186,7 @@ impl Shape {
                 run = Some(RunAxis { axis: i, ..h });
             }
         }
-        let s = Shape { dims: out, run };
+        let s = Shape::with_dims_of(out, run);
         Ok(s)
     }
 
@@ -190,8 +202,8 @@ impl Shape {
                 target.numel()
             ));
         }
-        let Some(r) = self.run else {
-            return match target.run {
+        let Some(r) = self.run() else {
+            return match target.run() {
                 None => Ok(target.clone()),
                 Some(_) => Err(format!(
                     "cannot give {self}, which has no run-time axis, the run-time axis of {target}"
@@ -202,15 +214,15 @@ impl Shape {
         let keeps = |j: usize| {
             target.dims[..j].iter().product::<usize>() == pre && target.dims[j] % r.bound == 0
         };
-        let axis = match target.run {
+        let axis = match target.run() {
             Some(t) => (t.bound == r.bound && keeps(t.axis)).then_some(t.axis),
             None => (0..target.rank()).find(|&j| keeps(j)),
         };
         match axis {
-            Some(axis) => Ok(Shape {
-                dims: target.dims.clone(),
-                run: Some(RunAxis { axis, ..r }),
-            }),
+            Some(axis) => Ok(Shape::with_dims_of(
+                target.dims.clone(),
+                Some(RunAxis { axis, ..r }),
+            )),
             None => Err(format!(
                 "cannot reshape {self} into {target}: the run-time axis must stay whole, \
                  after the same {pre} elements"
@@ -221,16 +233,16 @@ impl Shape {
     /// The shape with axis `i` of the result being axis `axes[i]` of `self` (checked).
     pub(crate) fn permuted(&self, axes: &[usize]) -> Shape {
         let dims = axes.iter().map(|&a| self.dims[a]).collect();
-        let run = self.run.and_then(|r| {
+        let run = self.run().and_then(|r| {
             let axis = axes.iter().position(|&a| a == r.axis)?;
             Some(RunAxis { axis, ..r })
         });
-        Shape { dims, run }
+        Shape::with_dims_of(dims, run)
     }
 
     /// An error if `axis` is the run-time axis (narrow, pad and concat along it).
     pub(crate) fn fixed_axis(&self, axis: usize) -> Result<(), String> {
-        match self.run {
+        match self.run() {
             Some(r) if r.axis == axis => Err(format!(
                 "axis {axis} of {self} is a run-time axis; only fixed axes can be sliced, padded \
                  or joined"
@@ -241,11 +253,14 @@ impl Shape {
 
     /// The same dims with another run-time axis (or none).
     pub(crate) fn with_dims_of(dims: Vec<usize>, like: Option<RunAxis>) -> Shape {
-        Shape { dims, run: like }
+        Shape {
+            dims,
+            run: pack(like),
+        }
     }
 
     fn run_from_right(&self, k: usize) -> Option<RunAxis> {
-        let r = self.run?;
+        let r = self.run()?;
         (k < self.rank() && r.axis == self.rank() - 1 - k).then_some(r)
     }
 
@@ -292,7 +307,7 @@ impl Shape {
                     out.push(1);
                 }
             } else {
-                if let Some(r) = self.run.filter(|r| r.axis == i) {
+                if let Some(r) = self.run().filter(|r| r.axis == i) {
                     run = Some(RunAxis {
                         axis: out.len(),
                         ..r
@@ -301,7 +316,7 @@ impl Shape {
                 out.push(d);
             }
         }
-        Shape { dims: out, run }
+        Shape::with_dims_of(out, run)
     }
 }
 

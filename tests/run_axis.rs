@@ -418,24 +418,27 @@ fn inputs_fed_different_rows_are_an_error_at_run() {
     m.feed(x, &ndarray::Array2::ones((3, 2))).unwrap();
     let ft = line!() + 1;
     m.feed(t, &ndarray::Array2::zeros((2, 2))).unwrap();
-    let (e, line) = (m.run().unwrap_err(), line!());
+    let e = m.run().unwrap_err();
     match &e {
         Error::Rows {
             first,
+            first_rows,
+            first_fed_at,
             second,
-            caller,
+            second_rows,
+            second_fed_at,
         } => {
-            assert_eq!((first.0.as_str(), first.1), ("x", 3));
-            assert_eq!((second.0.as_str(), second.1), ("t", 2));
-            assert_eq!(first.2.map(|c| c.line), Some(fx));
-            assert_eq!(second.2.map(|c| c.line), Some(ft));
-            assert_eq!(caller.line, line);
+            assert_eq!((first.as_str(), *first_rows), ("x", 3));
+            assert_eq!((second.as_str(), *second_rows), ("t", 2));
+            assert_eq!((first_fed_at.line, second_fed_at.line), (fx, ft));
+            assert!(first_fed_at.file.ends_with("run_axis.rs"));
         }
         other => panic!("{other:?}"),
     }
     let msg = e.to_string();
     assert!(
-        msg.contains("\"x\" was fed 3 rows") && msg.contains("\"t\" 2 rows"),
+        msg.contains(&format!("\"x\" was fed 3 rows at tests/run_axis.rs:{fx}"))
+            && msg.contains(&format!("\"t\" 2 rows at tests/run_axis.rs:{ft}")),
         "{msg}"
     );
     // nothing is readable after a failed run; feeding the same rows fixes it

@@ -140,6 +140,44 @@ fn f32_matches_triple_loop() {
 }
 
 #[test]
+fn thin_products_match_triple_loop_and_packed_chains() {
+    for isa in isas() {
+        let blk = isa.blocking::<f32>();
+        // few rows (a batch of one), a small depth (its weight gradient), dot products of
+        // two lane blocks and a remainder
+        for mkn in [
+            (1, 784, 300),
+            (4, 40, 7),
+            (3, 1, 50),
+            (300, 1, 20),
+            (70, 4, 33),
+        ] {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                check::<f32>(isa, blk, 1, mkn, a_t, b_t);
+                check::<f64>(isa, blk, 1, mkn, a_t, b_t);
+            }
+        }
+        // Without a transposed `b`, a thin product's rows are the packed product's bits:
+        // the same chain of multiply-adds over `k`, in order.
+        let (k, n) = (37, 45);
+        for a_t in [false, true] {
+            let (_, _, packed) = product::<f32>(isa, blk, 1, (9, k, n), a_t, false);
+            let a = values::<f32>(9 * k, 1);
+            // the first 3 rows of `a`, in its layout
+            let a3: Vec<f32> = if a_t {
+                (0..k).flat_map(|p| a[p * 9..p * 9 + 3].to_vec()).collect()
+            } else {
+                a[..3 * k].to_vec()
+            };
+            let b = values::<f32>(k * n, 2);
+            let mut c = vec![f32::NAN; 3 * n];
+            gemm_with(isa, blk, 1, 3, k, n, &a3, a_t, &b, false, &mut c, &mut []);
+            assert_eq!(c, packed[..3 * n], "{isa:?} a_t={a_t}");
+        }
+    }
+}
+
+#[test]
 fn both_orientations_are_used() {
     let b = Isa::get().blocking::<f32>();
     // Few columns: the swapped product has full tiles.
