@@ -13,16 +13,17 @@
 //! accuracy beside them (`.accuracy`) for `digits_predict` to check. Exits with status 1
 //! if the test accuracy is below 97%.
 //!
-//! Mini-batches of 32 come from `tapegrad::data::Batches` with `drop_last`: the machine
-//! is compiled for batch 32, and the 1,438 training rows are 44 batches and 30 rows over,
-//! so each epoch skips 30 rows, other ones each epoch since the order is reshuffled.
+//! Mini-batches of 32 come from `tapegrad::data::Batches`. The inputs take any batch of
+//! up to 32 rows (a run-time axis), so the 1,438 training rows are 44 batches of 32 and
+//! one of 30, trained at its real size, and the train and test sets are evaluated with
+//! the training machine itself, in batches of up to 32 rows with dropout off.
 
 #[path = "digits_common/mod.rs"]
 mod common;
 
 use std::time::Instant;
 
-use common::{correct, predict, Digits, Model, Sets, BATCH, PIXELS, TRAIN_SEED};
+use common::{correct, Digits, Model, Sets, BATCH, PIXELS, TRAIN_SEED};
 use tapegrad::data::Batches;
 use tapegrad::ndarray::{Array1, Array2};
 use tapegrad::prelude::*;
@@ -52,50 +53,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let g = Graph::<f32>::new();
-    let model = Model::build(&g, train.len(), test.len());
+    let model = Model::build(&g);
     let params = g.params();
     let grads = g.grad(model.loss, &params)?;
-    let mut m = g.compile(&[model.loss], &grads)?;
+    // One machine for training and evaluation: the loss and the logits stay readable.
+    let mut m = g.compile(&[model.loss, model.logits], &grads)?;
     m.seed(TRAIN_SEED); // dropout masks
-                        // Two evaluation machines on the same graph, whole sets at once, dropout off.
-    let mut eval_train = g.compile(&[model.train_logits], &[])?;
-    let mut eval_test = g.compile(&[model.test_logits], &[])?;
-    eval_train.set_training(false);
-    eval_test.set_training(false);
     println!("{}\n", m.summary());
 
     let mut rng = StdRng::seed_from_u64(TRAIN_SEED);
-    // Batches read rows of the training arrays; the buffers are the machine's batch.
-    let mut batches = Batches::new(train.len(), BATCH, true)?;
+    // Batches read rows of the training arrays into buffers of BATCH rows, allocated once.
+    let mut batches = Batches::new(train.len(), BATCH, false)?;
     let schedule = WarmupCosineLr::new(LR, 0.0, 0, EPOCHS * batches.len())?;
     let mut opt = Adam::new(LR)?;
     let mut step = 0;
-    let mut xb = Array2::<f32>::zeros((BATCH, PIXELS));
-    let mut yb = Array1::<f32>::zeros(BATCH);
+    let mut xbuf = Array2::<f32>::zeros((BATCH, PIXELS));
+    let mut ybuf = Array1::<f32>::zeros(BATCH);
     let mut test_correct = 0;
     for epoch in 1..=EPOCHS {
         batches.shuffle(&mut rng);
         let mut total = 0.0;
-        while batches
-            .next_into(&x_train, &y_train, &mut xb, &mut yb)?
-            .is_some()
-        {
+        while let Some((xb, yb)) = batches.next_batch(&x_train, &y_train, &mut xbuf, &mut ybuf)? {
             schedule.apply(&mut opt, step)?;
             step += 1;
             m.feed(model.x, &xb)?;
             m.feed(model.y, &yb)?;
             m.run()?;
             opt.step(&mut m, &params, &grads)?;
-            total += m.scalar(model.loss)?;
+            // the batch's mean loss, weighted back to a sum over its rows
+            total += m.scalar(model.loss)? * yb.len() as f32;
         }
-        eval_train.copy_params_from(&m)?;
-        eval_test.copy_params_from(&m)?;
-        let train_pred = predict(&mut eval_train, model.x_train, model.train_logits, &x_train)?;
-        let test_pred = predict(&mut eval_test, model.x_test, model.test_logits, &x_test)?;
+        let train_pred = model.predict(&mut m, &x_train, &y_train)?;
+        let test_pred = model.predict(&mut m, &x_test, &y_test)?;
         test_correct = correct(&test_pred, &y_test);
         println!(
             "epoch {epoch:2}/{EPOCHS}  loss {:.4}  train {:5.1}%  test {:5.1}%",
-            total / batches.len() as f32,
+            total / train.len() as f32,
             percent(correct(&train_pred, &y_train), train.len()),
             percent(test_correct, test.len()),
         );

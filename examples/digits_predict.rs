@@ -16,7 +16,7 @@ mod common;
 use std::process::exit;
 use std::time::Instant;
 
-use common::{correct, predict, Digits, Model, Sets};
+use common::{correct, Digits, Model, Sets};
 use tapegrad::ndarray::ArrayView1;
 use tapegrad::prelude::*;
 
@@ -40,15 +40,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (train, test) = data.split()?;
     let Sets { x_test, y_test, .. } = data.sets(&train, &test);
 
-    // The same graph as training; only the test-set outputs are compiled.
+    // The same graph as training, compiled without gradients.
     let g = Graph::<f32>::new();
-    let model = Model::build(&g, train.len(), test.len());
-    let mut m = g.compile(&[model.test_logits], &[])?;
-    m.set_training(false);
+    let model = Model::build(&g);
+    let mut m = g.compile(&[model.logits], &[])?;
     m.load(&path)?;
     println!("weights loaded from {}", path.display());
 
-    let predicted = predict(&mut m, model.x_test, model.test_logits, &x_test)?;
+    let predicted = model.predict(&mut m, &x_test, &y_test)?;
     let right = correct(&predicted, &y_test);
     println!(
         "test accuracy {:.1}% ({right}/{})",

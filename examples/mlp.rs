@@ -1,5 +1,10 @@
 //! Two moons: train a 2-32-32-2 ReLU MLP with mini-batch SGD, then measure accuracy on
-//! held-out points with a second machine compiled from the same graph.
+//! held-out points with the same machine.
+//!
+//! The inputs' batch axis is a run-time axis of up to 32 rows: the 810 training points
+//! are 25 batches of 32 and a last one of 10, trained at its real size (its mean loss
+//! divides by 10), and the 190 held-out points go through the training machine in
+//! batches of up to 32 too.
 //!
 //! ```text
 //! cargo run --release --example mlp
@@ -9,7 +14,8 @@
 
 use std::time::Instant;
 
-use tapegrad::ndarray::{Array1, Array2, ArrayView2, Axis};
+use tapegrad::data::Batches;
+use tapegrad::ndarray::{Array1, Array2, ArrayView2};
 use tapegrad::prelude::*;
 use tapegrad::rand::rngs::StdRng;
 use tapegrad::rand::seq::SliceRandom;
@@ -17,7 +23,7 @@ use tapegrad::rand::{Rng, SeedableRng};
 
 const POINTS: usize = 1000;
 const NOISE: f64 = 0.1;
-const TRAIN: usize = 800;
+const TRAIN: usize = 810;
 const TEST: usize = POINTS - TRAIN;
 const BATCH: usize = 32;
 const HIDDEN: usize = 32;
@@ -34,12 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     order.shuffle(&mut rng);
     let (train, test) = order.split_at(TRAIN);
 
-    // One graph, two entry points sharing the parameters: a training batch and the whole
-    // test set. Each machine compiles only the nodes its outputs need.
+    // Any batch of up to BATCH rows: training batches, the last partial one, test batches.
     let g = Graph::<f32>::new();
-    let x = g.input("x", [BATCH, 2]);
-    let y = g.input("y", [BATCH]);
-    let x_test = g.input("x_test", [TEST, 2]);
+    let x = g.input("x", (Dim::upto(BATCH), 2));
+    let y = g.input("y", Dim::upto(BATCH));
     let widths = [2, HIDDEN, HIDDEN, 2];
     let layers: Vec<_> = widths
         .windows(2)
@@ -50,49 +54,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (w, b)
         })
         .collect();
-    let loss = mlp(x, &layers).cross_entropy(y);
-    let test_logits = mlp(x_test, &layers);
+    let logits = mlp(x, &layers);
+    let loss = logits.cross_entropy(y);
     let params = g.params();
     let grads = g.grad(loss, &params)?;
 
-    let mut m = g.compile(&[loss], &grads)?;
+    // One machine: the loss and the logits stay readable after each run.
+    let mut m = g.compile(&[loss, logits], &grads)?;
     let mut opt = Sgd::new(LR)?;
-    let mut xb = Array2::<f32>::zeros((BATCH, 2));
-    let mut yb = Array1::<f32>::zeros(BATCH);
-    let mut shuffled = train.to_vec();
+    let (mut xbuf, mut ybuf) = (Array2::<f32>::zeros((BATCH, 2)), Array1::zeros(BATCH));
+    let mut batches = Batches::from_indices(train.to_vec(), BATCH, false)?;
     for epoch in 1..=EPOCHS {
-        shuffled.shuffle(&mut rng);
-        let mut total = 0.0;
-        let mut steps = 0;
-        // Every batch must have the shape the graph was built with, so a last partial
-        // batch is dropped (800 = 25 x 32: there is none here). Each epoch reshuffles, so
-        // no point would be left out every time.
-        for batch in shuffled.chunks_exact(BATCH) {
-            for (row, &i) in batch.iter().enumerate() {
-                xb.row_mut(row).assign(&points.row(i));
-                yb[row] = labels[i];
-            }
+        batches.shuffle(&mut rng);
+        let (mut total, mut rows) = (0.0, 0);
+        while let Some((xb, yb)) = batches.next_batch(&points, &labels, &mut xbuf, &mut ybuf)? {
             m.feed(x, &xb)?;
             m.feed(y, &yb)?;
             m.run()?;
             opt.step(&mut m, &params, &grads)?;
-            total += m.scalar(loss)?;
-            steps += 1;
+            // the mean over this batch's rows, weighted back to a sum
+            total += m.scalar(loss)? * yb.len() as f32;
+            rows += yb.len();
         }
-        println!("epoch {epoch:3}  loss {:.4}", total / steps as f32);
+        println!("epoch {epoch:3}  loss {:.4}", total / rows as f32);
     }
 
-    let mut eval = g.compile(&[test_logits], &[])?;
-    eval.copy_params_from(&m)?;
-    eval.feed(x_test, &points.select(Axis(0), test))?;
-    eval.run()?;
-    let logits = eval.value(test_logits)?;
-    let predicted = argmax_rows(logits.into_dimensionality()?);
-    let correct = test
-        .iter()
-        .zip(&predicted)
-        .filter(|(&i, &p)| labels[i] == p as f32)
-        .count();
+    // The held-out points through the same machine, in batches of up to BATCH rows.
+    let mut correct = 0;
+    let mut batches = Batches::from_indices(test.to_vec(), BATCH, false)?;
+    while let Some((xb, yb)) = batches.next_batch(&points, &labels, &mut xbuf, &mut ybuf)? {
+        m.feed(x, &xb)?;
+        m.feed(y, &yb)?;
+        m.run()?;
+        let predicted = argmax_rows(m.value(logits)?.into_dimensionality()?);
+        correct += predicted
+            .iter()
+            .zip(&yb)
+            .filter(|&(&p, &label)| p as f32 == label)
+            .count();
+    }
     let accuracy = correct as f64 / TEST as f64;
     println!("test accuracy {:.1}% ({correct}/{TEST})", 100.0 * accuracy);
     println!(

@@ -434,6 +434,13 @@ impl<T: Scalar> Machine<T> {
         })
     }
 
+    /// Whether this machine holds node `t` (it was compiled with `t` or something that
+    /// needs it).
+    pub fn holds(&self, t: impl AsHandle) -> bool {
+        let h = t.as_handle();
+        h.graph == self.graph && self.slot.get(h.id.index()).is_some_and(|&s| s != ABSENT)
+    }
+
     /// Names and shapes of the parameters this machine holds, in declaration order.
     pub fn params(&self) -> impl Iterator<Item = (&str, &Shape)> + '_ {
         self.steps

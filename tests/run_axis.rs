@@ -476,3 +476,19 @@ fn values_are_read_at_the_rows_fed() {
     assert!(m.scalar(mean).unwrap().is_nan());
     assert_eq!(m.value(dw).unwrap().as_slice(), Some(&[0.0, 0.0][..]));
 }
+
+#[test]
+fn holds_says_which_nodes_a_machine_has() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let y = g.input("y", Dim::upto(4));
+    let logits = x.matmul(g.param("w", ndarray::Array2::zeros((2, 3))));
+    let loss = logits.cross_entropy(y);
+    let eval = g.compile(&[logits], &[]).unwrap();
+    assert!(eval.holds(x) && eval.holds(logits));
+    assert!(!eval.holds(y) && !eval.holds(loss));
+    let train = g.compile(&[loss], &[]).unwrap();
+    assert!(train.holds(y) && train.holds(loss));
+    let other = Graph::<f32>::new();
+    assert!(!train.holds(other.input("x", [1])));
+}

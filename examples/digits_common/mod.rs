@@ -10,12 +10,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-use tapegrad::data::train_test_split;
+use tapegrad::data::{train_test_split, Batches};
 use tapegrad::ndarray::{Array1, Array2, ArrayView2, Axis};
 use tapegrad::nn::{Mlp, MlpBuilder};
 use tapegrad::prelude::*;
 use tapegrad::rand::rngs::StdRng;
 use tapegrad::rand::SeedableRng;
+use tapegrad::Dim;
 
 /// The UCI optical-recognition handwritten digits as scikit-learn bundles them: one line
 /// per image, 64 pixels (8x8, row by row, 0..=16) then the label. See
@@ -32,7 +33,8 @@ pub const SPLIT_SEED: u64 = 1998;
 pub const TEST_FRACTION: f64 = 0.2;
 /// Seed of the initial weights and of the batch order.
 pub const TRAIN_SEED: u64 = 7;
-/// The batch a training step runs; the machine is compiled for it.
+/// The most rows a step runs (the inputs' run-time axis): training batches of 32, the
+/// last partial one, and evaluation in batches of 32 rows through the same machine.
 pub const BATCH: usize = 32;
 pub const HIDDEN: usize = 128;
 pub const DROPOUT: f64 = 0.2;
@@ -123,56 +125,61 @@ pub struct Sets {
     pub y_test: Array1<f32>,
 }
 
-/// The network and the graph's entry points: a training batch (`x`, `y`, `loss`) and
-/// whole sets for evaluation (`x_train` → `train_logits`, `x_test` → `test_logits`), all
-/// through the same parameters.
+/// The network on batches of up to [`BATCH`] rows: pixels `x`, labels `y`, their
+/// `logits` and mean `loss`.
 pub struct Model<'g> {
     pub mlp: Mlp<'g, f32>,
     pub x: Tensor<'g, f32>,
     pub y: Tensor<'g, f32>,
+    pub logits: Tensor<'g, f32>,
     pub loss: Tensor<'g, f32>,
-    pub x_train: Tensor<'g, f32>,
-    pub train_logits: Tensor<'g, f32>,
-    pub x_test: Tensor<'g, f32>,
-    pub test_logits: Tensor<'g, f32>,
 }
 
 impl<'g> Model<'g> {
     /// 64-128-10, ReLU, dropout 0.2 after the hidden layer (off in evaluation mode).
-    pub fn build(g: &'g Graph<f32>, train_rows: usize, test_rows: usize) -> Model<'g> {
+    pub fn build(g: &'g Graph<f32>) -> Model<'g> {
         let mut rng = StdRng::seed_from_u64(TRAIN_SEED);
         let mlp = MlpBuilder::new(&[PIXELS, HIDDEN, CLASSES])
             .dropout(DROPOUT)
             .build(g, "mlp", &mut rng);
-        let x = g.input("x", [BATCH, PIXELS]);
-        let y = g.input("y", [BATCH]);
-        let loss = mlp.forward(x).cross_entropy(y);
-        let x_train = g.input("x_train", [train_rows, PIXELS]);
-        let x_test = g.input("x_test", [test_rows, PIXELS]);
+        let x = g.input("x", (Dim::upto(BATCH), PIXELS));
+        let y = g.input("y", Dim::upto(BATCH));
+        let logits = mlp.forward(x);
         Model {
-            train_logits: mlp.forward(x_train),
-            test_logits: mlp.forward(x_test),
+            loss: logits.cross_entropy(y),
+            logits,
             mlp,
             x,
             y,
-            loss,
-            x_train,
-            x_test,
         }
     }
-}
 
-/// Feeds `x` to `input`, runs `m` (an evaluation machine) and returns the predicted class
-/// of each row.
-pub fn predict(
-    m: &mut Machine<f32>,
-    input: Tensor<'_, f32>,
-    logits: Tensor<'_, f32>,
-    x: &Array2<f32>,
-) -> Result<Vec<usize>, Box<dyn Error>> {
-    m.feed(input, x)?;
-    m.run()?;
-    Ok(argmax_rows(m.value(logits)?.into_dimensionality()?))
+    /// The predicted class of each row of `x`, run through `m` in evaluation mode in
+    /// batches of up to [`BATCH`] rows (the last one shorter); `m` was compiled with
+    /// `logits` among its outputs (and `y` is fed if it holds the loss), and is left in
+    /// the mode it was in.
+    pub fn predict(
+        &self,
+        m: &mut Machine<f32>,
+        x: &Array2<f32>,
+        y: &Array1<f32>,
+    ) -> Result<Vec<usize>, Box<dyn Error>> {
+        let training = m.training();
+        m.set_training(false);
+        let mut predicted = Vec::with_capacity(x.nrows());
+        let mut batches = Batches::new(x.nrows(), BATCH, false)?;
+        let (mut xbuf, mut ybuf) = (Array2::zeros((BATCH, PIXELS)), Array1::zeros(BATCH));
+        while let Some((xb, yb)) = batches.next_batch(x, y, &mut xbuf, &mut ybuf)? {
+            m.feed(self.x, &xb)?;
+            if m.holds(self.y) {
+                m.feed(self.y, &yb)?; // a training machine computes the loss too
+            }
+            m.run()?;
+            predicted.extend(argmax_rows(m.value(self.logits)?.into_dimensionality()?));
+        }
+        m.set_training(training);
+        Ok(predicted)
+    }
 }
 
 /// How many predictions equal the labels.
