@@ -93,8 +93,10 @@ pub struct Machine<T: Scalar> {
     /// until another number of rows is fed).
     shapes: Vec<Shape>,
     numel: Vec<usize>,
-    /// The steps with a run-time axis, and the rows the shapes are set for.
+    /// The steps with a run-time axis, the inputs among them, and the rows the shapes are
+    /// set for.
     runs: Vec<RunStep>,
+    run_inputs: Vec<u32>,
     rows: usize,
     /// The buffer each step's value lives in (see `plan.rs`).
     buf_of: Vec<u32>,
@@ -268,12 +270,13 @@ impl<T: Scalar> Machine<T> {
     /// one).
     fn fed_rows(&self, caller: Caller) -> Result<usize> {
         let mut first: Option<(usize, FedRows)> = None;
-        for (i, step) in self.steps.iter().enumerate() {
+        for &i in &self.run_inputs {
+            let i = i as usize;
             let Step::Input {
                 run: Some(r),
                 fed: true,
                 ..
-            } = step
+            } = &self.steps[i]
             else {
                 continue;
             };

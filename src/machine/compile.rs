@@ -198,6 +198,11 @@ impl<T: Scalar> Graph<T> {
                 })
             })
             .collect();
+        let run_inputs = runs
+            .iter()
+            .map(|r| r.step)
+            .filter(|&k| matches!(steps[k as usize], Step::Input { .. }))
+            .collect();
         let rows = order
             .iter()
             .find_map(|&i| nodes[i].shape.bound())
@@ -209,6 +214,7 @@ impl<T: Scalar> Graph<T> {
             shapes,
             numel,
             runs,
+            run_inputs,
             rows,
             buf_of: plan.buf_of,
             kept: plan.kept,
