@@ -492,3 +492,90 @@ fn holds_says_which_nodes_a_machine_has() {
     let other = Graph::<f32>::new();
     assert!(!train.holds(other.input("x", [1])));
 }
+
+mod random {
+    //! Random broadcasting graphs over a run-time axis: at every number of rows, the same
+    //! values and gradients as the graph recorded for exactly that many rows.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `[BOUND, rest..]` with the run-time axis first, and a fixed shape that broadcasts
+    /// against it (some axes 1, some leading axes dropped, never the rows' own extent).
+    fn pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+        prop::collection::vec(1usize..=3, 0..=2).prop_flat_map(|rest| {
+            let r = rest.len();
+            (
+                Just(rest),
+                prop::collection::vec(any::<bool>(), r),
+                0..=r + 1,
+            )
+                .prop_map(|(rest, ones, drop)| {
+                    let mut b = vec![1];
+                    b.extend(rest.iter().zip(&ones).map(|(&d, &o)| if o { 1 } else { d }));
+                    (rest, b.split_off(drop.min(b.len())))
+                })
+        })
+    }
+
+    fn graph<'g>(
+        g: &'g Graph<f64>,
+        x: Tensor<'g, f64>,
+        p: Tensor<'g, f64>,
+        op: u8,
+    ) -> Tensor<'g, f64> {
+        let h = match op % 4 {
+            0 => x + p,
+            1 => x * p,
+            2 => p - x,
+            _ => x.maximum(p * 0.5),
+        };
+        let h = match op / 4 % 3 {
+            0 => h.tanh(),
+            1 => h.sigmoid() * h,
+            _ => h.square(),
+        };
+        // a mean over the rows and a sum: both reductions of the run-time axis
+        h.mean_axes(&[0], false).sum() + (h * g.scalar(0.25)).sum()
+    }
+
+    fn eval(rest: &[usize], b: &[usize], op: u8, rows: usize, run_axis: bool) -> (f64, Vec<f64>) {
+        let mut xs = vec![BOUND];
+        xs.extend_from_slice(rest);
+        let x_all = values(&xs, 3);
+        let g = Graph::new();
+        let x = if run_axis {
+            g.input("x", Shape::upto(BOUND, rest))
+        } else {
+            let mut s = vec![rows];
+            s.extend_from_slice(rest);
+            g.input("x", s)
+        };
+        let p = g.param("p", values(b, 4));
+        let y = graph(&g, x, p, op);
+        let dp = g.grad(y, &[p]).unwrap()[0];
+        let mut m = g.compile(&[y], &[dp]).unwrap();
+        m.feed(
+            x,
+            &x_all.slice_axis(tapegrad::ndarray::Axis(0), Slice::from(..rows)),
+        )
+        .unwrap();
+        m.run().unwrap();
+        (
+            m.scalar(y).unwrap(),
+            m.value(dp).unwrap().iter().copied().collect(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn broadcasting_over_rows((rest, b) in pair(), op in 0u8..12, rows in 1usize..=BOUND) {
+            let (v, d) = eval(&rest, &b, op, rows, true);
+            let (w, e) = eval(&rest, &b, op, rows, false);
+            prop_assert!((v - w).abs() <= 1e-12 * (1.0 + w.abs()), "{v} vs {w}");
+            for (a, b) in d.iter().zip(&e) {
+                prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+    }
+}
