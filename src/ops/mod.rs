@@ -23,6 +23,7 @@ use crate::graph::Tensor;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
+mod argmax;
 mod arith;
 mod binary;
 mod dropout;
@@ -183,6 +184,47 @@ pub(crate) fn view<'a, T>(shape: &Shape, data: &'a [T]) -> ArrayViewD<'a, T> {
     ArrayViewD::from_shape(shape.ix(), data).expect("buffer sized from its shape")
 }
 
+impl<'g, T: Scalar> Tensor<'g, T> {
+    /// Records a shape error for `op` on this tensor (a composite's check) and returns a
+    /// stand-in of this tensor's shape.
+    pub(crate) fn fail_with(
+        self,
+        op: &'static str,
+        reason: alloc::string::String,
+        caller: &'static core::panic::Location<'static>,
+    ) -> Tensor<'g, T> {
+        let s = self.shape();
+        self.graph
+            .fail(op, alloc::vec![s.clone()], reason, caller, s)
+    }
+
+    /// `axis` resolved against this tensor's rank (see [`Shape::resolve_axis`]), or the
+    /// stand-in after recording a located shape error for `op`.
+    pub(crate) fn axis_for<A: crate::shape::AxisArg>(
+        self,
+        op: &'static str,
+        axis: A,
+        caller: &'static core::panic::Location<'static>,
+    ) -> core::result::Result<usize, Tensor<'g, T>> {
+        self.shape()
+            .resolve_axis(axis)
+            .map_err(|reason| self.fail_with(op, reason, caller))
+    }
+
+    /// `axes` resolved, checked and sorted (see [`Shape::resolve_axes`]), or the stand-in
+    /// after recording a located shape error for `op`.
+    pub(crate) fn axes_for<A: crate::shape::AxisArg>(
+        self,
+        op: &'static str,
+        axes: &[A],
+        caller: &'static core::panic::Location<'static>,
+    ) -> core::result::Result<Vec<usize>, Tensor<'g, T>> {
+        self.shape()
+            .resolve_axes(axes)
+            .map_err(|reason| self.fail_with(op, reason, caller))
+    }
+}
+
 /// Shorthand for a VJP result.
 pub(crate) fn grads<'g, T: Scalar>(
     g: impl IntoIterator<Item = Option<Tensor<'g, T>>>,
@@ -236,6 +278,17 @@ pub(crate) mod testing {
         let mut m = g.compile(&[y], &gs).unwrap();
         m.run().unwrap();
         gs.iter().map(|t| m.value(*t).unwrap().to_owned()).collect()
+    }
+
+    /// Asserts equal shapes and elements within `1e-12` (NaN matching NaN).
+    #[track_caller]
+    pub fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>) {
+        assert_eq!(got.shape(), want.shape(), "{got} vs {want}");
+        for (g, w) in got.iter().zip(want) {
+            if !(g.is_nan() && w.is_nan()) {
+                approx::assert_abs_diff_eq!(*g, *w, epsilon = 1e-12);
+            }
+        }
     }
 
     /// Asserts that `gradcheck` passes.

@@ -1,4 +1,5 @@
-//! Reductions over given axes (with `keepdim`) or over everything: sum, mean, max.
+//! Reductions over given axes (with `keepdim`) or over everything: sum, mean, max, and
+//! the composites min, var and std. Axes may be negative (`-1` is the last).
 
 use alloc::format;
 use alloc::string::String;
@@ -10,7 +11,7 @@ use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
-use crate::shape::Shape;
+use crate::shape::{AxisArg, Shape};
 
 /// Folds `x` (row-major, `dims`) over the sorted `axes` into `out`, starting every output
 /// element at `init`. No allocation; the order of accumulation depends only on the shape.
@@ -171,23 +172,25 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.sum_axes(&self.all_axes(), false)
     }
 
-    /// Sum over `axes`; `keepdim` keeps them as size 1.
+    /// Sum over `axes` (negative ones count from the back); `keepdim` keeps them as size 1.
     ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let x = g.constant(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
-    /// let rows = x.sum_axes(&[1], false);
+    /// let rows = x.sum_axes(&[-1], false);
     /// let mut m = g.compile(&[rows], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(rows)?.as_slice(), Some(&[3.0, 7.0][..]));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
-    pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
-        let mut axes = axes.to_vec();
-        axes.sort_unstable();
-        self.apply(Sum { axes, keepdim }, &[self], Location::caller())
+    pub fn sum_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        match self.axes_for("sum", axes, caller) {
+            Ok(axes) => self.apply(Sum { axes, keepdim }, &[self], caller),
+            Err(stand_in) => stand_in,
+        }
     }
 
     /// Mean of all elements (NaN for an empty tensor, as in PyTorch).
@@ -196,16 +199,21 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.mean_axes(&self.all_axes(), false)
     }
 
-    /// Mean over `axes`; `keepdim` keeps them as size 1.
+    /// Mean over `axes` (negative ones count from the back); `keepdim` keeps them as
+    /// size 1.
     #[track_caller]
-    pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
-        let shape = self.shape();
-        let n: usize = axes
-            .iter()
-            .filter(|&&a| a < shape.rank())
-            .map(|&a| shape.dim(a))
-            .product();
-        self.sum_axes(axes, keepdim) * T::of(1.0 / n as f64)
+    pub fn mean_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let axes = match self.axes_for("mean", axes, Location::caller()) {
+            Ok(axes) => axes,
+            Err(stand_in) => return stand_in,
+        };
+        self.sum_axes(&axes, keepdim) * T::of(1.0 / self.count(&axes) as f64)
+    }
+
+    /// The number of elements along the (resolved) `axes`.
+    fn count(self, axes: &[usize]) -> usize {
+        let dims = self.shape();
+        axes.iter().map(|&a| dims.dims()[a]).product()
     }
 
     /// Maximum of all elements. An `Err` (from `compile`) if the tensor is empty.
@@ -214,18 +222,95 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.max_axes(&self.all_axes(), false)
     }
 
-    /// Maximum over `axes`; `keepdim` keeps them as size 1. NaN wins.
+    /// Maximum over `axes` (negative ones count from the back); `keepdim` keeps them as
+    /// size 1. NaN wins; tied maxima share the gradient equally.
     #[track_caller]
-    pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
-        let mut axes = axes.to_vec();
-        axes.sort_unstable();
-        self.apply(Max { axes, keepdim }, &[self], Location::caller())
+    pub fn max_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        match self.axes_for("max", axes, caller) {
+            Ok(axes) => self.apply(Max { axes, keepdim }, &[self], caller),
+            Err(stand_in) => stand_in,
+        }
+    }
+
+    /// Minimum of all elements. An `Err` (from `compile`) if the tensor is empty.
+    #[track_caller]
+    pub fn min(self) -> Tensor<'g, T> {
+        self.min_axes(&self.all_axes(), false)
+    }
+
+    /// Minimum over `axes` (negative ones count from the back); `keepdim` keeps them as
+    /// size 1. NaN wins; tied minima share the gradient equally. Composed as
+    /// `-max(-x)`, so its gradients (of any order) are those of [`max_axes`](Tensor::max_axes).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.constant(ndarray::arr2(&[[3.0, 1.0], [2.0, 4.0]]));
+    /// let (cols, all) = (x.min_axes(&[0], false), x.min());
+    /// let mut m = g.compile(&[cols, all], &[])?;
+    /// m.run()?;
+    /// assert_eq!(m.value(cols)?.as_slice(), Some(&[2.0, 1.0][..]));
+    /// assert_eq!(m.value(all)?[[]], 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn min_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        let axes = match self.axes_for("min", axes, caller) {
+            Ok(axes) => axes,
+            Err(stand_in) => return stand_in,
+        };
+        let shape = self.shape();
+        if let Some(&a) = axes.iter().find(|&&a| shape.dims()[a] == 0) {
+            let reason = format!("cannot take the min over axis {a}, which is empty");
+            return self.fail_with("min", reason, caller);
+        }
+        -(-self).max_axes(&axes, keepdim)
+    }
+
+    /// Variance over `axes` (negative ones count from the back):
+    /// `sum((x - mean)^2) / max(0, n - correction)` for `n` elements per output, as in
+    /// PyTorch (`correction = 1` is the unbiased estimate, `0` the population variance;
+    /// no degrees of freedom left gives NaN or infinity like PyTorch). `keepdim` keeps the
+    /// axes as size 1. Composed of existing ops.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f64>::new();
+    /// let x = g.constant(ndarray::arr1(&[1.0, 2.0, 3.0, 4.0]));
+    /// // mean 2.5, squared deviations sum to 5: 5 / 3 unbiased, 5 / 4 biased
+    /// let (unbiased, biased) = (x.var(&[0], 1, false), x.var(&[-1], 0, false));
+    /// let mut m = g.compile(&[unbiased, biased], &[])?;
+    /// m.run()?;
+    /// assert!((m.value(unbiased)?[[]] - 5.0 / 3.0).abs() < 1e-12);
+    /// assert_eq!(m.value(biased)?[[]], 1.25);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn var<A: AxisArg>(self, axes: &[A], correction: usize, keepdim: bool) -> Tensor<'g, T> {
+        let axes = match self.axes_for("var", axes, Location::caller()) {
+            Ok(axes) => axes,
+            Err(stand_in) => return stand_in,
+        };
+        let dof = self.count(&axes).saturating_sub(correction);
+        let d = self - self.mean_axes(&axes, true);
+        // 1 / 0 = inf where no degrees of freedom are left, as PyTorch divides by zero
+        d.square().sum_axes(&axes, keepdim) * T::of(1.0 / dof as f64)
+    }
+
+    /// Standard deviation over `axes`: the square root of [`var`](Tensor::var), with the
+    /// same `correction` and `keepdim`. Its gradient is infinite where it is zero.
+    #[track_caller]
+    pub fn std<A: AxisArg>(self, axes: &[A], correction: usize, keepdim: bool) -> Tensor<'g, T> {
+        self.var(axes, correction, keepdim).sqrt()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{check, eval, grads_of, rand_array};
+    use super::super::testing::{assert_close, check, eval, grads_of, rand_array};
+    use approx::assert_abs_diff_eq;
     use ndarray::{arr1, arr2, arr3, Array, ArrayD};
 
     fn x3() -> ArrayD<f64> {
@@ -311,6 +396,108 @@ mod tests {
     }
 
     #[test]
+    fn negative_axes_count_from_the_back() {
+        let x = x3();
+        let x = core::slice::from_ref(&x);
+        // rank 3: -1 is axis 2, -3 is axis 0
+        assert_eq!(
+            eval(x, |_, t| t[0].sum_axes(&[-1, 0], true)),
+            eval(x, |_, t| t[0].sum_axes(&[0, 2], true))
+        );
+        assert_eq!(
+            eval(x, |_, t| t[0].max_axes(&[-2], false)),
+            eval(x, |_, t| t[0].max_axes(&[1usize], false))
+        );
+        assert_eq!(
+            eval(x, |_, t| t[0].mean_axes(&[-3], false)),
+            eval(x, |_, t| t[0].mean_axes(&[0], false))
+        );
+        let g = crate::Graph::<f64>::new();
+        let p = g.param("p", x[0].clone());
+        let _ = p.sum_axes(&[-4], false);
+        let _ = p.mean_axes(&[2, -1], false);
+        let _ = p.var(&[3], 1, false);
+        let errs: Vec<_> = g
+            .inner
+            .borrow()
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].contains("`sum`") && errs[0].contains("axis -4"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].contains("`mean`") && errs[1].contains("twice"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].contains("`var`") && errs[2].contains("[2, 3, 4]"),
+            "{}",
+            errs[2]
+        );
+    }
+
+    #[test]
+    fn min_known_values_ties_and_errors() {
+        let x = arr2(&[[4.0, 1.0, 2.0], [0.0, 3.0, 0.0]]).into_dyn();
+        let xs = core::slice::from_ref(&x);
+        assert_eq!(
+            eval(xs, |_, t| t[0].min_axes(&[1], false)),
+            arr1(&[1.0, 0.0]).into_dyn()
+        );
+        assert_eq!(
+            eval(xs, |_, t| t[0].min_axes(&[-2], true)),
+            arr2(&[[0.0, 1.0, 0.0]]).into_dyn()
+        );
+        assert_eq!(eval(xs, |_, t| t[0].min())[[]], 0.0);
+        // the tie at 0 shares the gradient: 1/2 each, as for max
+        let g = grads_of(&[x], |_, t| t[0].min_axes(&[1], false));
+        assert_eq!(g[0], arr2(&[[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]).into_dyn());
+        let n = arr1(&[1.0, f64::NAN, 2.0]).into_dyn();
+        assert!(eval(&[n], |_, t| t[0].min())[[]].is_nan());
+        let g = crate::Graph::<f64>::new();
+        let _ = g.input("e", [2, 0]).min();
+        let err = g.check().unwrap_err().to_string();
+        assert!(
+            err.contains("`min`") && err.contains("[2, 0]") && err.contains("empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn var_and_std_known_values() {
+        // rows [1, 2, 3, 4] (mean 2.5, squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5)
+        // and [2, 2, 2, 2] (0): unbiased 5/3 and 0, biased 5/4 and 0
+        let x = arr2(&[[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0]]).into_dyn();
+        let xs = core::slice::from_ref(&x);
+        let v = eval(xs, |_, t| t[0].var(&[1], 1, false));
+        assert_close(&v, &arr1(&[5.0 / 3.0, 0.0]).into_dyn());
+        let v = eval(xs, |_, t| t[0].var(&[-1], 0, true));
+        assert_close(&v, &arr2(&[[1.25], [0.0]]).into_dyn());
+        let s = eval(xs, |_, t| t[0].std(&[1], 1, false));
+        assert_close(&s, &arr1(&[(5.0f64 / 3.0).sqrt(), 0.0]).into_dyn());
+        // all 8 elements: mean 2.25, squared deviations 5.5, unbiased 5.5 / 7
+        let v = eval(xs, |_, t| t[0].var(&[0, 1], 1, false));
+        assert_abs_diff_eq!(v[[]], 5.5 / 7.0, epsilon = 1e-15);
+        // no degrees of freedom left: 0 / 0 = NaN for one element, 5 / 0 = inf otherwise
+        let one = [arr1(&[3.0]).into_dyn()];
+        assert!(eval(&one, |_, t| t[0].var(&[0], 1, false))[[]].is_nan());
+        assert_eq!(
+            eval(xs, |_, t| t[0].var(&[1], 4, false))[[0]],
+            f64::INFINITY
+        );
+        // d var / dx_i = 2 (x_i - mean) / (n - c): row 0 with c = 1 gives 2/3 [-1.5, -0.5, 0.5, 1.5]
+        let g = grads_of(xs, |_, t| t[0].var(&[1], 1, false));
+        let want = arr2(&[[-1.0, -1.0 / 3.0, 1.0 / 3.0, 1.0], [0.0; 4]]).into_dyn();
+        assert_close(&g[0], &want);
+    }
+
+    #[test]
     fn gradcheck_reductions() {
         let x = [rand_array(&[3, 4, 5], 7, -1.0, 1.0)];
         for axes in [vec![0], vec![1], vec![2], vec![0, 2], vec![0, 1, 2]] {
@@ -318,7 +505,21 @@ mod tests {
                 check(&x, |_, t| t[0].sum_axes(&axes, keep).square());
                 check(&x, |_, t| t[0].mean_axes(&axes, keep).square());
                 check(&x, |_, t| t[0].max_axes(&axes, keep) * 2.0);
+                check(&x, |_, t| t[0].min_axes(&axes, keep) * 2.0);
+                check(&x, |_, t| t[0].var(&axes, 1, keep).square());
+                check(&x, |_, t| t[0].var(&axes, 0, keep) * 3.0);
+                check(&x, |_, t| t[0].std(&axes, 1, keep) * 3.0);
             }
         }
+        // second order: the gradient of var is linear in x, so the gradcheck of a
+        // gradient penalty exercises every VJP it is composed of
+        check(&x, |g, t| {
+            let d = g.grad(t[0].var(&[-1], 1, false).sum(), &[t[0]]).unwrap()[0];
+            (d * d * t[0]).sum()
+        });
+        check(&x, |g, t| {
+            let d = g.grad(t[0].std(&[0, 2], 1, false).sum(), &[t[0]]).unwrap()[0];
+            (d * d).sum()
+        });
     }
 }
