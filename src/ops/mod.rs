@@ -33,6 +33,7 @@ mod matmul;
 mod movement;
 mod nn;
 mod reduce;
+mod select;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};
