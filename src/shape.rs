@@ -121,6 +121,22 @@ impl Shape {
         })
     }
 
+    /// Where a new axis goes (`unsqueeze`, `stack`): `0..=rank`, a negative position
+    /// counting from the back (`-1` appends, as in PyTorch).
+    ///
+    /// # Errors
+    /// Why `axis` is out of range, in words.
+    pub fn resolve_new_axis<A: AxisArg>(&self, axis: A) -> Result<usize, String> {
+        let r = self.rank() as i128;
+        axis.resolve(self.rank() + 1).ok_or_else(|| {
+            format!(
+                "a new axis at {axis} is out of range for a tensor of rank {r} (positions go \
+                 from {} to {r})",
+                -r - 1
+            )
+        })
+    }
+
     /// `axes` resolved as by [`resolve_axis`](Shape::resolve_axis), checked for repeats
     /// (`1` and `-1` of a rank-2 shape are the same axis) and sorted.
     ///
@@ -302,6 +318,14 @@ mod tests {
             .resolve_axis(0)
             .unwrap_err()
             .contains("no axes"));
+        // a new axis: 0..=3, or -4..=-1 from the back
+        assert_eq!(s.resolve_new_axis(3), Ok(3));
+        assert_eq!(s.resolve_new_axis(-1), Ok(3));
+        assert_eq!(s.resolve_new_axis(-4), Ok(0));
+        let e = s.resolve_new_axis(4usize).unwrap_err();
+        assert!(e.contains("-4 to 3"), "{e}");
+        assert!(s.resolve_new_axis(-5).is_err());
+        assert_eq!(Shape::scalar().resolve_new_axis(-1), Ok(0));
         // literals mixing signs fall back to i32
         assert_eq!(s.resolve_axes(&[-1, 0]), Ok(alloc::vec![0, 2]));
         assert!(s.resolve_axes(&[2, -1]).unwrap_err().contains("twice"));

@@ -28,6 +28,7 @@ mod arith;
 mod binary;
 mod dropout;
 mod index;
+mod layout;
 mod loss;
 mod matmul;
 mod movement;

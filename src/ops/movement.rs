@@ -486,6 +486,23 @@ mod tests {
             t[0].permute(&[2, 0, 1])
         });
         assert_eq!(p, arr3(&[[[1.0], [3.0]], [[2.0], [4.0]]]).into_dyn());
+        // negative axes count from the back: -1 is axis 1, -2 axis 0 of these matrices
+        assert_eq!(
+            eval(&x, |_, t| t[0].narrow(-1, 1, 2)),
+            eval(&x, |_, t| t[0].narrow(1, 1, 2))
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].pad(-2, 1, 0)),
+            eval(&x, |_, t| t[0].pad(0, 1, 0))
+        );
+        assert_eq!(
+            eval(&x, |g, t| g.concat(&[t[0], t[0]], -1)),
+            eval(&x, |g, t| g.concat(&[t[0], t[0]], 1))
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].permute(&[-1, -2])),
+            eval(&x, |_, t| t[0].t())
+        );
     }
 
     #[test]

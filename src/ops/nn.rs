@@ -82,7 +82,9 @@ mod tests {
         let p = eval(&x, |_, t| t[0].softmax(1));
         assert_abs_diff_eq!(p[[0, 0]], 0.25, epsilon = 1e-15);
         assert_abs_diff_eq!(p[[0, 1]], 0.75, epsilon = 1e-15);
-        let lp = eval(&x, |_, t| t[0].log_softmax(1));
+        // -1 is the last axis, 1 here
+        assert_eq!(eval(&x, |_, t| t[0].softmax(-1)), p);
+        let lp = eval(&x, |_, t| t[0].log_softmax(-1));
         assert_abs_diff_eq!(lp[[0, 0]], 0.25f64.ln(), epsilon = 1e-15);
         // large logits do not overflow
         let big = eval(&[arr2(&[[1e4, 0.0]]).into_dyn()], |_, t| {

@@ -303,7 +303,10 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// same `correction` and `keepdim`. Its gradient is infinite where it is zero.
     #[track_caller]
     pub fn std<A: AxisArg>(self, axes: &[A], correction: usize, keepdim: bool) -> Tensor<'g, T> {
-        self.var(axes, correction, keepdim).sqrt()
+        match self.axes_for("std", axes, Location::caller()) {
+            Ok(axes) => self.var(&axes, correction, keepdim).sqrt(),
+            Err(stand_in) => stand_in,
+        }
     }
 }
 
