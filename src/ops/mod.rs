@@ -31,6 +31,7 @@ mod index;
 mod layout;
 mod loss;
 mod matmul;
+mod moments;
 mod movement;
 mod nn;
 mod reduce;

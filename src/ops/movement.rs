@@ -319,48 +319,6 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.apply(Reshape(shape.into()), &[self], Location::caller())
     }
 
-    /// Swaps axes `a` and `b` of a tensor of any rank (negative axes count from the
-    /// back), as PyTorch's `transpose(a, b)`.
-    ///
-    /// ```
-    /// use tapegrad::prelude::*;
-    /// let g = Graph::<f32>::new();
-    /// let x = g.input("x", [2, 3, 4]);
-    /// assert_eq!(x.transpose(0, -1).shape(), Shape::from([4, 3, 2]));
-    /// assert_eq!(g.input("m", [2, 3]).t().shape(), Shape::from([3, 2]));
-    /// ```
-    #[track_caller]
-    pub fn transpose<A: AxisArg, B: AxisArg>(self, a: A, b: B) -> Tensor<'g, T> {
-        let caller = Location::caller();
-        let a = match self.axis_for("transpose", a, caller) {
-            Ok(a) => a,
-            Err(stand_in) => return stand_in,
-        };
-        let b = match self.axis_for("transpose", b, caller) {
-            Ok(b) => b,
-            Err(stand_in) => return stand_in,
-        };
-        let mut axes: Vec<usize> = (0..self.rank()).collect();
-        axes.swap(a, b);
-        self.apply(Permute(axes), &[self], caller)
-    }
-
-    /// The transpose of a matrix; a tensor of rank 0 or 1 is returned as it is (PyTorch's
-    /// `t()`). A shape error for rank 3 and above (use [`transpose`](Tensor::transpose)).
-    #[track_caller]
-    pub fn t(self) -> Tensor<'g, T> {
-        match self.rank() {
-            0 | 1 => self,
-            2 => self.transpose(0, 1),
-            r => {
-                let reason = format!(
-                    "takes a tensor of at most 2 axes, got rank {r} (use `transpose(a, b)`)"
-                );
-                self.fail_with("t", reason, Location::caller())
-            }
-        }
-    }
-
     /// Reorders the axes: output axis `i` is input axis `axes[i]` (negative axes count
     /// from the back).
     ///
