@@ -1,13 +1,18 @@
 //! Ops: each a small type implementing [`Op`], with its `Tensor` method, kernel, VJP and
-//! tests in one file.
+//! tests in one file. Wherever an axis is taken it may be negative (`-1` is the last;
+//! see [`AxisArg`](crate::AxisArg)).
 //!
 //! | file            | ops |
 //! |-----------------|-----|
 //! | `binary.rs`     | add, sub, mul, div, maximum, minimum, gt, ge, lt, le, eq (broadcasting) |
 //! | `unary.rs`      | neg, exp, log, sqrt, abs, square, tanh, sigmoid, relu, leaky_relu, gelu, powf |
-//! | `reduce.rs`     | sum, mean, max over axes (keepdim) or over everything |
+//! | `select.rs`     | where_ (by a 0/1 mask, broadcasting); clamp, clamp_min, clamp_max (composites) |
+//! | `reduce.rs`     | sum, mean, max, min (composite) over axes (keepdim) or over everything |
+//! | `moments.rs`    | var, std with a `correction` (composites) |
+//! | `argmax.rs`     | argmax, argmin along an axis (ids as `T`, no gradient) |
 //! | `matmul.rs`     | matmul: 2-D × 2-D, 3-D × 3-D, 3-D × 2-D |
-//! | `movement.rs`   | reshape, transpose, permute, broadcast_to, narrow, pad, concat, detach |
+//! | `movement.rs`   | reshape, permute, broadcast_to, narrow, pad, concat, detach |
+//! | `layout.rs`     | transpose(a, b), t, squeeze, unsqueeze, flatten, stack, split, split_sizes, chunk (composites) |
 //! | `index.rs`      | index_select, scatter_add, one_hot |
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
