@@ -6,6 +6,8 @@ use ndarray::{arr2, Array};
 use tapegrad::prelude::*;
 use tapegrad::AxisArg;
 
+// `&[2, 12]` is what a user writes; that it compiles is the point
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[test]
 fn literals_and_shapes_compile_in_every_form() -> Result<()> {
     let g = Graph::<f32>::new();
@@ -40,6 +42,8 @@ fn literals_and_shapes_compile_in_every_form() -> Result<()> {
     assert_eq!(g.concat(&[x, x], -3).shape(), Shape::from([4, 3, 4]));
     assert_eq!(g.stack(&[x, x], -1).shape(), Shape::from([2, 3, 4, 2]));
     assert_eq!(x.var(&[-1], 1, false).shape(), Shape::from([2, 3]));
+    // an empty list names its type (the CHANGELOG's migration)
+    assert_eq!(x.sum_axes(&[] as &[usize], false).shape(), x.shape());
     g.check()?;
     // a user's own generic helper can take any axis type through the trait
     fn last_softmax<'g, A: AxisArg>(t: Tensor<'g, f32>, axis: A) -> Tensor<'g, f32> {
