@@ -96,6 +96,66 @@ impl Shape {
         Ok(sorted)
     }
 
+    /// The shape left after reducing `axes` (sorted, checked), kept as 1 or removed.
+    pub(crate) fn reduced(&self, axes: &[usize], keepdim: bool) -> Shape {
+        let mut out = Vec::with_capacity(self.rank());
+        for (i, &d) in self.0.iter().enumerate() {
+            if axes.contains(&i) {
+                if keepdim {
+                    out.push(1);
+                }
+            } else {
+                out.push(d);
+            }
+        }
+        Shape(out)
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Self {
+        s.clone()
+    }
+}
+
+impl Shape {
     /// `axis` as a position in this shape: a non-negative axis counts from the front, a
     /// negative one from the back (`-1` is the last axis, as in PyTorch).
     ///
@@ -148,21 +208,6 @@ impl Shape {
             .map(|&a| self.resolve_axis(a))
             .collect::<Result<Vec<_>, _>>()?;
         self.check_axes(&resolved)
-    }
-
-    /// The shape left after reducing `axes` (sorted, checked), kept as 1 or removed.
-    pub(crate) fn reduced(&self, axes: &[usize], keepdim: bool) -> Shape {
-        let mut out = Vec::with_capacity(self.rank());
-        for (i, &d) in self.0.iter().enumerate() {
-            if axes.contains(&i) {
-                if keepdim {
-                    out.push(1);
-                }
-            } else {
-                out.push(d);
-            }
-        }
-        Shape(out)
     }
 }
 
@@ -218,58 +263,15 @@ impl AxisArg for i64 {
     }
 }
 
-impl fmt::Debug for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
-    }
-}
-
-impl<const N: usize> From<[usize; N]> for Shape {
-    fn from(d: [usize; N]) -> Self {
-        Shape(d.to_vec())
-    }
-}
-
 impl<const N: usize> From<&[usize; N]> for Shape {
     fn from(d: &[usize; N]) -> Self {
-        Shape(d.to_vec())
-    }
-}
-
-impl From<&[usize]> for Shape {
-    fn from(d: &[usize]) -> Self {
-        Shape(d.to_vec())
-    }
-}
-
-impl From<Vec<usize>> for Shape {
-    fn from(d: Vec<usize>) -> Self {
-        Shape(d)
+        Shape::new(d.to_vec())
     }
 }
 
 impl From<&Vec<usize>> for Shape {
     fn from(d: &Vec<usize>) -> Self {
-        Shape(d.clone())
-    }
-}
-
-impl From<&Shape> for Shape {
-    fn from(s: &Shape) -> Self {
-        s.clone()
+        Shape::new(d.clone())
     }
 }
 

@@ -33,10 +33,16 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             Ok(axes) => axes,
             Err(stand_in) => return stand_in,
         };
-        let dof = self.count(&axes).saturating_sub(correction);
         let d = self - self.mean_axes(&axes, true);
-        // 1 / 0 = inf where no degrees of freedom are left, as PyTorch divides by zero
-        d.square().sum_axes(&axes, keepdim) * T::of(1.0 / dof as f64)
+        let mean_sq = d.square().sum_axes(&axes, keepdim) * self.inv_count(&axes);
+        if correction == 0 {
+            return mean_sq;
+        }
+        // sum / (n - c) = (sum / n) / (1 - c / n), from 1 / n as `mean` has it; with no
+        // degrees of freedom left this divides by 0 (clamped there), as PyTorch does
+        let inv_n = self.inv_count(&axes);
+        let dof_share = (inv_n * T::of(-(correction as f64)) + T::one()).clamp_min(0.0);
+        mean_sq / dof_share
     }
 
     /// Standard deviation over `axes`: the square root of [`var`](Tensor::var), with the

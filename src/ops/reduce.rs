@@ -208,13 +208,16 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             Ok(axes) => axes,
             Err(stand_in) => return stand_in,
         };
-        self.sum_axes(&axes, keepdim) * T::of(1.0 / self.count(&axes) as f64)
+        self.sum_axes(&axes, keepdim) * self.inv_count(&axes)
     }
 
-    /// The number of elements along the (resolved) `axes`.
-    pub(super) fn count(self, axes: &[usize]) -> usize {
-        let dims = self.shape();
-        axes.iter().map(|&a| dims.dims()[a]).product()
+    /// A scalar holding `1 / n`, `n` the number of elements along the (resolved) `axes`
+    /// (`inf` for none, so a mean over nothing is NaN as in PyTorch).
+    #[track_caller]
+    pub(crate) fn inv_count(self, axes: &[usize]) -> Tensor<'g, T> {
+        let shape = self.shape();
+        let n: usize = axes.iter().map(|&a| shape.dims()[a]).product();
+        self.graph.scalar(T::of(1.0 / n as f64))
     }
 
     /// Maximum of all elements. An `Err` (from `compile`) if the tensor is empty.
