@@ -84,7 +84,7 @@ pub use machine::{Machine, Memory};
 pub use optim::{Adam, AdamW, LearningRate, Optimizer, Sgd};
 pub use par::{set_threads, threads};
 pub use scalar::Scalar;
-pub use shape::{Dim, Shape};
+pub use shape::{AxisArg, Dim, Shape};
 
 pub use ndarray;
 pub use rand;

@@ -225,7 +225,7 @@ fn batch_statistics_and_contraction_over_rows() {
             let h = x.matmul(p[0]);
             let centred = h - h.mean_axes(&[0], true);
             let var = centred.square().mean_axes(&[0], false);
-            let gram = h.transpose().matmul(h).sum();
+            let gram = h.t().matmul(h).sum();
             (var.sum() + gram * 0.1 + h.max_axes(&[0], false).sum())
                 + h.max_axes(&[1], true).sum_axes(&[0], false).sum()
         }),
@@ -286,7 +286,7 @@ fn shapes_carry_the_run_time_axis() {
     assert_eq!(y.shape().to_string(), "[..=64, 3, 2]");
     // a contraction over the rows leaves a fixed shape
     let h = x.reshape([64 * 3, 4]);
-    assert_eq!(h.transpose().matmul(h).shape(), Shape::from([4, 4]));
+    assert_eq!(h.t().matmul(h).shape(), Shape::from([4, 4]));
     g.check().unwrap();
 }
 
@@ -321,7 +321,7 @@ fn ops_that_cannot_take_the_run_time_axis_are_located_errors() {
         ),
         (
             Box::new(|x| {
-                let (t, z) = (x.transpose(), x.graph().zeros([8, 2]));
+                let (t, z) = (x.t(), x.graph().zeros([8, 2]));
                 (t.matmul(z), line!())
             }),
             "inner dimension",
@@ -329,7 +329,7 @@ fn ops_that_cannot_take_the_run_time_axis_are_located_errors() {
         (
             Box::new(|x| {
                 let h = x.matmul(x.graph().zeros([3, 2]));
-                let t = x.transpose();
+                let t = x.t();
                 (h.matmul(t), line!())
             }),
             "inner dimension",
@@ -346,7 +346,7 @@ fn ops_that_cannot_take_the_run_time_axis_are_located_errors() {
             "same run-time axis",
         ),
         (
-            Box::new(|x| (x.matmul(x.transpose()), line!())),
+            Box::new(|x| (x.matmul(x.t()), line!())),
             "two run-time axes",
         ),
     ];
@@ -362,7 +362,7 @@ fn ops_that_cannot_take_the_run_time_axis_are_located_errors() {
 fn run_time_axis_only_leads_an_input() {
     let g = Graph::<f32>::new();
     let x = g.input("x", (Dim::upto(8), 3));
-    let (_, line) = (g.input("t", x.transpose().shape()), line!());
+    let (_, line) = (g.input("t", x.t().shape()), line!());
     shape_error_at(g.check().unwrap_err(), line, "leading axis");
     let g = Graph::<f32>::new();
     let (_, line) = (g.input("x", (Dim::upto(0), 3)), line!());
@@ -578,4 +578,54 @@ mod random {
             }
         }
     }
+}
+
+#[test]
+fn pytorch_named_ops_over_rows() {
+    check(Case {
+        name: "names",
+        rest: &[4],
+        params: vec![values(&[4, 4], 11)],
+        model: Box::new(|g, x, _, p| {
+            let h = x.matmul(p[0]);
+            let var = h.var(&[0], 1, false).sum() + h.std(&[-1], 0, true).sum();
+            let picked = h.where_(h.gt(g.scalar(0.1)), h * 0.5).clamp(-0.8, 0.9);
+            let parts = picked.chunk(2, -1);
+            let st = g.stack(&[parts[0], parts[1]], 1).flatten(1, -1); // [r, 4]
+            let lo = h.min_axes(&[0], false).sum() + h.t().matmul(st).sum();
+            var + lo + st.unsqueeze(1).squeeze(1).mean()
+        }),
+        empty_ok: false,
+    });
+}
+
+#[test]
+fn argmax_and_var_follow_the_rows_fed() {
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(8), 3));
+    let v = x.var(&[0], 1, false);
+    let am = x.argmax(-1, false);
+    let col = x.argmax(0, false);
+    let mut m = g.compile(&[v, am, col], &[]).unwrap();
+    m.feed(x, &ndarray::arr2(&[[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]]))
+        .unwrap();
+    m.run().unwrap();
+    // column 0: [1, 3], mean 2, squares 2 -> var (correction 1) = 2; column 1 likewise
+    assert_eq!(m.value(v).unwrap().as_slice().unwrap(), &[2.0, 2.0, 0.0]);
+    assert_eq!(m.value(am).unwrap().as_slice().unwrap(), &[1.0, 0.0]);
+    assert_eq!(m.value(col).unwrap().as_slice().unwrap(), &[1.0, 0.0, 0.0]);
+    m.feed(
+        x,
+        &ndarray::arr2(&[[1.0, 2.0, 0.0], [3.0, 0.0, 0.0], [5.0, 1.0, 0.0]]),
+    )
+    .unwrap();
+    m.run().unwrap();
+    // column 0: [1, 3, 5], mean 3, squares 8 -> var 4
+    assert_relative_eq!(m.value(v).unwrap()[[0]], 4.0, epsilon = 1e-12);
+    assert_eq!(m.value(am).unwrap().as_slice().unwrap(), &[1.0, 0.0, 0.0]);
+    assert_eq!(m.value(col).unwrap().as_slice().unwrap(), &[2.0, 0.0, 0.0]);
+    // an argmax over no rows has nothing to choose from: an Err, not a panic
+    m.feed(x, &ndarray::Array2::zeros((0, 3))).unwrap();
+    let e = m.run().unwrap_err();
+    assert!(e.to_string().contains("argmax"), "{e}");
 }

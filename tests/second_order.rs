@@ -245,7 +245,7 @@ fn hessian_of_quadratic_form_is_symmetric_matrix() {
         "x",
         Array2::from_shape_vec((2, 1), vec![0.7, -1.3]).unwrap(),
     );
-    let f = x.transpose().matmul(g.constant(a)).matmul(x).sum();
+    let f = x.t().matmul(g.constant(a)).matmul(x).sum();
     let grad = g.grad(f, &[x]).unwrap()[0];
     // row k of H = ∇ (∂f/∂x_k), picked out with a one-hot seed
     let rows: Vec<_> = (0..2)

@@ -1,13 +1,18 @@
 //! Ops: each a small type implementing [`Op`], with its `Tensor` method, kernel, VJP and
-//! tests in one file.
+//! tests in one file. Wherever an axis is taken it may be negative (`-1` is the last;
+//! see [`AxisArg`](crate::AxisArg)).
 //!
 //! | file            | ops |
 //! |-----------------|-----|
 //! | `binary.rs`     | add, sub, mul, div, maximum, minimum, gt, ge, lt, le, eq (broadcasting) |
 //! | `unary.rs`      | neg, exp, log, sqrt, abs, square, tanh, sigmoid, relu, leaky_relu, gelu, powf |
-//! | `reduce.rs`     | sum, mean, max over axes (keepdim) or over everything |
+//! | `select.rs`     | where_ (by a 0/1 mask, broadcasting); clamp, clamp_min, clamp_max (composites) |
+//! | `reduce.rs`     | sum, mean, max, min (composite) over axes (keepdim) or over everything |
+//! | `moments.rs`    | var, std with a `correction` (composites) |
+//! | `argmax.rs`     | argmax, argmin along an axis (ids as `T`, no gradient) |
 //! | `matmul.rs`     | matmul: 2-D × 2-D, 3-D × 3-D, 3-D × 2-D |
-//! | `movement.rs`   | reshape, transpose, permute, broadcast_to, narrow, pad, concat, detach |
+//! | `movement.rs`   | reshape, permute, broadcast_to, narrow, pad, concat, detach |
+//! | `layout.rs`     | transpose(a, b), t, squeeze, unsqueeze, flatten, stack, split, split_sizes, chunk (composites) |
 //! | `index.rs`      | index_select, scatter_add, one_hot |
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
@@ -23,15 +28,19 @@ use crate::graph::Tensor;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
+mod argmax;
 mod arith;
 mod binary;
 mod dropout;
 mod index;
+mod layout;
 mod loss;
 mod matmul;
+mod moments;
 mod movement;
 mod nn;
 mod reduce;
+mod select;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};
@@ -200,6 +209,47 @@ pub(crate) fn view<'a, T>(shape: &Shape, data: &'a [T]) -> ArrayViewD<'a, T> {
     ArrayViewD::from_shape(shape.ix(), data).expect("buffer sized from its shape")
 }
 
+impl<'g, T: Scalar> Tensor<'g, T> {
+    /// Records a shape error for `op` on this tensor (a composite's check) and returns a
+    /// stand-in of this tensor's shape.
+    pub(crate) fn fail_with(
+        self,
+        op: &'static str,
+        reason: alloc::string::String,
+        caller: &'static core::panic::Location<'static>,
+    ) -> Tensor<'g, T> {
+        let s = self.shape();
+        self.graph
+            .fail(op, alloc::vec![s.clone()], reason, caller, s)
+    }
+
+    /// `axis` resolved against this tensor's rank (see [`Shape::resolve_axis`]), or the
+    /// stand-in after recording a located shape error for `op`.
+    pub(crate) fn axis_for<A: crate::shape::AxisArg>(
+        self,
+        op: &'static str,
+        axis: A,
+        caller: &'static core::panic::Location<'static>,
+    ) -> core::result::Result<usize, Tensor<'g, T>> {
+        self.shape()
+            .resolve_axis(axis)
+            .map_err(|reason| self.fail_with(op, reason, caller))
+    }
+
+    /// `axes` resolved, checked and sorted (see [`Shape::resolve_axes`]), or the stand-in
+    /// after recording a located shape error for `op`.
+    pub(crate) fn axes_for<A: crate::shape::AxisArg>(
+        self,
+        op: &'static str,
+        axes: &[A],
+        caller: &'static core::panic::Location<'static>,
+    ) -> core::result::Result<Vec<usize>, Tensor<'g, T>> {
+        self.shape()
+            .resolve_axes(axes)
+            .map_err(|reason| self.fail_with(op, reason, caller))
+    }
+}
+
 /// Shorthand for a VJP result.
 pub(crate) fn grads<'g, T: Scalar>(
     g: impl IntoIterator<Item = Option<Tensor<'g, T>>>,
@@ -253,6 +303,17 @@ pub(crate) mod testing {
         let mut m = g.compile(&[y], &gs).unwrap();
         m.run().unwrap();
         gs.iter().map(|t| m.value(*t).unwrap().to_owned()).collect()
+    }
+
+    /// Asserts equal shapes and elements within `1e-12` (NaN matching NaN).
+    #[track_caller]
+    pub fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>) {
+        assert_eq!(got.shape(), want.shape(), "{got} vs {want}");
+        for (g, w) in got.iter().zip(want) {
+            if !(g.is_nan() && w.is_nan()) {
+                approx::assert_abs_diff_eq!(*g, *w, epsilon = 1e-12);
+            }
+        }
     }
 
     /// Asserts that `gradcheck` passes.

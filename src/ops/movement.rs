@@ -13,7 +13,7 @@ use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::{Graph, Tensor};
 use crate::scalar::Scalar;
-use crate::shape::Shape;
+use crate::shape::{AxisArg, Shape};
 
 type ShapeResult = core::result::Result<Shape, String>;
 
@@ -343,31 +343,24 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.apply(Reshape(shape.into()), &[self], Location::caller())
     }
 
-    /// The transpose of a 2-D tensor.
-    #[track_caller]
-    pub fn transpose(self) -> Tensor<'g, T> {
-        if self.rank() != 2 {
-            let caller = Location::caller();
-            let s = self.shape();
-            let reason = format!("takes a 2-D tensor, got rank {} (use `permute`)", s.rank());
-            return self
-                .graph
-                .fail("transpose", vec![s.clone()], reason, caller, s);
-        }
-        self.permute(&[1, 0])
-    }
-
-    /// Reorders the axes: output axis `i` is input axis `axes[i]`.
+    /// Reorders the axes: output axis `i` is input axis `axes[i]` (negative axes count
+    /// from the back).
     ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let x = g.input("x", [2, 3, 4]);
     /// assert_eq!(x.permute(&[2, 0, 1]).shape(), Shape::from([4, 2, 3]));
+    /// assert_eq!(x.permute(&[-1, 0, 1]).shape(), Shape::from([4, 2, 3]));
     /// ```
     #[track_caller]
-    pub fn permute(self, axes: &[usize]) -> Tensor<'g, T> {
-        self.apply(Permute(axes.to_vec()), &[self], Location::caller())
+    pub fn permute<A: AxisArg>(self, axes: &[A]) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        let shape = self.shape();
+        match axes.iter().map(|&a| shape.resolve_axis(a)).collect() {
+            Ok(axes) => self.apply(Permute(axes), &[self], caller),
+            Err(reason) => self.fail_with("permute", reason, caller),
+        }
     }
 
     /// Repeats the tensor to `shape` by NumPy broadcasting.
@@ -376,21 +369,32 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.apply(BroadcastTo(shape.into()), &[self], Location::caller())
     }
 
-    /// The `len` entries of `axis` starting at `start` (PyTorch's `narrow`).
+    /// The `len` entries of `axis` starting at `start` (PyTorch's `narrow`; a negative
+    /// axis counts from the back).
     #[track_caller]
-    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Tensor<'g, T> {
-        self.apply(Narrow { axis, start, len }, &[self], Location::caller())
+    pub fn narrow<A: AxisArg>(self, axis: A, start: usize, len: usize) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        match self.axis_for("narrow", axis, caller) {
+            Ok(axis) => self.apply(Narrow { axis, start, len }, &[self], caller),
+            Err(stand_in) => stand_in,
+        }
     }
 
-    /// `before` zeros in front of and `after` zeros behind the entries of `axis`.
+    /// `before` zeros in front of and `after` zeros behind the entries of `axis` (a
+    /// negative axis counts from the back).
     #[track_caller]
-    pub fn pad(self, axis: usize, before: usize, after: usize) -> Tensor<'g, T> {
+    pub fn pad<A: AxisArg>(self, axis: A, before: usize, after: usize) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        let axis = match self.axis_for("pad", axis, caller) {
+            Ok(axis) => axis,
+            Err(stand_in) => return stand_in,
+        };
         let op = Pad {
             axis,
             before,
             after,
         };
-        self.apply(op, &[self], Location::caller())
+        self.apply(op, &[self], caller)
     }
 
     /// The same values, with no gradient flowing back through them.
@@ -401,17 +405,30 @@ impl<'g, T: Scalar> Tensor<'g, T> {
 }
 
 impl<T: Scalar> Graph<T> {
-    /// Joins `tensors` along `axis`; all other extents must match.
+    /// Joins `tensors` along `axis` (a negative axis counts from the back); all other
+    /// extents must match.
     ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let (a, b) = (g.input("a", [2, 3]), g.input("b", [2, 5]));
     /// assert_eq!(g.concat(&[a, b], 1).shape(), Shape::from([2, 8]));
+    /// assert_eq!(g.concat(&[a, b], -1).shape(), Shape::from([2, 8]));
     /// ```
     #[track_caller]
-    pub fn concat(&self, tensors: &[Tensor<'_, T>], axis: usize) -> Tensor<'_, T> {
-        self.apply(Concat(axis), tensors, Location::caller())
+    pub fn concat<A: AxisArg>(&self, tensors: &[Tensor<'_, T>], axis: A) -> Tensor<'_, T> {
+        let caller = Location::caller();
+        // with no tensors there is no rank to resolve against; the shape rule says so
+        let axis = match tensors.first().map(|t| t.shape().resolve_axis(axis)) {
+            None => 0,
+            Some(Ok(axis)) => axis,
+            Some(Err(reason)) => {
+                let shapes: Vec<Shape> = tensors.iter().map(|t| t.shape()).collect();
+                let fallback = shapes[0].clone();
+                return self.fail("concat", shapes, reason, caller, fallback);
+            }
+        };
+        self.apply(Concat(axis), tensors, caller)
     }
 }
 
@@ -424,7 +441,7 @@ mod tests {
     fn known_values() {
         let x = [arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_dyn()];
         assert_eq!(
-            eval(&x, |_, t| t[0].transpose()),
+            eval(&x, |_, t| t[0].transpose(0, 1)),
             arr2(&[[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]).into_dyn()
         );
         assert_eq!(
@@ -451,6 +468,23 @@ mod tests {
             t[0].permute(&[2, 0, 1])
         });
         assert_eq!(p, arr3(&[[[1.0], [3.0]], [[2.0], [4.0]]]).into_dyn());
+        // negative axes count from the back: -1 is axis 1, -2 axis 0 of these matrices
+        assert_eq!(
+            eval(&x, |_, t| t[0].narrow(-1, 1, 2)),
+            eval(&x, |_, t| t[0].narrow(1, 1, 2))
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].pad(-2, 1, 0)),
+            eval(&x, |_, t| t[0].pad(0, 1, 0))
+        );
+        assert_eq!(
+            eval(&x, |g, t| g.concat(&[t[0], t[0]], -1)),
+            eval(&x, |g, t| g.concat(&[t[0], t[0]], 1))
+        );
+        assert_eq!(
+            eval(&x, |_, t| t[0].permute(&[-1, -2])),
+            eval(&x, |_, t| t[0].t())
+        );
     }
 
     #[test]
@@ -488,7 +522,7 @@ mod tests {
             t[0].broadcast_to([2, 3, 4]).square()
         });
         check(&[rand_array(&[4, 3], 8, -1.0, 1.0)], |_, t| {
-            t[0].transpose().square()
+            t[0].transpose(-1, 0).square()
         });
     }
 
@@ -504,7 +538,11 @@ mod tests {
             (x.narrow(2, 0, 1), "out of range"),
             (g.concat(&[x, g.input("y", [3, 3])], 1), "must match"),
             (g.concat(&[], 0), "at least one"),
-            (g.input("z", [2, 3, 4]).transpose(), "2-D"),
+            (g.input("z", [2, 3, 4]).transpose(0, 3), "out of range"),
+            (g.input("w", [2, 3, 4]).t(), "at most 2 axes"),
+            (x.permute(&[0, -3]), "axis -3 is out of range"),
+            (x.pad(-3, 1, 1), "out of range"),
+            (g.concat(&[x, x], 2), "axis 2 is out of range"),
         ];
         let errs = g.inner.borrow().errors.clone();
         assert_eq!(errs.len(), cases.len());

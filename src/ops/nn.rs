@@ -8,6 +8,7 @@ use core::panic::Location;
 
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
+use crate::shape::AxisArg;
 
 impl<'g, T: Scalar> Tensor<'g, T> {
     /// `exp(x - max)` along `axis`, with the max detached: softmax is shift-invariant, so
@@ -17,27 +18,37 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self - self.max_axes(&[axis], true).detach()
     }
 
-    /// Softmax along `axis`: `e^x / sum(e^x)`, computed without overflow.
+    /// Softmax along `axis` (`-1` is the last): `e^x / sum(e^x)`, computed without
+    /// overflow.
     ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
     /// let x = g.constant(ndarray::arr2(&[[1000.0, 1000.0]]));
-    /// let p = x.softmax(1);
+    /// let p = x.softmax(-1);
     /// let mut m = g.compile(&[p], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(p)?.as_slice(), Some(&[0.5, 0.5][..]));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
-    pub fn softmax(self, axis: usize) -> Tensor<'g, T> {
+    pub fn softmax<A: AxisArg>(self, axis: A) -> Tensor<'g, T> {
+        let axis = match self.axis_for("softmax", axis, Location::caller()) {
+            Ok(axis) => axis,
+            Err(stand_in) => return stand_in,
+        };
         let e = self.shifted(axis).exp();
         e / e.sum_axes(&[axis], true)
     }
 
-    /// Log-softmax along `axis`: `x - log(sum(e^x))`, computed without overflow.
+    /// Log-softmax along `axis` (`-1` is the last): `x - log(sum(e^x))`, computed
+    /// without overflow.
     #[track_caller]
-    pub fn log_softmax(self, axis: usize) -> Tensor<'g, T> {
+    pub fn log_softmax<A: AxisArg>(self, axis: A) -> Tensor<'g, T> {
+        let axis = match self.axis_for("log_softmax", axis, Location::caller()) {
+            Ok(axis) => axis,
+            Err(stand_in) => return stand_in,
+        };
         let z = self.shifted(axis);
         z - z.exp().sum_axes(&[axis], true).log()
     }
@@ -71,7 +82,9 @@ mod tests {
         let p = eval(&x, |_, t| t[0].softmax(1));
         assert_abs_diff_eq!(p[[0, 0]], 0.25, epsilon = 1e-15);
         assert_abs_diff_eq!(p[[0, 1]], 0.75, epsilon = 1e-15);
-        let lp = eval(&x, |_, t| t[0].log_softmax(1));
+        // -1 is the last axis, 1 here
+        assert_eq!(eval(&x, |_, t| t[0].softmax(-1)), p);
+        let lp = eval(&x, |_, t| t[0].log_softmax(-1));
         assert_abs_diff_eq!(lp[[0, 0]], 0.25f64.ln(), epsilon = 1e-15);
         // large logits do not overflow
         let big = eval(&[arr2(&[[1e4, 0.0]]).into_dyn()], |_, t| {

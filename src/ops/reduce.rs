@@ -1,4 +1,6 @@
-//! Reductions over given axes (with `keepdim`) or over everything: sum, mean, max.
+//! Reductions over given axes (with `keepdim`) or over everything: sum, mean, max, and
+//! the composite min. Axes may be negative (`-1` is the last). var and std are in
+//! `moments.rs`.
 
 use alloc::format;
 use alloc::string::String;
@@ -10,7 +12,7 @@ use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
-use crate::shape::Shape;
+use crate::shape::{AxisArg, Shape};
 
 /// Folds `x` (row-major, `dims`) over the sorted `axes` into `out`, starting every output
 /// element at `init`. No allocation; the order of accumulation depends only on the shape.
@@ -206,23 +208,25 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.sum_axes(&self.all_axes(), false)
     }
 
-    /// Sum over `axes`; `keepdim` keeps them as size 1.
+    /// Sum over `axes` (negative ones count from the back); `keepdim` keeps them as size 1.
     ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let x = g.constant(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
-    /// let rows = x.sum_axes(&[1], false);
+    /// let rows = x.sum_axes(&[-1], false);
     /// let mut m = g.compile(&[rows], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(rows)?.as_slice(), Some(&[3.0, 7.0][..]));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
-    pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
-        let mut axes = axes.to_vec();
-        axes.sort_unstable();
-        self.apply(Sum { axes, keepdim }, &[self], Location::caller())
+    pub fn sum_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        match self.axes_for("sum", axes, caller) {
+            Ok(axes) => self.apply(Sum { axes, keepdim }, &[self], caller),
+            Err(stand_in) => stand_in,
+        }
     }
 
     /// Mean of all elements (NaN for an empty tensor, as in PyTorch).
@@ -231,21 +235,15 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.mean_axes(&self.all_axes(), false)
     }
 
-    /// Mean over `axes`; `keepdim` keeps them as size 1.
+    /// Mean over `axes` (negative ones count from the back); `keepdim` keeps them as
+    /// size 1.
     #[track_caller]
-    pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
-        let sum = self.sum_axes(axes, keepdim);
-        if self.shape().run_axis().is_some_and(|r| axes.contains(&r)) {
-            sum * self.inv_count(axes)
-        } else {
-            let shape = self.shape();
-            let n: usize = axes
-                .iter()
-                .filter(|&&a| a < shape.rank())
-                .map(|&a| shape.dim(a))
-                .product();
-            sum * T::of(1.0 / n as f64)
-        }
+    pub fn mean_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let axes = match self.axes_for("mean", axes, Location::caller()) {
+            Ok(axes) => axes,
+            Err(stand_in) => return stand_in,
+        };
+        self.sum_axes(&axes, keepdim) * self.inv_count(&axes)
     }
 
     /// A scalar holding `1 / n`, `n` the number of elements along `axes` (in range) at the
@@ -283,12 +281,51 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         self.max_axes(&self.all_axes(), false)
     }
 
-    /// Maximum over `axes`; `keepdim` keeps them as size 1. NaN wins.
+    /// Maximum over `axes` (negative ones count from the back); `keepdim` keeps them as
+    /// size 1. NaN wins; tied maxima share the gradient equally.
     #[track_caller]
-    pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Tensor<'g, T> {
-        let mut axes = axes.to_vec();
-        axes.sort_unstable();
-        self.apply(Max { axes, keepdim }, &[self], Location::caller())
+    pub fn max_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        match self.axes_for("max", axes, caller) {
+            Ok(axes) => self.apply(Max { axes, keepdim }, &[self], caller),
+            Err(stand_in) => stand_in,
+        }
+    }
+
+    /// Minimum of all elements. An `Err` (from `compile`) if the tensor is empty.
+    #[track_caller]
+    pub fn min(self) -> Tensor<'g, T> {
+        self.min_axes(&self.all_axes(), false)
+    }
+
+    /// Minimum over `axes` (negative ones count from the back); `keepdim` keeps them as
+    /// size 1. NaN wins; tied minima share the gradient equally. Composed as
+    /// `-max(-x)`, so its gradients (of any order) are those of [`max_axes`](Tensor::max_axes).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.constant(ndarray::arr2(&[[3.0, 1.0], [2.0, 4.0]]));
+    /// let (cols, all) = (x.min_axes(&[0], false), x.min());
+    /// let mut m = g.compile(&[cols, all], &[])?;
+    /// m.run()?;
+    /// assert_eq!(m.value(cols)?.as_slice(), Some(&[2.0, 1.0][..]));
+    /// assert_eq!(m.value(all)?[[]], 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn min_axes<A: AxisArg>(self, axes: &[A], keepdim: bool) -> Tensor<'g, T> {
+        let caller = Location::caller();
+        let axes = match self.axes_for("min", axes, caller) {
+            Ok(axes) => axes,
+            Err(stand_in) => return stand_in,
+        };
+        let shape = self.shape();
+        if let Some(&a) = axes.iter().find(|&&a| shape.dims()[a] == 0) {
+            let reason = format!("cannot take the min over axis {a}, which is empty");
+            return self.fail_with("min", reason, caller);
+        }
+        -(-self).max_axes(&axes, keepdim)
     }
 }
 
@@ -380,6 +417,80 @@ mod tests {
     }
 
     #[test]
+    fn negative_axes_count_from_the_back() {
+        let x = x3();
+        let x = core::slice::from_ref(&x);
+        // rank 3: -1 is axis 2, -3 is axis 0
+        assert_eq!(
+            eval(x, |_, t| t[0].sum_axes(&[-1, 0], true)),
+            eval(x, |_, t| t[0].sum_axes(&[0, 2], true))
+        );
+        assert_eq!(
+            eval(x, |_, t| t[0].max_axes(&[-2], false)),
+            eval(x, |_, t| t[0].max_axes(&[1usize], false))
+        );
+        assert_eq!(
+            eval(x, |_, t| t[0].mean_axes(&[-3], false)),
+            eval(x, |_, t| t[0].mean_axes(&[0], false))
+        );
+        let g = crate::Graph::<f64>::new();
+        let p = g.param("p", x[0].clone());
+        let _ = p.sum_axes(&[-4], false);
+        let _ = p.mean_axes(&[2, -1], false);
+        let _ = p.var(&[3], 1, false);
+        let errs: Vec<_> = g
+            .inner
+            .borrow()
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].contains("`sum`") && errs[0].contains("axis -4"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].contains("`mean`") && errs[1].contains("twice"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].contains("`var`") && errs[2].contains("[2, 3, 4]"),
+            "{}",
+            errs[2]
+        );
+    }
+
+    #[test]
+    fn min_known_values_ties_and_errors() {
+        let x = arr2(&[[4.0, 1.0, 2.0], [0.0, 3.0, 0.0]]).into_dyn();
+        let xs = core::slice::from_ref(&x);
+        assert_eq!(
+            eval(xs, |_, t| t[0].min_axes(&[1], false)),
+            arr1(&[1.0, 0.0]).into_dyn()
+        );
+        assert_eq!(
+            eval(xs, |_, t| t[0].min_axes(&[-2], true)),
+            arr2(&[[0.0, 1.0, 0.0]]).into_dyn()
+        );
+        assert_eq!(eval(xs, |_, t| t[0].min())[[]], 0.0);
+        // the tie at 0 shares the gradient: 1/2 each, as for max
+        let g = grads_of(&[x], |_, t| t[0].min_axes(&[1], false));
+        assert_eq!(g[0], arr2(&[[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]).into_dyn());
+        let n = arr1(&[1.0, f64::NAN, 2.0]).into_dyn();
+        assert!(eval(&[n], |_, t| t[0].min())[[]].is_nan());
+        let g = crate::Graph::<f64>::new();
+        let _ = g.input("e", [2, 0]).min();
+        let err = g.check().unwrap_err().to_string();
+        assert!(
+            err.contains("`min`") && err.contains("[2, 0]") && err.contains("empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn gradcheck_reductions() {
         let x = [rand_array(&[3, 4, 5], 7, -1.0, 1.0)];
         for axes in [vec![0], vec![1], vec![2], vec![0, 2], vec![0, 1, 2]] {
@@ -387,6 +498,7 @@ mod tests {
                 check(&x, |_, t| t[0].sum_axes(&axes, keep).square());
                 check(&x, |_, t| t[0].mean_axes(&axes, keep).square());
                 check(&x, |_, t| t[0].max_axes(&axes, keep) * 2.0);
+                check(&x, |_, t| t[0].min_axes(&axes, keep) * 2.0);
             }
         }
     }
