@@ -56,12 +56,12 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     let classes = sizes[sizes.len() - 1];
     let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
     let yb = ndarray::Array1::from_shape_fn(batch, |_| rng.random_range(0..classes) as f32);
-    let mut opt = Sgd::new(0.01)?;
+    let mut opt = Sgd::new(0.01);
     let mut step = |m: &mut Machine<f32>| -> tapegrad::Result<()> {
         m.feed(x, &xb)?;
         m.feed(y, &yb)?;
         m.run()?;
-        opt.step(m, &params, &grads)
+        opt.step(m, &grads)
     };
     let per_step = flops(sizes, batch);
     // about a second of work after a short warm-up

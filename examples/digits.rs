@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Batches read rows of the training arrays; the buffers are the machine's batch.
     let mut batches = Batches::new(train.len(), BATCH, true)?;
     let schedule = WarmupCosineLr::new(LR, 0.0, 0, EPOCHS * batches.len())?;
-    let mut opt = Adam::new(LR)?;
+    let mut opt = Adam::new(LR);
     let mut step = 0;
     let mut xb = Array2::<f32>::zeros((BATCH, PIXELS));
     let mut yb = Array1::<f32>::zeros(BATCH);
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.feed(model.x, &xb)?;
             m.feed(model.y, &yb)?;
             m.run()?;
-            opt.step(&mut m, &params, &grads)?;
+            opt.step(&mut m, &grads)?;
             total += m.scalar(model.loss)?;
         }
         eval_train.copy_params_from(&m)?;

@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let grads = g.grad(loss, &params)?;
 
     let mut m = g.compile(&[loss], &grads)?;
-    let mut opt = Sgd::new(LR)?;
+    let mut opt = Sgd::new(LR);
     let mut xb = Array2::<f32>::zeros((BATCH, 2));
     let mut yb = Array1::<f32>::zeros(BATCH);
     let mut shuffled = train.to_vec();
@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.feed(x, &xb)?;
             m.feed(y, &yb)?;
             m.run()?;
-            opt.step(&mut m, &params, &grads)?;
+            opt.step(&mut m, &grads)?;
             total += m.scalar(loss)?;
             steps += 1;
         }

@@ -28,7 +28,7 @@
 //! let grads = g.grad(loss, &params)?;
 //!
 //! let mut m = g.compile(&[loss], &grads)?;
-//! let mut opt = Sgd::new(0.1)?;
+//! let mut opt = Sgd::new(0.1);
 //! let xb = ndarray::arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]);
 //! let yb = ndarray::arr1(&[1.0, 0.0, 1.0, 0.0]);
 //! m.feed(x, &xb)?;
@@ -37,7 +37,7 @@
 //! let first = m.scalar(loss)?;
 //! for _ in 0..200 {
 //!     m.run()?;
-//!     opt.step(&mut m, &params, &grads)?;
+//!     opt.step(&mut m, &grads)?;
 //! }
 //! m.run()?;
 //! assert!(m.scalar(loss)? < first / 10.0);
@@ -64,6 +64,7 @@ pub mod check;
 pub mod data;
 mod error;
 mod gemm;
+mod grads;
 mod graph;
 pub mod init;
 mod machine;
@@ -79,8 +80,9 @@ mod shape;
 pub mod weights;
 
 pub use error::{Caller, Error, Result};
+pub use grads::{AsGrads, GradHandles, Grads};
 pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};
-pub use machine::{Machine, Memory};
+pub use machine::{Machine, Memory, ParamGrad};
 pub use optim::{Adam, AdamW, LearningRate, Optimizer, Sgd};
 pub use par::{set_threads, threads};
 pub use scalar::Scalar;
@@ -94,7 +96,7 @@ pub mod prelude {
     pub use crate::init;
     pub use crate::optim::{Schedule, StepLr, WarmupCosineLr};
     pub use crate::{
-        Adam, AdamW, AsHandle, Error, Graph, LearningRate, Machine, Optimizer, Result, Sgd, Shape,
-        Tensor,
+        Adam, AdamW, AsHandle, Error, Grads, Graph, LearningRate, Machine, Optimizer, Result, Sgd,
+        Shape, Tensor,
     };
 }
