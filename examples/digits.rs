@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = StdRng::seed_from_u64(TRAIN_SEED);
     // Batches read rows of the training arrays; the buffers are the machine's batch.
     let mut batches = Batches::new(train.len(), BATCH, true)?;
-    let schedule = WarmupCosineLr::new(LR, 0.0, 0, EPOCHS * batches.len())?;
+    let schedule = WarmupCosineLr::new(LR, 0.0, 0, EPOCHS * batches.len());
     let mut opt = Adam::new(LR);
     let mut step = 0;
     let mut xb = Array2::<f32>::zeros((BATCH, PIXELS));

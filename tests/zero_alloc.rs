@@ -53,7 +53,7 @@ fn allocations_per_steps(
     let mut m = g.compile(&[loss], &grads).unwrap();
     let mut sgd = Sgd::new(0.01);
     let mut adam = Adam::new(1e-3);
-    let sched = WarmupCosineLr::new(1e-3, 1e-5, 2, 100).unwrap();
+    let sched = WarmupCosineLr::new(1e-3, 1e-5, 2, 100);
     let mut t = 0;
     let classes = sizes[sizes.len() - 1];
     let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
