@@ -25,7 +25,7 @@
 //! let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
 //! let loss = logits.cross_entropy(y);
 //! let params = g.params();
-//! let grads = g.grad(loss, &params)?;
+//! let grads = g.grad(loss, &params)?; // (parameter, gradient) pairs
 //!
 //! let mut m = g.compile(&[loss], &grads)?;
 //! let mut opt = Sgd::new(0.1);
@@ -43,6 +43,12 @@
 //! assert!(m.scalar(loss)? < first / 10.0);
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
+//!
+//! ## Extending
+//! [`Graph::custom`] records an [`Op`](ops::Op) of your own (a kernel and its
+//! vector-Jacobian product); [`Machine::for_each_pair`] hands an optimizer of your own
+//! each parameter with its gradient, in place and without allocating, so it can implement
+//! [`Optimizer`].
 //!
 //! ## Errors
 //! Ops stay chainable: a shape error is recorded with the op, the shapes and your file and
