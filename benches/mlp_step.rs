@@ -78,7 +78,7 @@ fn mlp_step(c: &mut Criterion) {
         let params = g.params();
         let grads = g.grad(loss, &params).expect("grad");
         let mut m = g.compile(&[loss], &grads).expect("compile");
-        let mut opt = Sgd::new(0.01).expect("learning rate");
+        let mut opt = Sgd::new(0.01);
 
         let xb = Array2::from_shape_fn((cfg.batch, inputs), |_| rng.random_range(-1.0..1.0));
         let yb = Array1::from_shape_fn(cfg.batch, |_| rng.random_range(0..classes) as f32);
@@ -98,7 +98,7 @@ fn mlp_step(c: &mut Criterion) {
                 m.feed(x, &xb).expect("feed x");
                 m.feed(y, &yb).expect("feed y");
                 m.run().expect("run");
-                opt.step(&mut m, &params, &grads).expect("sgd step");
+                opt.step(&mut m, &grads).expect("sgd step");
                 black_box(&mut m);
             })
         });

@@ -63,12 +63,12 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     let classes = sizes[sizes.len() - 1];
     let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
     let yb = ndarray::Array1::from_shape_fn(batch, |_| rng.random_range(0..classes) as f32);
-    let mut opt = Sgd::new(0.01)?;
+    let mut opt = Sgd::new(0.01);
     let mut step = |m: &mut Machine<f32>| -> tapegrad::Result<()> {
         m.feed(x, &xb)?;
         m.feed(y, &yb)?;
         m.run()?;
-        opt.step(m, &params, &grads)
+        opt.step(m, &grads)
     };
     let per_step = flops(sizes, batch);
     let median = median_secs(|| step(&mut m))?;
@@ -134,7 +134,7 @@ fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
     let classes = sizes[sizes.len() - 1];
     let xb = ndarray::Array2::from_shape_fn((bound, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
     let yb = ndarray::Array1::from_shape_fn(bound, |_| rng.random_range(0..classes) as f32);
-    let mut opt = Sgd::new(0.01)?;
+    let mut opt = Sgd::new(0.01);
     let list: Vec<usize> = match std::env::var("BENCH_ROWS") {
         Ok(v) => v.split(',').filter_map(|r| r.parse().ok()).collect(),
         Err(_) => vec![1, 16, 64, 256],
@@ -148,7 +148,7 @@ fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
             m.feed(x, &xr)?;
             m.feed(y, &yr)?;
             m.run()?;
-            opt.step(&mut m, &params, &grads)
+            opt.step(&mut m, &grads)
         })?;
         println!(
             "mlp-step cfg=L threads=1 batch={rows} median_us={:.1} gflops={:.2}",

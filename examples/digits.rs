@@ -64,8 +64,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = StdRng::seed_from_u64(TRAIN_SEED);
     // Batches read rows of the training arrays into buffers of BATCH rows, allocated once.
     let mut batches = Batches::new(train.len(), BATCH, false)?;
-    let schedule = WarmupCosineLr::new(LR, 0.0, 0, EPOCHS * batches.len())?;
-    let mut opt = Adam::new(LR)?;
+    let schedule = WarmupCosineLr::new(LR, 0.0, 0, EPOCHS * batches.len());
+    let mut opt = Adam::new(LR);
     let mut step = 0;
     let mut xbuf = Array2::<f32>::zeros((BATCH, PIXELS));
     let mut ybuf = Array1::<f32>::zeros(BATCH);
@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.feed(model.x, &xb)?;
             m.feed(model.y, &yb)?;
             m.run()?;
-            opt.step(&mut m, &params, &grads)?;
+            opt.step(&mut m, &grads)?;
             // the batch's mean loss, weighted back to a sum over its rows
             total += m.scalar(model.loss)? * yb.len() as f32;
         }

@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One machine: the loss and the logits stay readable after each run.
     let mut m = g.compile(&[loss, logits], &grads)?;
-    let mut opt = Sgd::new(LR)?;
+    let mut opt = Sgd::new(LR);
     let (mut xbuf, mut ybuf) = (Array2::<f32>::zeros((BATCH, 2)), Array1::zeros(BATCH));
     let mut batches = Batches::from_indices(train.to_vec(), BATCH, false)?;
     for epoch in 1..=EPOCHS {
@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.feed(x, &xb)?;
             m.feed(y, &yb)?;
             m.run()?;
-            opt.step(&mut m, &params, &grads)?;
+            opt.step(&mut m, &grads)?;
             // the mean over this batch's rows, weighted back to a sum
             total += m.scalar(loss)? * yb.len() as f32;
             rows += yb.len();

@@ -24,14 +24,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let grads = g.grad(loss, &params)?;
 
     let mut m = g.compile(&[loss, logits], &grads)?;
-    let mut opt = Sgd::new(0.5)?;
+    let mut opt = Sgd::new(0.5);
     let inputs = arr2(&[[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]);
     let targets = arr1(&[0.0, 1.0, 1.0, 0.0]);
     m.feed(x, &inputs)?;
     m.feed(y, &targets)?;
     for step in 1..=500 {
         m.run()?;
-        opt.step(&mut m, &params, &grads)?;
+        opt.step(&mut m, &grads)?;
         if step % 100 == 0 {
             println!("step {step}  loss {:.4}", m.scalar(loss)?);
         }

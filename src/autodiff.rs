@@ -6,14 +6,17 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Caller, Error, Result};
+use crate::grads::Grads;
 use crate::graph::{Graph, Kind, NodeId, Tensor};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 impl<T: Scalar> Graph<T> {
     /// The gradients of the scalar `y` with respect to each of `xs`, as new nodes of this
-    /// graph. Gradients along several paths are summed; an `x` that `y` does not depend on
-    /// gets zeros. The results are ordinary tensors, so they can be differentiated again.
+    /// graph, each paired with its `x` ([`Grads`]: index it, look a gradient up by tensor,
+    /// or pass it whole to [`compile`](Graph::compile) and an optimizer). Gradients along
+    /// several paths are summed; an `x` that `y` does not depend on gets zeros. The
+    /// results are ordinary tensors, so they can be differentiated again.
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -22,7 +25,7 @@ impl<T: Scalar> Graph<T> {
     /// let y = x.powf(3.0);
     /// let dy = g.grad(y, &[x])?[0]; // 3x^2 = 12
     /// let d2y = g.grad(dy, &[x])?[0]; // 6x = 12
-    /// let mut m = g.compile(&[dy, d2y], &[])?;
+    /// let mut m = g.compile(&[dy, d2y], &[])?; // no (parameter, gradient) pairs to step
     /// m.run()?;
     /// assert_eq!((m.scalar(dy)?, m.scalar(d2y)?), (12.0, 12.0));
     /// # Ok::<(), tapegrad::Error>(())
@@ -33,11 +36,7 @@ impl<T: Scalar> Graph<T> {
     /// more than one element (use [`grad_with`](Graph::grad_with)); [`Error::WrongGraph`]
     /// if a tensor belongs to another graph.
     #[track_caller]
-    pub fn grad<'g>(
-        &'g self,
-        y: Tensor<'g, T>,
-        xs: &[Tensor<'g, T>],
-    ) -> Result<Vec<Tensor<'g, T>>> {
+    pub fn grad<'g>(&'g self, y: Tensor<'g, T>, xs: &[Tensor<'g, T>]) -> Result<Grads<'g, T>> {
         let caller = Caller::here();
         self.owns(&y, "grad", caller)?;
         if y.numel() != 1 {
@@ -63,7 +62,7 @@ impl<T: Scalar> Graph<T> {
         y: Tensor<'g, T>,
         seed: Tensor<'g, T>,
         xs: &[Tensor<'g, T>],
-    ) -> Result<Vec<Tensor<'g, T>>> {
+    ) -> Result<Grads<'g, T>> {
         let caller = Caller::here();
         for t in xs.iter().chain([&y, &seed]) {
             self.owns(t, "grad", caller)?;
@@ -123,7 +122,7 @@ impl<T: Scalar> Graph<T> {
                 });
             }
         }
-        let out = xs
+        let out: Vec<Tensor<'g, T>> = xs
             .iter()
             .map(|x| match grads.get(x.id.index()).copied().flatten() {
                 Some(g) => g,
@@ -131,7 +130,7 @@ impl<T: Scalar> Graph<T> {
             })
             .collect();
         self.check()?;
-        Ok(out)
+        Ok(Grads::new(xs.to_vec(), out))
     }
 }
 

@@ -91,6 +91,7 @@ where
     let mut m = g.compile(&[y], &grads)?;
     m.run()?;
     let analytic: Vec<ArrayD<f64>> = grads
+        .tensors()
         .iter()
         .map(|t| m.value(*t).map(|v| v.to_owned()))
         .collect::<Result<_>>()?;

@@ -168,9 +168,11 @@ pub enum Error {
         /// The exclusive upper bound.
         bound: usize,
     },
-    /// Lists of parameters and gradients (or similar) do not pair up.
+    /// Gradient pairs do not fit: not the pairs a machine was compiled with, a parameter
+    /// listed twice, or not the parameters (by name and size) an optimizer's state was
+    /// made for.
     Mismatch {
-        /// What was being paired.
+        /// The call that found it (`"Sgd::step"`).
         what: &'static str,
         /// Details.
         reason: String,

@@ -78,7 +78,7 @@ pub(crate) struct Inner<T: Scalar> {
 /// let x = g.param("x", ndarray::arr1(&[3.0]));
 /// let y = x * x * x; // y = x^3
 /// let dy = g.grad(y.sum(), &[x])?[0]; // 3x^2
-/// let mut m = g.compile(&[y], &[dy])?;
+/// let mut m = g.compile(&[y, dy], &[])?;
 /// m.run()?;
 /// assert_eq!(m.value(dy)?[[0]], 27.0);
 /// # Ok::<(), tapegrad::Error>(())

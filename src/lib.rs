@@ -25,10 +25,10 @@
 //! let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
 //! let loss = logits.cross_entropy(y);
 //! let params = g.params();
-//! let grads = g.grad(loss, &params)?;
+//! let grads = g.grad(loss, &params)?; // (parameter, gradient) pairs
 //!
 //! let mut m = g.compile(&[loss], &grads)?;
-//! let mut opt = Sgd::new(0.1)?;
+//! let mut opt = Sgd::new(0.1);
 //! let xb = ndarray::arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]);
 //! let yb = ndarray::arr1(&[1.0, 0.0, 1.0, 0.0]);
 //! m.feed(x, &xb)?;
@@ -37,12 +37,18 @@
 //! let first = m.scalar(loss)?;
 //! for _ in 0..200 {
 //!     m.run()?;
-//!     opt.step(&mut m, &params, &grads)?;
+//!     opt.step(&mut m, &grads)?;
 //! }
 //! m.run()?;
 //! assert!(m.scalar(loss)? < first / 10.0);
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
+//!
+//! ## Extending
+//! [`Graph::custom`] records an [`Op`](ops::Op) of your own (a kernel and its
+//! vector-Jacobian product); [`Machine::for_each_pair`] hands an optimizer of your own
+//! each parameter with its gradient, in place and without allocating, so it can implement
+//! [`Optimizer`].
 //!
 //! ## Errors
 //! Ops stay chainable: a shape error is recorded with the op, the shapes and your file and
@@ -64,6 +70,7 @@ pub mod check;
 pub mod data;
 mod error;
 mod gemm;
+mod grads;
 mod graph;
 pub mod init;
 mod machine;
@@ -79,8 +86,9 @@ mod shape;
 pub mod weights;
 
 pub use error::{Caller, Error, Result};
+pub use grads::{AsGrads, GradHandles, Grads};
 pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};
-pub use machine::{Machine, Memory};
+pub use machine::{Machine, Memory, ParamGrad};
 pub use optim::{Adam, AdamW, LearningRate, Optimizer, Sgd};
 pub use par::{set_threads, threads};
 pub use scalar::Scalar;
@@ -94,7 +102,7 @@ pub mod prelude {
     pub use crate::init;
     pub use crate::optim::{Schedule, StepLr, WarmupCosineLr};
     pub use crate::{
-        Adam, AdamW, AsHandle, Dim, Error, Graph, LearningRate, Machine, Optimizer, Result, Sgd,
-        Shape, Tensor,
+        Adam, AdamW, AsHandle, Dim, Error, Grads, Graph, LearningRate, Machine, Optimizer, Result,
+        Sgd, Shape, Tensor,
     };
 }

@@ -11,6 +11,7 @@ use core::mem;
 use ndarray::{ArrayBase, ArrayViewD, Data, Dimension};
 
 use crate::error::{Caller, Error, Result};
+use crate::grads::{AsGrads, GradHandles};
 use crate::graph::{AsHandle, Handle};
 use crate::ops::{view, Inputs, Op, Out};
 use crate::scalar::Scalar;
@@ -116,6 +117,10 @@ pub struct Machine<T: Scalar> {
     training: bool,
     memory: Memory,
     ran: bool,
+    /// The `(x, dx)` pairs passed to `compile`.
+    grads: GradHandles,
+    /// Whether no `x` appears twice in `grads`.
+    distinct: bool,
 }
 
 impl<T: Scalar> fmt::Debug for Machine<T> {
@@ -160,6 +165,20 @@ impl Memory {
             + self.workspace
             + self.scratch
     }
+}
+
+/// One parameter and its gradient, handed out by [`Machine::for_each_pair`] for an
+/// in-place update.
+#[non_exhaustive]
+pub struct ParamGrad<'a, T> {
+    /// The pair's position in the gradients given (an optimizer's state index).
+    pub index: usize,
+    /// The parameter's name.
+    pub name: &'a str,
+    /// The parameter's current value, flat and row-major, to update in place.
+    pub param: &'a mut [T],
+    /// Its gradient from the last run, of the same length.
+    pub grad: &'a [T],
 }
 
 impl<T: Scalar> Machine<T> {
@@ -512,45 +531,169 @@ impl<T: Scalar> Machine<T> {
         self.steps.is_empty()
     }
 
-    /// A parameter's buffer and a gradient's, for an optimizer's in-place update.
-    pub(crate) fn param_and_grad(
+    /// The `(x, dx)` pairs this machine was compiled with, as `'static` handles: keep a
+    /// clone beside a machine stored away from its graph, to step it.
+    pub fn grads(&self) -> &GradHandles {
+        &self.grads
+    }
+
+    /// Calls `f` with each parameter of `grads` (mutable, in place) and its gradient from
+    /// the last run, in order: the door for an optimizer written outside the crate.
+    /// Allocates nothing; every pair is checked before `f` is first called, so on an
+    /// error nothing has been handed out.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f64>::new();
+    /// let w = g.param("w", ndarray::arr1(&[1.0, -2.0]));
+    /// let loss = (w * w).sum(); // gradient 2w
+    /// let grads = g.grad(loss, &[w])?;
+    /// let mut m = g.compile(&[loss], &grads)?;
+    /// m.run()?;
+    /// // sign-SGD: p -= 0.5 * sign(g)
+    /// m.for_each_pair(&grads, |pg| {
+    ///     for (p, &d) in pg.param.iter_mut().zip(pg.grad) {
+    ///         *p -= 0.5 * d.signum();
+    ///     }
+    /// })?;
+    /// assert_eq!(m.value(w)?.as_slice(), Some(&[0.5, -1.5][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] if a pair is not one this machine was compiled with (pass the
+    /// same gradients to `compile`) or a parameter appears twice; [`Error::WrongKind`] if
+    /// an `x` is not a parameter; [`Error::NotRun`] before a successful run;
+    /// [`Error::WrongGraph`] for gradients of another graph.
+    #[track_caller]
+    pub fn for_each_pair<G: AsGrads + ?Sized>(
         &mut self,
-        p: &impl AsHandle,
-        g: &impl AsHandle,
+        grads: &G,
+        f: impl FnMut(ParamGrad<'_, T>),
+    ) -> Result<()> {
+        let caller = Caller::here();
+        let pairs = grads.grad_pairs();
+        self.check_pairs(pairs, "for_each_pair", caller)?;
+        self.each_pair(pairs, caller, f)
+    }
+
+    /// Checks that `pairs` can be stepped: each one this machine was compiled with, its
+    /// `x` a parameter, no parameter twice, after a run. Allocates only to report an
+    /// error.
+    pub(crate) fn check_pairs(
+        &self,
+        pairs: &[(Handle, Handle)],
+        what: &'static str,
         caller: Caller,
-    ) -> Result<(&mut [T], &[T])> {
-        let (i, j) = (self.position(p, caller)?, self.position(g, caller)?);
-        self.readable(j, caller)?;
-        self.expect_kind(i, "parameter", caller)?;
-        let (bi, bj) = (self.buf_of[i] as usize, self.buf_of[j] as usize);
-        if self.shapes[i] != self.shapes[j] || bi == bj {
-            return Err(Error::Mismatch {
-                what: "parameter and gradient",
-                reason: alloc::format!(
-                    "parameter {} has shape {}, its gradient {} (a `{}`)",
-                    i,
-                    self.shapes[i],
-                    self.shapes[j],
-                    self.steps[j].kind()
-                ),
-                caller,
-            });
+    ) -> Result<()> {
+        let compiled = self.grads.grad_pairs();
+        // the usual case, the compiled pairs themselves, is linear
+        let same = pairs == compiled;
+        for (k, pair) in pairs.iter().enumerate() {
+            let (x, dx) = *pair;
+            for h in [x, dx] {
+                if h.graph != self.graph {
+                    return Err(Error::WrongGraph { op: what, caller });
+                }
+            }
+            if !same && !compiled.contains(pair) {
+                return Err(Error::Mismatch {
+                    what,
+                    reason: alloc::format!(
+                        "the gradient given for {} was not compiled into this machine as \
+                         its gradient: pass the same `grads` to `compile` and to the step",
+                        self.describe(x)
+                    ),
+                    caller,
+                });
+            }
+            let (i, j) = (self.position(&x, caller)?, self.position(&dx, caller)?);
+            self.expect_kind(i, "parameter", caller)?;
+            self.readable(j, caller)?;
+            if self.buf_of[i] == self.buf_of[j] {
+                return Err(Error::Mismatch {
+                    what,
+                    reason: alloc::format!(
+                        "the gradient of {} shares its buffer",
+                        self.describe(x)
+                    ),
+                    caller,
+                });
+            }
+            if !(same && self.distinct) && pairs[..k].iter().any(|p| p.0 == x) {
+                return Err(Error::Mismatch {
+                    what,
+                    reason: alloc::format!("{} appears twice", self.describe(x)),
+                    caller,
+                });
+            }
         }
-        if !self.ran {
+        if !pairs.is_empty() && !self.ran {
             return Err(Error::NotRun {
-                op: self.steps[j].kind(),
+                op: "gradient",
                 caller,
             });
         }
-        // `bi != bj`, so the two buffers are distinct elements of `bufs`.
-        let (pbuf, gbuf) = if bi < bj {
-            let (lo, hi) = self.bufs.split_at_mut(bj);
-            (&mut lo[bi], &hi[0])
-        } else {
-            let (lo, hi) = self.bufs.split_at_mut(bi);
-            (&mut hi[0], &lo[bj])
-        };
-        Ok((&mut pbuf[..self.numel[i]], &gbuf[..self.numel[j]]))
+        Ok(())
+    }
+
+    /// The name and element count of parameter `x` (after [`check_pairs`]).
+    pub(crate) fn param_info(&self, x: Handle, caller: Caller) -> Result<(&str, usize)> {
+        let i = self.position(&x, caller)?;
+        match &self.steps[i] {
+            Step::Param { name } => Ok((name, self.numel[i])),
+            s => Err(Error::WrongKind {
+                expected: "parameter",
+                got: s.kind(),
+                caller,
+            }),
+        }
+    }
+
+    /// Calls `f` on each pair of `pairs`, already checked with [`check_pairs`].
+    pub(crate) fn each_pair(
+        &mut self,
+        pairs: &[(Handle, Handle)],
+        caller: Caller,
+        mut f: impl FnMut(ParamGrad<'_, T>),
+    ) -> Result<()> {
+        for (index, (x, dx)) in pairs.iter().enumerate() {
+            let (i, j) = (self.position(x, caller)?, self.position(dx, caller)?);
+            let (bi, bj) = (self.buf_of[i] as usize, self.buf_of[j] as usize);
+            let Step::Param { name } = &self.steps[i] else {
+                continue;
+            };
+            if bi == bj {
+                continue;
+            }
+            // `bi != bj`, so the two buffers are distinct elements of `bufs`.
+            let (pbuf, gbuf) = if bi < bj {
+                let (lo, hi) = self.bufs.split_at_mut(bj);
+                (&mut lo[bi], &hi[0])
+            } else {
+                let (lo, hi) = self.bufs.split_at_mut(bi);
+                (&mut hi[0], &lo[bj])
+            };
+            f(ParamGrad {
+                index,
+                name,
+                param: &mut pbuf[..self.numel[i]],
+                grad: &gbuf[..self.numel[j]],
+            });
+        }
+        Ok(())
+    }
+
+    /// `parameter "w"`, or the node's kind and id, for messages.
+    fn describe(&self, x: Handle) -> alloc::string::String {
+        match self.slot.get(x.id.index()).map(|&s| s as usize) {
+            Some(i) if i < self.steps.len() => match &self.steps[i] {
+                Step::Param { name } => alloc::format!("parameter {name:?}"),
+                Step::Input { name, .. } => alloc::format!("input {name:?}"),
+                s => alloc::format!("node {} (`{}`)", x.id.0, s.kind()),
+            },
+            _ => alloc::format!("node {}", x.id.0),
+        }
     }
 
     /// A kept output's buffer, writable (gradient clipping scales gradients in place).

@@ -363,7 +363,7 @@ fn grad_of_a_non_scalar_and_grad_with_a_seed() {
 
     let seed = g.constant(arr1(&[1.0, 0.5, -1.0]));
     let dx = g.grad_with(y, seed, &[x]).unwrap()[0];
-    let mut m = g.compile(&[y], &[dx]).unwrap();
+    let mut m = g.compile(&[y, dx], &[]).unwrap();
     m.run().unwrap();
     // seed · d(x²)/dx = seed * 2x = [1*2, 0.5*4, -1*6]
     let dx = m.value(dx).unwrap();
@@ -468,7 +468,7 @@ fn sgd_rejects_bad_learning_rates() {
         (f64::INFINITY, "inf"),
         (f64::NEG_INFINITY, "-inf"),
     ] {
-        let e = Sgd::new(lr).unwrap_err();
+        let e = Sgd::new(lr).check().unwrap_err();
         assert!(
             matches!(
                 e,
@@ -485,45 +485,47 @@ fn sgd_rejects_bad_learning_rates() {
             "{msg}"
         );
     }
-    assert_eq!(Sgd::new(0.0).unwrap().lr(), 0.0);
-    assert_eq!(Sgd::new(0.5).unwrap().lr(), 0.5);
+    assert_eq!(Sgd::new(0.0).lr(), 0.0);
+    assert_eq!(Sgd::new(0.5).lr(), 0.5);
 }
 
 #[test]
-fn sgd_step_with_mismatched_lists() {
+fn sgd_step_with_pairs_the_machine_was_not_compiled_with() {
     let g = Graph::<f64>::new();
     let w1 = g.param("w1", arr1(&[1.0, 2.0]));
     let w2 = g.param("w2", arr2(&[[1.0, 2.0, 3.0]]));
     let loss = w1.sum() + w2.square().sum();
-    let params = [w1, w2];
-    let grads = g.grad(loss, &params).unwrap();
+    let grads = g.grad(loss, &[w1, w2]).unwrap();
     let mut m = g.compile(&[loss], &grads).unwrap();
-    let mut opt = Sgd::new(0.1).unwrap();
+    let mut opt = Sgd::new(0.1);
 
     // before any run there are no gradients to step on
     assert!(matches!(
-        opt.step(&mut m, &params, &grads),
+        opt.step(&mut m, &grads),
         Err(Error::NotRun { .. })
     ));
     m.run().unwrap();
 
-    let (e, line) = (opt.step(&mut m, &params, &grads[..1]), line!());
+    // gradients from another `grad` call are other nodes, not compiled as the pairs
+    let other = g.grad(loss, &[w2, w1]).unwrap();
+    let (e, line) = (opt.step(&mut m, &other), line!());
     let e = e.unwrap_err();
     match &e {
         Error::Mismatch { reason, caller, .. } => {
-            assert!(reason.contains("2 parameters but 1 gradients"), "{reason}");
+            assert!(reason.contains("parameter \"w2\""), "{reason}");
+            assert!(reason.contains("pass the same `grads`"), "{reason}");
             assert_at(caller, line);
         }
         other => panic!("{other:?}"),
     }
     assert!(e.to_string().contains("Sgd::step"), "{e}");
-
-    // gradients in the wrong order: shapes [2] and [1, 3] do not pair
-    let swapped = [grads[1], grads[0]];
-    let e = opt.step(&mut m, &params, &swapped).unwrap_err();
-    assert!(matches!(e, Error::Mismatch { .. }), "{e}");
-    let msg = e.to_string();
-    assert!(msg.contains("[2]") && msg.contains("[1, 3]"), "{msg}");
+    // an evaluation machine has no pairs to step
+    let mut eval = g.compile(&[loss], &[]).unwrap();
+    eval.run().unwrap();
+    assert!(matches!(
+        opt.step(&mut eval, &grads),
+        Err(Error::Mismatch { .. })
+    ));
 
     // stepping on an input is the wrong kind
     let g2 = Graph::<f64>::new();
@@ -535,11 +537,16 @@ fn sgd_step_with_mismatched_lists() {
     m2.feed(x, &arr1(&[1.0, 1.0])).unwrap();
     m2.run().unwrap();
     assert!(matches!(
-        opt.step(&mut m2, &[x], &gx),
+        opt.step(&mut m2, &gx),
         Err(Error::WrongKind {
             expected: "parameter",
             ..
         })
+    ));
+    // and gradients of one graph do not step a machine of another
+    assert!(matches!(
+        opt.step(&mut m2, &grads),
+        Err(Error::WrongGraph { .. })
     ));
 
     // nothing above changed a parameter: w1 is still [1, 2]
@@ -553,7 +560,7 @@ fn class_ids_out_of_range_or_not_integers() {
     let ids = g.input("ids", [2]);
     let loss = logits.cross_entropy(ids);
     let gl = g.grad(loss, &[logits]).unwrap()[0];
-    let mut m = g.compile(&[loss], &[gl]).unwrap();
+    let mut m = g.compile(&[loss, gl], &[]).unwrap();
     for (bad, shown) in [(3.0f32, "3"), (1.5, "1.5"), (-1.0, "-1"), (f32::NAN, "NaN")] {
         m.feed(ids, &arr1(&[0.0, bad])).unwrap();
         let e = m.run().unwrap_err();
@@ -624,10 +631,7 @@ fn nan_in_data_propagates_without_panic() {
     approx::assert_abs_diff_eq!(hv[[1, 0]], 0.6, epsilon = 1e-6);
     assert!(m.value(grads[0]).unwrap().iter().any(|v| v.is_nan()));
     // SGD on NaN gradients makes NaN parameters, but does not fail or panic
-    Sgd::new(0.1)
-        .unwrap()
-        .step(&mut m, &params, &grads)
-        .unwrap();
+    Sgd::new(0.1).step(&mut m, &grads).unwrap();
 }
 
 #[test]
@@ -641,7 +645,7 @@ fn zero_length_batch_gives_nan_mean_loss() {
     let ce = logits.cross_entropy(ids);
     let mse = logits.mse(target);
     let gw = g.grad(ce + mse, &[w]).unwrap()[0];
-    let mut m = g.compile(&[ce, mse, logits], &[gw]).unwrap();
+    let mut m = g.compile(&[ce, mse, logits, gw], &[]).unwrap();
     m.feed(x, &Array2::<f32>::zeros((0, 3))).unwrap();
     m.feed(ids, &Array1::<f32>::zeros(0)).unwrap();
     m.feed(target, &Array2::<f32>::zeros((0, 2))).unwrap();
@@ -727,7 +731,7 @@ fn other_recording_errors_point_at_the_caller() {
 #[test]
 fn errors_are_std_errors_and_thread_safe() {
     fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
-    let e = Sgd::new(-1.0).unwrap_err();
+    let e = Sgd::new(-1.0).check().unwrap_err();
     is_error(&e);
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
     assert!(boxed.to_string().contains("learning rate"));

@@ -34,7 +34,7 @@ fn a_chain_of_100k_ops_does_not_overflow_the_stack() {
             }
             let loss = y.sum();
             let dx = g.grad(loss, &[x]).unwrap()[0];
-            let mut m = g.compile(&[y], &[dx]).unwrap();
+            let mut m = g.compile(&[y, dx], &[]).unwrap();
             let (y, dx) = (y.handle(), dx.handle());
             // constants, ops and the gradient's ops: hundreds of thousands of nodes,
             // dropped without recursion too
@@ -68,7 +68,7 @@ fn rerunning_after_new_feeds_gives_new_results() {
     let w = g.param("w", arr1(&[1.0f32, 2.0, 3.0]));
     let y = (x * w).sum();
     let dw = g.grad(y, &[w]).unwrap()[0];
-    let mut m = g.compile(&[y], &[dw]).unwrap();
+    let mut m = g.compile(&[y, dw], &[]).unwrap();
     let steps = m.len();
     for (xs, want) in [
         ([1.0f32, 1.0, 1.0], 6.0f32), // 1 + 2 + 3
@@ -151,10 +151,13 @@ fn machine_moves_to_another_thread_after_the_graph_is_dropped() {
         m.run().unwrap();
         let first = m.scalar(loss).unwrap();
         let b = m.handle_of("b").unwrap();
-        let mut opt = Sgd::new(0.1).unwrap();
+        let mut opt = Sgd::new(0.1);
+        // the machine knows its (parameter, gradient) pairs; step w's only
+        let only_w = m.grads().select(&[w]).unwrap();
+        assert_eq!(only_w.get(w), Some(gw));
         for _ in 0..300 {
             m.run().unwrap();
-            opt.step(&mut m, &[w], &[gw]).unwrap();
+            opt.step(&mut m, &only_w).unwrap();
         }
         m.run().unwrap();
         let w_now: Vec<f32> = m.value(w).unwrap().iter().copied().collect();
@@ -215,7 +218,7 @@ fn parameters_are_read_and_written() {
     let w = g.param("w", arr2(&[[1.0, 2.0], [3.0, 4.0]]));
     let y = w.sum();
     let dw = g.grad((w * w).sum(), &[w]).unwrap()[0];
-    let mut m = g.compile(&[y], &[dw]).unwrap();
+    let mut m = g.compile(&[y, dw], &[]).unwrap();
     // the initial value before any run (stored, so bit for bit)
     assert_eq!(
         m.value(w).unwrap(),
@@ -275,10 +278,10 @@ fn copy_params_from_a_training_machine_into_an_evaluation_machine() {
     let xs = arr2(&[[1.0, 2.0], [3.0, -1.0]]);
     train.feed(x, &xs).unwrap();
     train.feed(t, &arr2(&[[0.0, 1.0], [1.0, 0.0]])).unwrap();
-    let mut opt = Sgd::new(0.05).unwrap();
+    let mut opt = Sgd::new(0.05);
     for _ in 0..5 {
         train.run().unwrap();
-        opt.step(&mut train, &params, &grads).unwrap();
+        opt.step(&mut train, &grads).unwrap();
     }
     let trained = train.value(w1).unwrap().to_owned();
     assert_ne!(trained, arr2(&[[1.0, 0.0], [0.0, 1.0]]).into_dyn());
@@ -415,10 +418,10 @@ fn sgd_trains_linear_regression_to_the_least_squares_solution() {
     let mut m = g.compile(&[loss], &grads).unwrap();
     m.feed(x, &xs).unwrap();
     m.feed(y, &ys).unwrap();
-    let mut opt = Sgd::new(0.4).unwrap();
+    let mut opt = Sgd::new(0.4);
     for _ in 0..1000 {
         m.run().unwrap();
-        opt.step(&mut m, &params, &grads).unwrap();
+        opt.step(&mut m, &grads).unwrap();
     }
     m.run().unwrap();
     let wv = m.value(w).unwrap();
@@ -427,8 +430,8 @@ fn sgd_trains_linear_regression_to_the_least_squares_solution() {
     assert_abs_diff_eq!(wv[[1, 0]], want[1], epsilon = 1e-6);
     assert_abs_diff_eq!(m.value(bias).unwrap()[[0]], want[2], epsilon = 1e-6);
     // the gradient vanishes at the minimum
-    for gr in &grads {
-        for v in m.value(*gr).unwrap().iter() {
+    for (_, gr) in &grads {
+        for v in m.value(gr).unwrap().iter() {
             assert_abs_diff_eq!(*v, 0.0, epsilon = 1e-8);
         }
     }
@@ -460,8 +463,8 @@ fn an_empty_machine_runs() {
     assert_eq!(m.memory().total(), 0);
 }
 
-/// The quick-start pattern (`params = g.params()`, `grads = g.grad(loss, &params)`,
-/// `compile(&[loss], &grads)`, `step(&params, &grads)`) with a parameter the loss does not
+/// The quick-start pattern (`grads = g.grad(loss, &g.params())`,
+/// `compile(&[loss], &grads)`, `step(&mut m, &grads)`) with a parameter the loss does not
 /// use (an evaluation head, say): its gradient is zero, so the step should leave it alone.
 #[test]
 fn sgd_steps_past_a_parameter_the_loss_does_not_use() {
@@ -473,10 +476,7 @@ fn sgd_steps_past_a_parameter_the_loss_does_not_use() {
     let grads = g.grad(loss, &params).unwrap();
     let mut m = g.compile(&[loss], &grads).unwrap();
     m.run().unwrap();
-    Sgd::new(0.25)
-        .unwrap()
-        .step(&mut m, &params, &grads)
-        .unwrap();
+    Sgd::new(0.25).step(&mut m, &grads).unwrap();
     // p ← 1 − 0.25 · 2p = 0.5; head ← head − 0.25 · 0
     assert_abs_diff_eq!(m.value(p).unwrap()[[0]], 0.5);
     assert_eq!(m.value(head).unwrap(), arr1(&[5.0, 5.0]).into_dyn());
@@ -496,7 +496,7 @@ fn long_lived_values_survive_buffer_reuse() {
     let y2 = y.reshape([2, 2]);
     let out = (z.reshape([2, 2]) + y2 * y2).sum();
     let dx = g.grad(out, &[x]).unwrap()[0];
-    let mut m = g.compile(&[out], &[dx]).unwrap();
+    let mut m = g.compile(&[out, dx], &[]).unwrap();
     m.run().unwrap();
     // the same chain in plain f64
     let (mut want, mut want_dx) = (0.0, Vec::new());

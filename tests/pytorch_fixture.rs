@@ -120,7 +120,7 @@ fn matches_pytorch<T: Scalar>(tag: &str, max_relative: f64, epsilon: f64) -> f64
         epsilon,
     ));
     // tapegrad's weight gradients are [in, out], PyTorch's [out, in]
-    for (grad, (name, transposed)) in grads.iter().zip([
+    for (grad, (name, transposed)) in grads.tensors().iter().zip([
         ("0.weight", true),
         ("0.bias", false),
         ("2.weight", true),
@@ -135,7 +135,7 @@ fn matches_pytorch<T: Scalar>(tag: &str, max_relative: f64, epsilon: f64) -> f64
         let what = format!("{tag} grad {name}");
         worst = worst.max(compare(
             &what,
-            m.value(grad).unwrap(),
+            m.value(*grad).unwrap(),
             &want,
             max_relative,
             epsilon,

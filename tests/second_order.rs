@@ -58,7 +58,7 @@ fn second_and_third_derivative_of_cube_f32() {
     let d1 = g.grad(y, &[x]).unwrap()[0];
     let d2 = g.grad(d1.sum(), &[x]).unwrap()[0];
     let d3 = g.grad(d2.sum(), &[x]).unwrap()[0];
-    let mut m = g.compile(&[y], &[d1, d2, d3]).unwrap();
+    let mut m = g.compile(&[y, d1, d2, d3], &[]).unwrap();
     m.run().unwrap();
     for (i, &x) in xs.iter().enumerate() {
         // d/dx x^3 = 3x^2 (at x = 4: 48)
@@ -142,19 +142,24 @@ fn hessian_vector_product_of_mlp_matches_finite_differences() {
     let loss = (hidden.matmul(params[2]) + params[3]).cross_entropy(ids);
     let grads = g.grad(loss, &params).unwrap();
     let gv = grads
+        .tensors()
         .iter()
         .zip(&v)
         .map(|(&gr, vi)| (gr * g.constant(vi.clone())).sum())
         .reduce(|a, b| a + b)
         .unwrap();
     let hv = g.grad(gv, &params).unwrap();
-    let mut outputs = grads.clone();
-    outputs.extend(&hv);
-    let mut m = g.compile(&[loss], &outputs).unwrap();
+    let mut outputs = vec![loss];
+    outputs.extend(hv.tensors());
+    let mut m = g.compile(&outputs, &grads).unwrap();
     m.feed(x, &array(&[5, 3], 30).mapv(|t| 2.0 * t)).unwrap();
     m.feed(ids, &arr1(&[0.0, 1.0, 1.0, 0.0, 1.0])).unwrap();
     m.run().unwrap();
-    let hv_val: Vec<ArrayD<f64>> = hv.iter().map(|&t| m.value(t).unwrap().to_owned()).collect();
+    let hv_val: Vec<ArrayD<f64>> = hv
+        .tensors()
+        .iter()
+        .map(|&t| m.value(t).unwrap().to_owned())
+        .collect();
 
     let eps = 1e-5;
     let mut grad_at = |sign: f64| -> Vec<ArrayD<f64>> {
@@ -164,6 +169,7 @@ fn hessian_vector_product_of_mlp_matches_finite_differences() {
         }
         m.run().unwrap();
         grads
+            .tensors()
             .iter()
             .map(|&t| m.value(t).unwrap().to_owned())
             .collect()
@@ -193,7 +199,7 @@ fn gradient_penalty_known_value() {
     let dh = g.grad(h, &[x]).unwrap()[0];
     let penalty = dh.square().sum();
     let dp = g.grad(penalty, &[x]).unwrap()[0];
-    let mut m = g.compile(&[penalty], &[dp]).unwrap();
+    let mut m = g.compile(&[penalty, dp], &[]).unwrap();
     m.run().unwrap();
     // P = 9 (1 + 16 + 1/16) = 153.5625
     assert_abs_diff_eq!(m.scalar(penalty).unwrap(), 153.5625, epsilon = 1e-12);
@@ -255,7 +261,9 @@ fn hessian_of_quadratic_form_is_symmetric_matrix() {
             g.grad((grad * g.constant(e)).sum(), &[x]).unwrap()[0]
         })
         .collect();
-    let mut m = g.compile(&[grad], &rows).unwrap();
+    let mut outputs = vec![grad];
+    outputs.extend(&rows);
+    let mut m = g.compile(&outputs, &[]).unwrap();
     m.run().unwrap();
     let h: Vec<Vec<f64>> = rows
         .iter()

@@ -28,8 +28,8 @@ fn step_values(threads: usize) -> Vec<Vec<f32>> {
     m.feed(y, &yb).unwrap();
     m.run().unwrap();
     let mut out = vec![vec![m.scalar(loss).unwrap()]];
-    for gr in &grads {
-        out.push(m.value(*gr).unwrap().iter().copied().collect());
+    for (_, gr) in &grads {
+        out.push(m.value(gr).unwrap().iter().copied().collect());
     }
     out
 }

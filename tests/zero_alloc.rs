@@ -54,9 +54,9 @@ fn allocations_per_steps(
     let params = g.params();
     let grads = g.grad(loss, &params).unwrap();
     let mut m = g.compile(&[loss], &grads).unwrap();
-    let mut sgd = Sgd::new(0.01).unwrap();
-    let mut adam = Adam::new(1e-3).unwrap();
-    let sched = WarmupCosineLr::new(1e-3, 1e-5, 2, 100).unwrap();
+    let mut sgd = Sgd::new(0.01);
+    let mut adam = Adam::new(1e-3);
+    let sched = WarmupCosineLr::new(1e-3, 1e-5, 2, 100);
     let mut t = 0;
     let classes = sizes[sizes.len() - 1];
     let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
@@ -73,9 +73,9 @@ fn allocations_per_steps(
         if full {
             tapegrad::optim::clip_grad_norm(m, &grads, 1.0).unwrap();
             sched.apply(&mut adam, t).unwrap();
-            adam.step(m, &params, &grads).unwrap();
+            adam.step(m, &grads).unwrap();
         } else {
-            sgd.step(m, &params, &grads).unwrap();
+            sgd.step(m, &grads).unwrap();
         }
         t += 1;
     };

@@ -6,32 +6,61 @@ use alloc::vec::Vec;
 use core::mem;
 
 use super::{FedRows, Machine, Memory, RunStep, Step, ABSENT};
-use crate::error::{Caller, Result};
-use crate::graph::{Graph, Kind, Tensor};
+use crate::error::{Caller, Error, Result};
+use crate::grads::{AsGrads, GradHandles};
+use crate::graph::{Graph, Handle, Kind, Tensor};
 use crate::plan::{self, StepInfo};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 impl<T: Scalar> Graph<T> {
-    /// Compiles the nodes that `outputs` and `grads` need, and every parameter, into a
-    /// [`Machine`]. Both lists are outputs, whose values stay readable after a run;
-    /// `grads` is where the gradients an optimizer steps on usually go. Other intermediate
-    /// values share reused buffers (see [`Memory`]).
+    /// Compiles the nodes that `outputs` and the gradients of `grads` need, and every
+    /// parameter, into a [`Machine`]. Outputs and gradients stay readable after a run;
+    /// other intermediate values share reused buffers (see [`Memory`]). The machine
+    /// remembers the `(parameter, gradient)` pairs of `grads` ([`Machine::grads`]), which
+    /// optimizers step on. Pass `&[]` for a machine without gradients (evaluation):
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let w = g.param("w", ndarray::arr1(&[2.0f32]));
+    /// let y = (w * w).sum();
+    /// let grads = g.grad(y, &[w])?;
+    /// let train = g.compile(&[y], &grads)?; // pairs (w, dy/dw)
+    /// let eval = g.compile(&[y], &[])?; // no gradients
+    /// assert_eq!((train.grads().len(), eval.grads().len()), (1, 0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// The first error recorded while building the graph, or [`Error::WrongGraph`](crate::Error::WrongGraph) if an
-    /// output belongs to another graph.
+    /// The first error recorded while building the graph, or
+    /// [`Error::WrongGraph`](crate::Error::WrongGraph) if an output or gradient belongs to
+    /// another graph.
     #[track_caller]
-    pub fn compile(
+    pub fn compile<G: AsGrads + ?Sized>(
         &self,
         outputs: &[Tensor<'_, T>],
-        grads: &[Tensor<'_, T>],
+        grads: &G,
     ) -> Result<Machine<T>> {
         let caller = Caller::here();
-        let wanted: Vec<&Tensor<'_, T>> = outputs.iter().chain(grads).collect();
-        for t in &wanted {
+        for t in outputs {
             self.owns(t, "compile", caller)?;
         }
+        let pairs = grads.grad_pairs();
+        for &(x, dx) in pairs {
+            if x.graph != self.id || dx.graph != self.id {
+                return Err(Error::WrongGraph {
+                    op: "compile",
+                    caller,
+                });
+            }
+        }
+        let grads: Vec<Handle> = pairs.iter().map(|p| p.1).collect();
+        let wanted: Vec<Handle> = outputs
+            .iter()
+            .map(|t| t.handle())
+            .chain(grads.iter().copied())
+            .collect();
         self.check()?;
         let nodes = self.nodes();
         // Every parameter of the graph lives in the machine, used or not, so that an
@@ -72,6 +101,10 @@ impl<T: Scalar> Graph<T> {
             ranges.push((start, args.len() as u32));
         }
         let is_grad = |i: usize| grads.iter().any(|t| t.id.index() == i);
+        let distinct = pairs
+            .iter()
+            .enumerate()
+            .all(|(k, p)| pairs[..k].iter().all(|q| q.0 != p.0));
         let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
@@ -228,6 +261,8 @@ impl<T: Scalar> Graph<T> {
             training: true,
             memory,
             ran: false,
+            grads: GradHandles::from_pairs(pairs.to_vec()),
+            distinct,
         })
     }
 }

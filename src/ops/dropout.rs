@@ -95,7 +95,7 @@ mod tests {
         let x = g.param("x", Array1::from_elem(64, 3.0));
         let y = x.dropout(0.25);
         let dx = g.grad(y.sum(), &[x]).unwrap()[0];
-        let mut m = g.compile(&[y], &[dx]).unwrap();
+        let mut m = g.compile(&[y, dx], &[]).unwrap();
         m.run().unwrap();
         let (y1, d1) = (
             m.value(y).unwrap().to_owned(),

@@ -24,7 +24,7 @@ use core::fmt::Debug;
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
 use crate::error::Result;
-use crate::graph::Tensor;
+use crate::graph::{Graph, Tensor};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
@@ -46,9 +46,9 @@ mod unary;
 pub use binary::{Binary, BinaryFn};
 pub use unary::{Unary, UnaryFn};
 
-/// An operation on tensors. Implement it to add an op: the machine calls `forward` with
-/// buffers it owns, and [`Graph::grad`](crate::Graph::grad) calls `vjp` to append the
-/// gradient as ordinary ops.
+/// An operation on tensors. Implement it to add an op, and record it with
+/// [`Graph::custom`]: the machine calls `forward` with buffers it owns, and
+/// [`Graph::grad`](crate::Graph::grad) calls `vjp` to append the gradient as ordinary ops.
 pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
     /// A short name used in errors (`"matmul"`).
     fn name(&self) -> &'static str;
@@ -104,6 +104,67 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
     fn scratch(&self, inputs: &[&Shape]) -> usize {
         let _ = inputs;
         0
+    }
+}
+
+impl<T: Scalar> Graph<T> {
+    /// Records `op`, an [`Op`] of your own, applied to `inputs`: the door for ops defined
+    /// outside the crate. Like the built-in ops it never fails on the spot: if the shape
+    /// rule refuses the inputs' shapes, or an input belongs to another graph, the error is
+    /// stored with this call's file and line and returned by the next fallible call
+    /// (`grad`, `compile`, [`check`](Graph::check)).
+    ///
+    /// ```
+    /// use tapegrad::ops::{Inputs, Op, Out};
+    /// use tapegrad::prelude::*;
+    ///
+    /// /// y = x^3, elementwise.
+    /// #[derive(Debug)]
+    /// struct Cube;
+    ///
+    /// impl Op<f64> for Cube {
+    ///     fn name(&self) -> &'static str {
+    ///         "cube"
+    ///     }
+    ///     fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
+    ///         match inputs {
+    ///             [x] => Ok((*x).clone()),
+    ///             _ => Err(format!("takes 1 input, got {}", inputs.len())),
+    ///         }
+    ///     }
+    ///     fn forward(&self, inputs: &Inputs<'_, f64>, out: &mut Out<'_, f64>) -> tapegrad::Result<()> {
+    ///         for (y, &x) in out.slice().iter_mut().zip(inputs.slice(0)) {
+    ///             *y = x * x * x;
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     // d/dx x^3 = 3x^2
+    ///     fn vjp<'g>(
+    ///         &self,
+    ///         inputs: &[Tensor<'g, f64>],
+    ///         _out: Tensor<'g, f64>,
+    ///         grad_out: Tensor<'g, f64>,
+    ///     ) -> Vec<Option<Tensor<'g, f64>>> {
+    ///         vec![Some(grad_out * inputs[0].square() * 3.0)]
+    ///     }
+    /// }
+    ///
+    /// let g = Graph::<f64>::new();
+    /// let x = g.param("x", ndarray::arr1(&[2.0, -1.0]));
+    /// let y = g.custom(Cube, &[x]);
+    /// let grads = g.grad(y.sum(), &[x])?;
+    /// let mut m = g.compile(&[y], &grads)?;
+    /// m.run()?;
+    /// assert_eq!(m.value(y)?.as_slice(), Some(&[8.0, -1.0][..]));
+    /// assert_eq!(m.value(grads[0])?.as_slice(), Some(&[12.0, 3.0][..])); // 3x^2
+    ///
+    /// let _ = g.custom(Cube, &[x, x]); // refused by the shape rule: an error at this line
+    /// assert!(matches!(g.check(), Err(Error::Shape { op: "cube", .. })));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn custom<O: Op<T>>(&self, op: O, inputs: &[Tensor<'_, T>]) -> Tensor<'_, T> {
+        self.apply(op, inputs, core::panic::Location::caller())
     }
 }
 
@@ -302,7 +363,10 @@ pub(crate) mod testing {
         let gs = g.grad(y, &xs).unwrap();
         let mut m = g.compile(&[y], &gs).unwrap();
         m.run().unwrap();
-        gs.iter().map(|t| m.value(*t).unwrap().to_owned()).collect()
+        gs.tensors()
+            .iter()
+            .map(|t| m.value(*t).unwrap().to_owned())
+            .collect()
     }
 
     /// Asserts equal shapes and elements within `1e-12` (NaN matching NaN).

@@ -172,7 +172,7 @@ mod tests {
         let w = g.param("w", ndarray::Array2::<f32>::ones((3, 2)));
         let loss = x.matmul(w).cross_entropy(ids);
         let gw = g.grad(loss, &[w]).unwrap()[0];
-        let mut m = g.compile(&[loss], &[gw]).unwrap();
+        let mut m = g.compile(&[loss, gw], &[]).unwrap();
         m.feed(x, &ndarray::Array2::<f32>::zeros((0, 3))).unwrap();
         m.feed(ids, &ndarray::Array1::<f32>::zeros(0)).unwrap();
         m.run().unwrap();

@@ -90,7 +90,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// // log where positive, 0 elsewhere: log(-1) = NaN is never picked
     /// let y = x.log().where_(x.gt(zero), zero);
     /// let dx = g.grad(y.sum(), &[x])?[0];
-    /// let mut m = g.compile(&[y], &[dx])?;
+    /// let mut m = g.compile(&[y, dx], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(y)?.as_slice(), Some(&[0.0, 4f64.ln()][..]));
     /// assert_eq!(m.value(dx)?.as_slice(), Some(&[0.0, 0.25][..]));

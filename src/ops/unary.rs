@@ -379,7 +379,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// let x = g.param("x", ndarray::arr1(&[-1.0, 2.0]));
     /// let y = x.relu();
     /// let dx = g.grad(y.sum(), &[x])?[0];
-    /// let mut m = g.compile(&[y], &[dx])?;
+    /// let mut m = g.compile(&[y, dx], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(y)?.as_slice(), Some(&[0.0, 2.0][..]));
     /// assert_eq!(m.value(dx)?.as_slice(), Some(&[0.0, 1.0][..]));

@@ -6,7 +6,8 @@ use num_traits::Float;
 
 use super::{check_lr, check_non_negative, check_unit, LearningRate, Optimizer, State};
 use crate::error::{Caller, Error, Result};
-use crate::graph::AsHandle;
+use crate::grads::AsGrads;
+use crate::graph::Handle;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 
@@ -23,6 +24,10 @@ use crate::scalar::Scalar;
 /// moments are allocated at the first step, in the machine's element type; later steps
 /// allocate nothing. For weight decay decoupled from the gradient, use [`AdamW`](super::AdamW).
 ///
+/// The setters cannot fail; the configuration is checked at every step before anything
+/// changes ([`Adam::check`]), so a bad setting is an [`Error::InvalidArgument`] from the
+/// first step.
+///
 /// ```
 /// use tapegrad::prelude::*;
 /// // Minimise (w - 3)^2 from w = 0.
@@ -31,14 +36,14 @@ use crate::scalar::Scalar;
 /// let loss = (w - 3.0).square().sum();
 /// let grads = g.grad(loss, &[w])?;
 /// let mut m = g.compile(&[loss], &grads)?;
-/// let mut opt = Adam::new(0.1)?.betas(0.9, 0.99)?;
+/// let mut opt = Adam::new(0.1).betas(0.9, 0.99);
 /// m.run()?;
-/// opt.step(&mut m, &[w], &grads)?;
+/// opt.step(&mut m, &grads)?;
 /// // the first step moves by lr: m̂ / sqrt(v̂) = g / |g| = -1
 /// assert!((m.value(w)?[[0]] - 0.1).abs() < 1e-6);
 /// for _ in 0..300 {
 ///     m.run()?;
-///     opt.step(&mut m, &[w], &grads)?;
+///     opt.step(&mut m, &grads)?;
 /// }
 /// assert!((m.value(w)?[[0]] - 3.0).abs() < 1e-2);
 /// # Ok::<(), tapegrad::Error>(())
@@ -56,78 +61,81 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// Adam with learning rate `lr` and PyTorch's defaults for the rest.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `lr` is negative, NaN or infinite.
-    pub fn new(lr: f64) -> Result<Self> {
-        Ok(Adam {
-            lr: check_lr(lr)?,
+    /// Adam with learning rate `lr` (a finite number >= 0) and PyTorch's defaults for the
+    /// rest.
+    pub fn new(lr: f64) -> Self {
+        Adam {
+            lr,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
             state: State::default(),
-        })
+        }
     }
 
     /// AdamW's settings: [`Adam::new`] with decoupled weight decay of 0.01.
-    pub(super) fn decoupled(lr: f64) -> Result<Self> {
-        let mut adam = Adam::new(lr)?;
+    pub(super) fn decoupled(lr: f64) -> Self {
+        let mut adam = Adam::new(lr);
         adam.decoupled = true;
         adam.weight_decay = 0.01;
-        Ok(adam)
+        adam
     }
 
-    /// Sets the decay rates of the moment estimates (default `(0.9, 0.999)`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if either is not in `[0, 1)`.
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Result<Self> {
-        self.beta1 = check_unit("beta1", beta1)?;
-        self.beta2 = check_unit("beta2", beta2)?;
-        Ok(self)
+    /// Sets the decay rates of the moment estimates (default `(0.9, 0.999)`), each in
+    /// `[0, 1)`.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
     }
 
-    /// Sets the term added to the denominator (default `1e-8`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `eps` is not a finite number > 0.
-    pub fn eps(mut self, eps: f64) -> Result<Self> {
-        if !(eps.is_finite() && eps > 0.0) {
-            return Err(Error::InvalidArgument {
-                what: "eps",
-                reason: alloc::format!("{eps} is not a finite number > 0"),
-            });
-        }
+    /// Sets the term added to the denominator (default `1e-8`), a finite number > 0.
+    pub fn eps(mut self, eps: f64) -> Self {
         self.eps = eps;
-        Ok(self)
+        self
     }
 
     /// Sets the weight decay, an L2 penalty `weight_decay * p` added to the gradient
-    /// (default 0).
+    /// (default 0), a finite number >= 0.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Checks the configuration: what [`step`](Optimizer::step) does first.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `weight_decay` is negative, NaN or infinite.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Result<Self> {
-        self.weight_decay = check_non_negative("weight decay", weight_decay)?;
-        Ok(self)
+    /// [`Error::InvalidArgument`] naming the first setting out of range: the learning
+    /// rate, `beta1`, `beta2`, `eps` or the weight decay.
+    pub fn check(&self) -> Result<()> {
+        check_lr(self.lr)?;
+        check_unit("beta1", self.beta1)?;
+        check_unit("beta2", self.beta2)?;
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::InvalidArgument {
+                what: "eps",
+                reason: alloc::format!("{} is not a finite number > 0", self.eps),
+            });
+        }
+        check_non_negative("weight decay", self.weight_decay)?;
+        Ok(())
     }
 
     /// The update of both Adam and AdamW.
     pub(super) fn update<T: Scalar>(
         &mut self,
         m: &mut Machine<T>,
-        params: &[impl AsHandle],
-        grads: &[impl AsHandle],
+        pairs: &[(Handle, Handle)],
         what: &'static str,
         caller: Caller,
     ) -> Result<()> {
+        self.check()?;
         let (b1, b2) = (self.beta1, self.beta2);
         let lr = self.lr;
         let (wd, decoupled) = (self.weight_decay, self.decoupled);
-        let (t, bufs) = self.state.buffers(m, params, grads, 2, what, caller)?;
+        let (t, bufs) = self.state.buffers(m, pairs, 2, what, caller)?;
         // Bias corrections in f64, as PyTorch computes them on Python floats.
         let t = t as f64;
         let step_size = T::of(lr / (1.0 - Float::powf(b1, t)));
@@ -136,18 +144,16 @@ impl Adam {
         let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
         let l2 = T::of(if decoupled { 0.0 } else { wd });
         let shrink = T::of(if decoupled { 1.0 - lr * wd } else { 1.0 });
-        for ((p, g), buf) in params.iter().zip(grads).zip(bufs) {
-            let (p, g) = m.param_and_grad(p, g, caller)?;
-            let (m1, v) = buf.split_at_mut(p.len());
-            for (((p, &g), m1), v) in p.iter_mut().zip(g).zip(m1).zip(v) {
+        m.each_pair(pairs, caller, |pg| {
+            let (m1, v) = bufs[pg.index].split_at_mut(pg.param.len());
+            for (((p, &g), m1), v) in pg.param.iter_mut().zip(pg.grad).zip(m1).zip(v) {
                 let g = g + l2 * *p;
                 *p = *p * shrink;
                 *m1 = b1 * *m1 + one_b1 * g;
                 *v = b2 * *v + one_b2 * g * g;
                 *p = *p - step_size * *m1 / (v.sqrt() / bc2_sqrt + eps);
             }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -164,13 +170,9 @@ impl LearningRate for Adam {
 
 impl<T: Scalar> Optimizer<T> for Adam {
     #[track_caller]
-    fn step<P: AsHandle, G: AsHandle>(
-        &mut self,
-        m: &mut Machine<T>,
-        params: &[P],
-        grads: &[G],
-    ) -> Result<()> {
-        self.update(m, params, grads, "Adam::step", Location::caller().into())
+    fn step<G: AsGrads + ?Sized>(&mut self, m: &mut Machine<T>, grads: &G) -> Result<()> {
+        let caller = Location::caller().into();
+        self.update(m, grads.grad_pairs(), "Adam::step", caller)
     }
 }
 
@@ -212,11 +214,11 @@ mod tests {
         let p3 = p2 + 0.1 * (2.0 / 7.0) / (28.0f64 / 37.0).sqrt();
         assert_relative_eq!(p2, 0.811808, epsilon = 1e-6);
         let mut f = fixture([1.0, -1.0]);
-        let mut opt = Adam::new(0.1).unwrap().betas(0.5, 0.75).unwrap();
-        opt.eps = 0.0; // only for the hand computation: eps > 0 is required
+        let mut opt = Adam::new(0.1).betas(0.5, 0.75);
+        opt.eps = 1e-300; // below an ulp of sqrt(v̂): the hand computation has none
         for g in [[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]] {
             f.run_with(g);
-            opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+            opt.step(&mut f.m, &f.grads).unwrap();
         }
         assert_relative_eq!(f.w()[0], p3, epsilon = 1e-14);
     }
@@ -232,11 +234,11 @@ mod tests {
         ];
         for (wd, eps) in [(0.0, 1e-8), (0.1, 1e-8), (0.3, 0.5)] {
             let mut f = fixture([1.0, -1.0]);
-            let mut opt = Adam::new(0.05).unwrap().eps(eps).unwrap();
-            opt = opt.weight_decay(wd).unwrap();
+            let mut opt = Adam::new(0.05).eps(eps);
+            opt = opt.weight_decay(wd);
             for g in gs {
                 f.run_with(g);
-                opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+                opt.step(&mut f.m, &f.grads).unwrap();
             }
             for (i, p0) in [1.0, -1.0].into_iter().enumerate() {
                 let g: [f64; 5] = core::array::from_fn(|k| gs[k][i]);
@@ -254,12 +256,12 @@ mod tests {
         let loss = (w * w).sum(); // g = 2w
         let grads = g.grad(loss, &[w]).unwrap();
         let mut m = g.compile(&[loss], &grads).unwrap();
-        let mut opt = Adam::new(0.01).unwrap();
+        let mut opt = Adam::new(0.01);
         let mut p = 1.0f64;
         let (mut m1, mut v) = (0.0, 0.0);
         for t in 1..=4 {
             m.run().unwrap();
-            opt.step(&mut m, &[w], &grads).unwrap();
+            opt.step(&mut m, &grads).unwrap();
             let g = 2.0 * p;
             m1 = 0.9 * m1 + 0.1 * g;
             v = 0.999 * v + 0.001 * g * g;
@@ -273,40 +275,40 @@ mod tests {
     #[test]
     fn bad_settings() {
         for (b1, b2) in [(1.0, 0.999), (0.9, -0.1), (f64::NAN, 0.9), (0.9, 1.5)] {
-            let e = Adam::new(1e-3).unwrap().betas(b1, b2).unwrap_err();
+            let e = Adam::new(1e-3).betas(b1, b2).check().unwrap_err();
             assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
             assert!(e.to_string().contains("is not in [0, 1)"), "{e}");
         }
-        let e = Adam::new(1e-3).unwrap().betas(0.9, 1.0).unwrap_err();
+        let e = Adam::new(1e-3).betas(0.9, 1.0).check().unwrap_err();
         assert_eq!(e.to_string(), "invalid beta2: 1 is not in [0, 1)");
         for eps in [0.0, -1e-8, f64::NAN, f64::INFINITY] {
-            let e = Adam::new(1e-3).unwrap().eps(eps).unwrap_err();
+            let e = Adam::new(1e-3).eps(eps).check().unwrap_err();
             assert!(e.to_string().starts_with("invalid eps: "), "{e}");
         }
-        let e = Adam::new(-1e-3).unwrap_err();
+        let e = Adam::new(-1e-3).check().unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid learning rate: -0.001 is not a finite number >= 0"
         );
-        assert!(Adam::new(f64::NAN).is_err());
-        assert!(Adam::new(1e-3).unwrap().weight_decay(f64::NAN).is_err());
-        assert!(Adam::new(0.0).unwrap().betas(0.0, 0.0).is_ok());
+        assert!(Adam::new(f64::NAN).check().is_err());
+        assert!(Adam::new(1e-3).weight_decay(f64::NAN).check().is_err());
+        assert!(Adam::new(0.0).betas(0.0, 0.0).check().is_ok());
     }
 
     #[test]
     fn state_is_per_element_type() {
         let mut f = fixture([1.0, -1.0]);
         f.run_with([1.0, 1.0]);
-        let mut opt = Adam::new(0.1).unwrap();
-        opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+        let mut opt = Adam::new(0.1);
+        opt.step(&mut f.m, &f.grads).unwrap();
         let copy = opt.clone();
         assert!(alloc::format!("{copy:?}").contains("element: \"f64\""));
         let g = crate::graph::Graph::<f32>::new();
         let w = g.param("w", ndarray::arr1(&[1.0f32, 2.0]));
         let grads = g.grad(w.square().sum(), &[w]).unwrap();
-        let mut m = g.compile(&grads, &grads).unwrap();
+        let mut m = g.compile(grads.tensors(), &grads).unwrap();
         m.run().unwrap();
-        let e = opt.step(&mut m, &[w], &grads).unwrap_err();
+        let e = opt.step(&mut m, &grads).unwrap_err();
         assert!(
             e.to_string().contains("another element type than f32"),
             "{e}"

@@ -4,7 +4,7 @@ use core::panic::Location;
 
 use super::{Adam, LearningRate, Optimizer};
 use crate::error::Result;
-use crate::graph::AsHandle;
+use crate::grads::AsGrads;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 
@@ -19,56 +19,51 @@ use crate::scalar::Scalar;
 /// p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// ```
 /// Defaults as PyTorch: `betas = (0.9, 0.999)`, `eps = 1e-8`, `weight_decay = 0.01`. The
-/// setters and their checks are [`Adam`]'s.
+/// setters and their checks are [`Adam`]'s: they cannot fail, and a bad setting is an
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) from the first step.
 #[derive(Clone, Debug)]
 pub struct AdamW {
     adam: Adam,
 }
 
 impl AdamW {
-    /// AdamW with learning rate `lr`, weight decay 0.01 and Adam's defaults for the rest.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if `lr` is negative, NaN
-    /// or infinite.
-    pub fn new(lr: f64) -> Result<Self> {
-        Ok(AdamW {
-            adam: Adam::decoupled(lr)?,
-        })
+    /// AdamW with learning rate `lr` (a finite number >= 0), weight decay 0.01 and
+    /// Adam's defaults for the rest.
+    pub fn new(lr: f64) -> Self {
+        AdamW {
+            adam: Adam::decoupled(lr),
+        }
     }
 
-    /// Sets the decay rates of the moment estimates (default `(0.9, 0.999)`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if either is not in
+    /// Sets the decay rates of the moment estimates (default `(0.9, 0.999)`), each in
     /// `[0, 1)`.
-    pub fn betas(self, beta1: f64, beta2: f64) -> Result<Self> {
-        Ok(AdamW {
-            adam: self.adam.betas(beta1, beta2)?,
-        })
+    pub fn betas(self, beta1: f64, beta2: f64) -> Self {
+        AdamW {
+            adam: self.adam.betas(beta1, beta2),
+        }
     }
 
-    /// Sets the term added to the denominator (default `1e-8`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if `eps` is not a finite
-    /// number > 0.
-    pub fn eps(self, eps: f64) -> Result<Self> {
-        Ok(AdamW {
-            adam: self.adam.eps(eps)?,
-        })
+    /// Sets the term added to the denominator (default `1e-8`), a finite number > 0.
+    pub fn eps(self, eps: f64) -> Self {
+        AdamW {
+            adam: self.adam.eps(eps),
+        }
     }
 
     /// Sets the decoupled weight decay: each step first multiplies the parameter by
-    /// `1 - lr * weight_decay` (default 0.01).
+    /// `1 - lr * weight_decay` (default 0.01), a finite number >= 0.
+    pub fn weight_decay(self, weight_decay: f64) -> Self {
+        AdamW {
+            adam: self.adam.weight_decay(weight_decay),
+        }
+    }
+
+    /// Checks the configuration: what [`step`](Optimizer::step) does first.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if `weight_decay` is
-    /// negative, NaN or infinite.
-    pub fn weight_decay(self, weight_decay: f64) -> Result<Self> {
-        Ok(AdamW {
-            adam: self.adam.weight_decay(weight_decay)?,
-        })
+    /// As [`Adam::check`].
+    pub fn check(&self) -> Result<()> {
+        self.adam.check()
     }
 }
 
@@ -84,14 +79,10 @@ impl LearningRate for AdamW {
 
 impl<T: Scalar> Optimizer<T> for AdamW {
     #[track_caller]
-    fn step<P: AsHandle, G: AsHandle>(
-        &mut self,
-        m: &mut Machine<T>,
-        params: &[P],
-        grads: &[G],
-    ) -> Result<()> {
+    fn step<G: AsGrads + ?Sized>(&mut self, m: &mut Machine<T>, grads: &G) -> Result<()> {
+        let caller = Location::caller().into();
         self.adam
-            .update(m, params, grads, "AdamW::step", Location::caller().into())
+            .update(m, grads.grad_pairs(), "AdamW::step", caller)
     }
 }
 
@@ -116,11 +107,11 @@ mod tests {
         let want = step(step(step(1.0, 1.0), r2), r3);
         assert_relative_eq!(want, 0.7161868, epsilon = 1e-7);
         let mut f = fixture([1.0, -1.0]);
-        let opt = AdamW::new(0.1).unwrap().betas(0.5, 0.75).unwrap();
-        let mut opt = opt.weight_decay(0.5).unwrap();
+        let opt = AdamW::new(0.1).betas(0.5, 0.75);
+        let mut opt = opt.weight_decay(0.5);
         for g in [[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]] {
             f.run_with(g);
-            opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+            opt.step(&mut f.m, &f.grads).unwrap();
         }
         assert_relative_eq!(f.w()[0], want, max_relative = 1e-7);
     }
@@ -130,10 +121,10 @@ mod tests {
         // AdamW with PyTorch's defaults against the rule written out, four steps
         let gs = [[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25], [2.0, 0.0]];
         let mut f = fixture([1.0, -1.0]);
-        let mut opt = AdamW::new(0.05).unwrap();
+        let mut opt = AdamW::new(0.05);
         for g in gs {
             f.run_with(g);
-            opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+            opt.step(&mut f.m, &f.grads).unwrap();
         }
         for (i, mut p) in [1.0f64, -1.0].into_iter().enumerate() {
             let (mut m, mut v) = (0.0, 0.0);
@@ -151,21 +142,25 @@ mod tests {
 
     #[test]
     fn settings() {
-        let mut opt = AdamW::new(1e-3).unwrap();
+        let mut opt = AdamW::new(1e-3);
         assert_eq!(opt.lr(), 1e-3);
         opt.set_lr(5e-4).unwrap();
         assert_eq!(opt.lr(), 5e-4);
-        let e = AdamW::new(1e-3).unwrap().weight_decay(-0.01).unwrap_err();
+        let e = AdamW::new(1e-3).weight_decay(-0.01).check().unwrap_err();
         assert!(e.to_string().contains("weight decay"), "{e}");
-        assert!(AdamW::new(1e-3).unwrap().betas(0.9, 1.0).is_err());
-        assert!(AdamW::new(1e-3).unwrap().eps(0.0).is_err());
-        assert!(AdamW::new(f64::INFINITY).is_err());
+        assert!(AdamW::new(1e-3).betas(0.9, 1.0).check().is_err());
+        assert!(AdamW::new(1e-3).eps(0.0).check().is_err());
+        assert!(AdamW::new(f64::INFINITY).check().is_err());
         // the error names AdamW
         let mut f = fixture([1.0, -1.0]);
         f.run_with([1.0, 1.0]);
-        let e = opt
-            .step(&mut f.m, &[f.w], &[] as &[crate::Handle])
-            .unwrap_err();
+        opt.step(&mut f.m, &f.grads).unwrap();
+        let g = crate::Graph::<f64>::new();
+        let v = g.param("v", ndarray::arr1(&[1.0, -1.0]));
+        let grads = g.grad(v.sum(), &[v]).unwrap();
+        let mut m = g.compile(&[], &grads).unwrap();
+        m.run().unwrap();
+        let e = opt.step(&mut m, &grads).unwrap_err();
         assert!(e.to_string().starts_with("AdamW::step at "), "{e}");
     }
 }

@@ -5,11 +5,12 @@ use core::panic::Location;
 use num_traits::Float;
 
 use crate::error::{Caller, Error, Result};
-use crate::graph::AsHandle;
+use crate::grads::AsGrads;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 
-/// Scales the gradients `grads` (outputs of `m`'s last run) in place so that their
+/// Scales the gradients of `grads` (a [`Grads`](crate::Grads) or its
+/// [`GradHandles`](crate::GradHandles), values of `m`'s last run) in place so that their
 /// global L2 norm is at most `max_norm`, as `torch.nn.utils.clip_grad_norm_`; returns the
 /// norm before clipping.
 ///
@@ -41,11 +42,12 @@ use crate::scalar::Scalar;
 /// gradients it does not hold, that are not outputs of an op (a parameter or input), or
 /// before a run. Nothing is scaled when an error is returned.
 #[track_caller]
-pub fn clip_grad_norm<T: Scalar>(
+pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
     m: &mut Machine<T>,
-    grads: &[impl AsHandle],
+    grads: &G,
     max_norm: f64,
 ) -> Result<f64> {
+    let pairs = grads.grad_pairs();
     let caller = Caller::from(Location::caller());
     if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::InvalidArgument {
@@ -54,7 +56,7 @@ pub fn clip_grad_norm<T: Scalar>(
         });
     }
     let mut sum = 0.0f64;
-    for g in grads {
+    for (_, g) in pairs {
         for &v in m.output_mut(g, caller)?.iter() {
             let v = v.to_f64().unwrap_or(f64::NAN);
             sum += v * v;
@@ -63,12 +65,12 @@ pub fn clip_grad_norm<T: Scalar>(
     let norm = Float::sqrt(sum);
     if norm.is_finite() && norm > max_norm {
         let c = T::of(max_norm / (norm + 1e-6));
-        for (k, g) in grads.iter().enumerate() {
+        for (k, (_, g)) in pairs.iter().enumerate() {
             let here = m.output_mut(g, caller)?.as_ptr();
             // Quadratic in the number of gradients, but only a pointer compare each: the
             // alternative, remembering the buffers seen, would allocate.
             let mut seen = false;
-            for earlier in &grads[..k] {
+            for (_, earlier) in &pairs[..k] {
                 seen |= m.output_mut(earlier, caller)?.as_ptr() == here;
             }
             if !seen {
@@ -130,10 +132,10 @@ mod tests {
         let g = Graph::<f64>::new();
         let a = g.param("a", ndarray::arr1(&[3.0, 4.0]));
         let loss = a.square().sum() * 0.5;
-        let grads = g.grad(loss, &[a]).unwrap();
-        let mut m = g.compile(&[loss], &grads).unwrap();
+        let twice = g.grad(loss, &[a, a]).unwrap();
+        let mut m = g.compile(&[loss], &twice).unwrap();
         m.run().unwrap();
-        let twice = [grads[0], grads[0]];
+        let grads = &twice;
         // sqrt(2 * 25)
         let norm = clip_grad_norm(&mut m, &twice, 1.0).unwrap();
         assert_relative_eq!(norm, 50.0f64.sqrt());
@@ -161,14 +163,16 @@ mod tests {
         let e = clip_grad_norm(&mut m, &grads, f64::NAN).unwrap_err();
         assert_eq!(e.to_string(), "invalid max_norm: NaN is not a number >= 0");
         assert!(clip_grad_norm(&mut m, &grads, -1.0).is_err());
-        // a parameter is not a gradient: refused, nothing scaled
-        let e = clip_grad_norm(&mut m, &[grads[0], a], 1.0).unwrap_err();
+        // a gradient that is a constant (of a parameter the loss does not use) is not
+        // scaled in place: refused, nothing scaled
+        let unused = g.param("unused", ndarray::arr1(&[1.0]));
+        let grads = g.grad(loss, &[a, unused]).unwrap();
+        let mut m = g.compile(&[loss], &grads).unwrap();
+        m.run().unwrap();
+        let e = clip_grad_norm(&mut m, &grads, 1.0).unwrap_err();
         assert!(matches!(e, Error::WrongKind { .. }), "{e}");
         assert_eq!(m.value(grads[0]).unwrap()[[0]], 6.0);
         // no gradients: norm 0
-        assert_eq!(
-            clip_grad_norm(&mut m, &[] as &[crate::Handle], 1.0).unwrap(),
-            0.0
-        );
+        assert_eq!(clip_grad_norm(&mut m, &[], 1.0).unwrap(), 0.0);
     }
 }

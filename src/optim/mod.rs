@@ -21,34 +21,37 @@ pub use sgd::Sgd;
 
 use alloc::boxed::Box;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt;
 
 use crate::error::{Caller, Error, Result};
-use crate::graph::AsHandle;
+use crate::grads::AsGrads;
+use crate::graph::Handle;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 
 /// An update rule applied to parameters from their gradients, in place and without
 /// allocating.
+///
+/// Implementable outside the crate: [`Machine::for_each_pair`] hands out each parameter
+/// (mutable) with its gradient, allocation-free, after checking the pairs.
 pub trait Optimizer<T: Scalar>: LearningRate {
-    /// Updates each `params[i]` from `grads[i]` (values of the machine's last run).
+    /// Updates each parameter of `grads` (a [`Grads`](crate::Grads), or its
+    /// [`GradHandles`](crate::GradHandles)) from its gradient's value in the machine's
+    /// last run.
     ///
-    /// Every pair is checked before any parameter changes, so a failed step leaves the
-    /// machine and the optimizer as they were.
+    /// Every pair and every hyper-parameter is checked before any parameter changes, so
+    /// a failed step leaves the machine and the optimizer as they were.
     ///
     /// # Errors
-    /// [`Error::Mismatch`] if the lists differ in length, a
-    /// gradient's shape is not its parameter's, or (for optimizers with state) the
-    /// parameters are not those of the first step; the machine's errors for nodes it does
-    /// not hold or that are not parameters.
-    fn step<P: AsHandle, G: AsHandle>(
-        &mut self,
-        m: &mut Machine<T>,
-        params: &[P],
-        grads: &[G],
-    ) -> Result<()>;
+    /// [`Error::InvalidArgument`] naming a hyper-parameter that is out of range;
+    /// [`Error::Mismatch`] if a pair is not one the machine was compiled with, or (for
+    /// optimizers with state) the parameters are not those, by name and size, of the
+    /// first step; [`Error::WrongKind`] if a gradient is not a parameter's;
+    /// [`Error::NotRun`] before a run.
+    fn step<G: AsGrads + ?Sized>(&mut self, m: &mut Machine<T>, grads: &G) -> Result<()>;
 }
 
 /// The learning rate of an optimizer, read and set the same way for all of them (a
@@ -101,52 +104,33 @@ fn check(what: &'static str, v: f64, ok: bool, why: &str) -> Result<f64> {
     }
 }
 
-/// Checks that `params` and `grads` pair up in `m` (same count, each a parameter with a
-/// gradient of its shape, after a run).
-pub(crate) fn check_pairs<T: Scalar>(
-    m: &mut Machine<T>,
-    params: &[impl AsHandle],
-    grads: &[impl AsHandle],
-    what: &'static str,
-    caller: Caller,
-) -> Result<()> {
-    if params.len() != grads.len() {
-        return Err(Error::Mismatch {
-            what,
-            reason: format!("{} parameters but {} gradients", params.len(), grads.len()),
-            caller,
-        });
-    }
-    for (p, g) in params.iter().zip(grads) {
-        m.param_and_grad(p, g, caller)?;
-    }
-    Ok(())
-}
-
 /// An optimizer's per-parameter buffers: one `Vec<T>` of `width * numel` elements per
-/// parameter, made at the first step. Stored type-erased so that optimizers need no type
-/// parameter (`Sgd::new(0.1)` works for `f32` and `f64` machines alike); the element type
-/// is fixed by the first step.
+/// parameter, made at the first step, and the names of the parameters they were made for.
+/// Stored type-erased so that optimizers need no type parameter (`Sgd::new(0.1)` works
+/// for `f32` and `f64` machines alike); the element type is fixed by the first step.
 #[derive(Default)]
 pub(crate) struct State {
     bufs: Option<Box<dyn Any + Send + Sync>>,
+    /// The parameters' names, in the order of the first step's pairs.
+    names: Vec<String>,
     /// Steps taken since the buffers were made.
     steps: u64,
 }
 
 impl State {
     /// Checks every pair, makes the buffers (zeros) at the first call and checks them
-    /// against the parameters after that. Returns the 1-based number of this step and the
-    /// buffers, in `params` order.
+    /// against the parameters (names and sizes) after that. Returns the 1-based number
+    /// of this step and the buffers, in `pairs` order. Allocates only at the first call
+    /// or to report an error.
     pub(crate) fn buffers<T: Scalar>(
         &mut self,
-        m: &mut Machine<T>,
-        params: &[impl AsHandle],
-        grads: &[impl AsHandle],
+        m: &Machine<T>,
+        pairs: &[(Handle, Handle)],
         width: usize,
         what: &'static str,
         caller: Caller,
     ) -> Result<(u64, &mut [Vec<T>])> {
+        m.check_pairs(pairs, what, caller)?;
         let mismatch = |reason| Error::Mismatch {
             what,
             reason,
@@ -154,13 +138,15 @@ impl State {
         };
         match &mut self.bufs {
             None => {
-                check_pairs(m, params, grads, what, caller)?;
-                let mut bufs: Vec<Vec<T>> = Vec::with_capacity(params.len());
-                for (p, g) in params.iter().zip(grads) {
-                    let n = m.param_and_grad(p, g, caller)?.0.len();
+                let mut bufs: Vec<Vec<T>> = Vec::with_capacity(pairs.len());
+                let mut names = Vec::with_capacity(pairs.len());
+                for &(x, _) in pairs {
+                    let (name, n) = m.param_info(x, caller)?;
                     bufs.push(alloc::vec![T::zero(); width * n]);
+                    names.push(String::from(name));
                 }
                 self.bufs = Some(Box::new(bufs));
+                self.names = names;
                 self.steps = 0;
             }
             Some(any) => {
@@ -170,25 +156,30 @@ impl State {
                         T::NAME
                     ))
                 })?;
-                if params.len() != grads.len() || params.len() != bufs.len() {
-                    return Err(mismatch(format!(
-                        "{} parameters and {} gradients, but the optimizer's state was made \
-                         for {} parameters at its first step (use a new optimizer for \
-                         another parameter list)",
-                        params.len(),
-                        grads.len(),
-                        bufs.len()
-                    )));
+                let mut same = pairs.len() == bufs.len();
+                for (k, &(x, _)) in pairs.iter().enumerate().take(bufs.len()) {
+                    let (name, n) = m.param_info(x, caller)?;
+                    same &= name == self.names[k] && bufs[k].len() == width * n;
                 }
-                for (k, (p, g)) in params.iter().zip(grads).enumerate() {
-                    let n = m.param_and_grad(p, g, caller)?.0.len();
-                    if bufs[k].len() != width * n {
-                        return Err(mismatch(format!(
-                            "parameter {k} has {n} elements, but the optimizer's state was \
-                             made for {} at its first step",
-                            bufs[k].len() / width.max(1)
-                        )));
+                if !same {
+                    let mut now = Vec::with_capacity(pairs.len());
+                    for &(x, _) in pairs {
+                        let (name, n) = m.param_info(x, caller)?;
+                        now.push(format!("{name:?} ({n})"));
                     }
+                    let then: Vec<String> = self
+                        .names
+                        .iter()
+                        .zip(bufs.iter())
+                        .map(|(name, b)| format!("{name:?} ({})", b.len() / width.max(1)))
+                        .collect();
+                    return Err(mismatch(format!(
+                        "the optimizer's state was made at its first step for the parameters \
+                         [{}] (elements in parentheses), but this step has [{}]; use a new \
+                         optimizer for other parameters",
+                        then.join(", "),
+                        now.join(", ")
+                    )));
                 }
             }
         }
@@ -222,6 +213,7 @@ impl Clone for State {
             .and_then(|b| Self::erased_clone::<f32>(b).or_else(|| Self::erased_clone::<f64>(b)));
         State {
             bufs,
+            names: self.names.clone(),
             steps: self.steps,
         }
     }
@@ -267,13 +259,14 @@ pub(crate) mod test_util {
     //! optimizer's tests choose the gradient sequence.
     use crate::graph::{Graph, Handle};
     use crate::machine::Machine;
+    use crate::GradHandles;
 
     /// `loss = sum(w * gin)`, so `d loss / d w = gin`, the fed input.
     pub(crate) struct Fixture {
         pub m: Machine<f64>,
         pub w: Handle,
         pub gin: Handle,
-        pub grad: Handle,
+        pub grads: GradHandles,
     }
 
     pub(crate) fn fixture(w0: [f64; 2]) -> Fixture {
@@ -287,7 +280,7 @@ pub(crate) mod test_util {
             m,
             w: w.handle(),
             gin: gin.handle(),
-            grad: grads[0].handle(),
+            grads: grads.handles(),
         }
     }
 

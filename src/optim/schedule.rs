@@ -13,28 +13,43 @@ use crate::error::{Error, Result};
 ///
 /// ```
 /// use tapegrad::prelude::*;
-/// let schedule = WarmupCosineLr::new(1e-3, 0.0, 100, 1000)?;
-/// let mut opt = Adam::new(schedule.lr(0))?;
+/// let schedule = WarmupCosineLr::new(1e-3, 0.0, 100, 1000);
+/// let mut opt = Adam::new(schedule.lr(0));
 /// for step in 0..1000 {
 ///     schedule.apply(&mut opt, step)?;
-///     // m.run()?; opt.step(&mut m, &params, &grads)?;
+///     // m.run()?; opt.step(&mut m, &grads)?;
 /// }
 /// assert_eq!(opt.lr(), schedule.lr(999));
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
+///
+/// Schedules are built without failing; their settings are checked by
+/// [`check`](Schedule::check), which [`apply`](Schedule::apply) calls first.
 pub trait Schedule {
-    /// The learning rate for step `step` (counting from 0).
+    /// The learning rate for step `step` (counting from 0); NaN if the settings are
+    /// invalid (see [`check`](Schedule::check)).
     fn lr(&self, step: usize) -> f64;
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming the first invalid
+    /// setting.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Sets the learning rate of `opt` for step `step`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the schedule's value
-    /// is not a valid learning rate (it overflowed to infinity).
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if a setting is invalid
+    /// or the schedule's value is not a valid learning rate (it overflowed to infinity);
+    /// the optimizer's learning rate is then unchanged.
     fn apply<O: LearningRate + ?Sized>(&self, opt: &mut O, step: usize) -> Result<()>
     where
         Self: Sized,
     {
+        self.check()?;
         opt.set_lr(self.lr(step))
     }
 }
@@ -50,29 +65,38 @@ pub struct StepLr {
 }
 
 impl StepLr {
-    /// Starts at `base_lr` and multiplies by `gamma` every `step_size` steps.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `base_lr` is not a valid learning rate, `step_size`
-    /// is 0, or `gamma` is negative, NaN or infinite.
-    pub fn new(base_lr: f64, step_size: usize, gamma: f64) -> Result<Self> {
-        if step_size == 0 {
-            return Err(Error::InvalidArgument {
-                what: "step size",
-                reason: "0 steps between decays; it must be at least 1".into(),
-            });
-        }
-        Ok(StepLr {
-            base_lr: check_lr(base_lr)?,
+    /// Starts at `base_lr` (a valid learning rate) and multiplies by `gamma` (a finite
+    /// number >= 0) every `step_size` (at least 1) steps.
+    pub fn new(base_lr: f64, step_size: usize, gamma: f64) -> Self {
+        StepLr {
+            base_lr,
             step_size,
-            gamma: super::check_non_negative("gamma", gamma)?,
-        })
+            gamma,
+        }
     }
 }
 
 impl Schedule for StepLr {
     fn lr(&self, step: usize) -> f64 {
-        self.base_lr * Float::powf(self.gamma, (step / self.step_size) as f64)
+        match step.checked_div(self.step_size) {
+            Some(k) => self.base_lr * Float::powf(self.gamma, k as f64),
+            None => f64::NAN,
+        }
+    }
+
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `base_lr` is not a valid learning rate, `step_size`
+    /// is 0, or `gamma` is negative, NaN or infinite.
+    fn check(&self) -> Result<()> {
+        if self.step_size == 0 {
+            return Err(Error::InvalidArgument {
+                what: "step size",
+                reason: "0 steps between decays; it must be at least 1".into(),
+            });
+        }
+        check_lr(self.base_lr)?;
+        super::check_non_negative("gamma", self.gamma)?;
+        Ok(())
     }
 }
 
@@ -97,52 +121,60 @@ pub struct WarmupCosineLr {
 
 impl WarmupCosineLr {
     /// Warms up from 0 to `base_lr` over `warmup` steps, then decays to `min_lr` at step
-    /// `total`.
-    ///
+    /// `total`; `min_lr <= base_lr` (both valid learning rates), `warmup <= total`.
+    pub fn new(base_lr: f64, min_lr: f64, warmup: usize, total: usize) -> Self {
+        WarmupCosineLr {
+            base_lr,
+            min_lr,
+            warmup,
+            total,
+            start_factor: 0.0,
+        }
+    }
+
+    /// Starts the warm-up at `start_factor * base_lr` (`start_factor` in `[0, 1]`)
+    /// instead of 0.
+    pub fn start_factor(mut self, start_factor: f64) -> Self {
+        self.start_factor = start_factor;
+        self
+    }
+}
+
+impl Schedule for WarmupCosineLr {
     /// # Errors
     /// [`Error::InvalidArgument`] if `base_lr` or `min_lr` is not a valid learning rate,
-    /// `min_lr > base_lr`, or `warmup > total`.
-    pub fn new(base_lr: f64, min_lr: f64, warmup: usize, total: usize) -> Result<Self> {
-        let (base_lr, min_lr) = (check_lr(base_lr)?, check_lr(min_lr)?);
+    /// `min_lr > base_lr`, `warmup > total`, or `start_factor` is not in `[0, 1]`.
+    fn check(&self) -> Result<()> {
+        let (base_lr, min_lr) = (check_lr(self.base_lr)?, check_lr(self.min_lr)?);
         if min_lr > base_lr {
             return Err(Error::InvalidArgument {
                 what: "minimum learning rate",
                 reason: alloc::format!("{min_lr} is above the base learning rate {base_lr}"),
             });
         }
-        if warmup > total {
+        if self.warmup > self.total {
             return Err(Error::InvalidArgument {
                 what: "warm-up",
-                reason: alloc::format!("{warmup} steps is longer than the {total} in total"),
+                reason: alloc::format!(
+                    "{} steps is longer than the {} in total",
+                    self.warmup,
+                    self.total
+                ),
             });
         }
-        Ok(WarmupCosineLr {
-            base_lr,
-            min_lr,
-            warmup,
-            total,
-            start_factor: 0.0,
-        })
-    }
-
-    /// Starts the warm-up at `start_factor * base_lr` instead of 0.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `start_factor` is not in `[0, 1]`.
-    pub fn start_factor(mut self, start_factor: f64) -> Result<Self> {
-        if !(0.0..=1.0).contains(&start_factor) {
+        if !(0.0..=1.0).contains(&self.start_factor) {
             return Err(Error::InvalidArgument {
                 what: "start factor",
-                reason: alloc::format!("{start_factor} is not in [0, 1]"),
+                reason: alloc::format!("{} is not in [0, 1]", self.start_factor),
             });
         }
-        self.start_factor = start_factor;
-        Ok(self)
+        Ok(())
     }
-}
 
-impl Schedule for WarmupCosineLr {
     fn lr(&self, step: usize) -> f64 {
+        if self.warmup > self.total {
+            return f64::NAN;
+        }
         let (base, min) = (self.base_lr, self.min_lr);
         if step < self.warmup {
             let s = self.start_factor;
@@ -167,7 +199,7 @@ mod tests {
     #[test]
     fn step_decay() {
         // StepLR(step_size = 3, gamma = 0.5) from 0.1: 0.1 for steps 0-2, 0.05 for 3-5, ...
-        let s = StepLr::new(0.1, 3, 0.5).unwrap();
+        let s = StepLr::new(0.1, 3, 0.5);
         let want = [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025];
         for (step, w) in want.into_iter().enumerate() {
             assert_relative_eq!(s.lr(step), w, max_relative = 1e-15);
@@ -178,7 +210,7 @@ mod tests {
     #[test]
     fn warmup_then_cosine() {
         // base 1, min 0.1, warm-up 4 steps, total 12 (cosine over 8 steps)
-        let s = WarmupCosineLr::new(1.0, 0.1, 4, 12).unwrap();
+        let s = WarmupCosineLr::new(1.0, 0.1, 4, 12);
         // warm-up: step / 4
         assert_eq!(s.lr(0), 0.0);
         assert_eq!(s.lr(1), 0.25);
@@ -204,12 +236,12 @@ mod tests {
         assert_eq!(s.lr(12), 0.1);
         assert_eq!(s.lr(1000), 0.1);
         // start factor 0.2: 0.2 + 0.8 * step / 4
-        let s = s.start_factor(0.2).unwrap();
+        let s = s.start_factor(0.2);
         assert_relative_eq!(s.lr(0), 0.2);
         assert_relative_eq!(s.lr(2), 0.6);
         assert_eq!(s.lr(4), 1.0);
         // no warm-up: cosine from step 0
-        let s = WarmupCosineLr::new(2.0, 0.0, 0, 4).unwrap();
+        let s = WarmupCosineLr::new(2.0, 0.0, 0, 4);
         assert_eq!(s.lr(0), 2.0);
         assert_relative_eq!(s.lr(2), 1.0, max_relative = 1e-15);
         assert_eq!(s.lr(4), 0.0);
@@ -217,9 +249,9 @@ mod tests {
 
     #[test]
     fn applies_to_any_optimizer() {
-        let s = StepLr::new(0.1, 2, 0.1).unwrap();
-        let mut sgd = Sgd::new(1.0).unwrap().momentum(0.9).unwrap();
-        let mut adam = Adam::new(1.0).unwrap();
+        let s = StepLr::new(0.1, 2, 0.1);
+        let mut sgd = Sgd::new(1.0).momentum(0.9);
+        let mut adam = Adam::new(1.0);
         s.apply(&mut sgd, 2).unwrap();
         s.apply(&mut adam, 4).unwrap();
         assert_relative_eq!(sgd.lr(), 0.01, max_relative = 1e-15);
@@ -229,30 +261,40 @@ mod tests {
         s.apply(dynamic, 0).unwrap();
         assert_eq!(adam.lr(), 0.1);
         // a value that overflowed is refused and the rate kept
-        let huge = StepLr::new(1.0, 1, 1e300).unwrap();
+        let huge = StepLr::new(1.0, 1, 1e300);
         assert!(huge.apply(&mut adam, 2).is_err());
         assert_eq!(adam.lr(), 0.1);
     }
 
     #[test]
     fn bad_settings() {
-        let e = StepLr::new(0.1, 0, 0.5).unwrap_err();
+        let e = StepLr::new(0.1, 0, 0.5).check().unwrap_err();
         assert!(e.to_string().starts_with("invalid step size"), "{e}");
-        assert!(StepLr::new(0.1, 1, -0.5).is_err());
-        assert!(StepLr::new(f64::NAN, 1, 0.5).is_err());
-        let e = WarmupCosineLr::new(0.1, 0.2, 0, 10).unwrap_err();
+        assert!(StepLr::new(0.1, 0, 0.5).lr(3).is_nan()); // no division by zero
+        assert!(StepLr::new(0.1, 1, -0.5).check().is_err());
+        assert!(StepLr::new(f64::NAN, 1, 0.5).check().is_err());
+        let e = WarmupCosineLr::new(0.1, 0.2, 0, 10).check().unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid minimum learning rate: 0.2 is above the base learning rate 0.1"
         );
-        let e = WarmupCosineLr::new(0.1, 0.0, 11, 10).unwrap_err();
+        let bad = WarmupCosineLr::new(0.1, 0.0, 11, 10);
+        let e = bad.check().unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid warm-up: 11 steps is longer than the 10 in total"
         );
-        assert!(WarmupCosineLr::new(-0.1, 0.0, 0, 10).is_err());
-        let s = WarmupCosineLr::new(0.1, 0.0, 1, 10).unwrap();
-        assert!(s.start_factor(1.5).is_err());
-        assert!(s.start_factor(f64::NAN).is_err());
+        assert!(bad.lr(10).is_nan());
+        assert!(WarmupCosineLr::new(-0.1, 0.0, 0, 10).check().is_err());
+        let s = WarmupCosineLr::new(0.1, 0.0, 1, 10);
+        assert!(s.start_factor(1.5).check().is_err());
+        assert!(s.start_factor(f64::NAN).check().is_err());
+        // `apply` checks first and leaves the optimizer's rate as it was
+        let mut opt = Sgd::new(0.5);
+        let e = s.start_factor(2.0).apply(&mut opt, 0).unwrap_err();
+        assert_eq!(e.to_string(), "invalid start factor: 2 is not in [0, 1]");
+        assert_eq!(opt.lr(), 0.5);
+        s.apply(&mut opt, 1).unwrap();
+        assert_eq!(opt.lr(), 0.1);
     }
 }

@@ -2,11 +2,9 @@
 
 use core::panic::Location;
 
-use super::{
-    check_lr, check_non_negative, check_pairs, check_unit, LearningRate, Optimizer, State,
-};
+use super::{check_lr, check_non_negative, check_unit, LearningRate, Optimizer, State};
 use crate::error::{Caller, Error, Result};
-use crate::graph::AsHandle;
+use crate::grads::AsGrads;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 
@@ -24,8 +22,9 @@ use crate::scalar::Scalar;
 /// the optimizer holds no state. With momentum, one buffer per parameter is allocated at
 /// the first step.
 ///
-/// Settings are chained after [`Sgd::new`]; each setter checks the whole configuration,
-/// so set `momentum` before `nesterov`:
+/// Settings are chained after [`Sgd::new`] and cannot fail half-way; the whole
+/// configuration is checked at every step, before anything changes, so a bad one is an
+/// [`Error::InvalidArgument`] from the first step:
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f64>::new();
@@ -34,11 +33,13 @@ use crate::scalar::Scalar;
 /// let grads = g.grad(loss, &[w])?;
 /// let mut m = g.compile(&[loss], &grads)?;
 /// m.run()?;
-/// Sgd::new(0.25)?.step(&mut m, &[w], &grads)?; // 1 - 0.25 * 2
+/// Sgd::new(0.25).step(&mut m, &grads)?; // 1 - 0.25 * 2
 /// assert_eq!(m.value(w)?[[0]], 0.5);
 ///
-/// let opt = Sgd::new(0.1)?.momentum(0.9)?.nesterov(true)?.weight_decay(1e-4)?;
-/// assert!(Sgd::new(0.1)?.nesterov(true).is_err()); // Nesterov needs momentum
+/// let mut opt = Sgd::new(0.1).momentum(0.9).nesterov(true).weight_decay(1e-4);
+/// opt.step(&mut m, &grads)?;
+/// let mut bad = Sgd::new(0.1).nesterov(true); // Nesterov needs momentum
+/// assert!(bad.step(&mut m, &grads).is_err());
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -52,79 +53,73 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    /// SGD with learning rate `lr`, no momentum and no weight decay.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `lr` is negative, NaN or infinite.
-    pub fn new(lr: f64) -> Result<Self> {
-        Ok(Sgd {
-            lr: check_lr(lr)?,
+    /// SGD with learning rate `lr`, no momentum and no weight decay. The learning rate
+    /// must be a finite number >= 0, checked at each [`step`](Optimizer::step).
+    pub fn new(lr: f64) -> Self {
+        Sgd {
+            lr,
             momentum: 0.0,
             dampening: 0.0,
             nesterov: false,
             weight_decay: 0.0,
             state: State::default(),
-        })
+        }
     }
 
-    /// Sets the momentum factor (`torch.optim.SGD`'s `momentum`, default 0).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `momentum` is not in `[0, 1)`, or is 0 while
-    /// Nesterov momentum is on.
-    pub fn momentum(mut self, momentum: f64) -> Result<Self> {
-        self.momentum = check_unit("momentum", momentum)?;
-        self.checked()
+    /// Sets the momentum factor (`torch.optim.SGD`'s `momentum`, default 0), in `[0, 1)`.
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
     }
 
-    /// Sets the dampening of the momentum buffer's update (default 0).
+    /// Sets the dampening of the momentum buffer's update (default 0), in `[0, 1]`.
+    pub fn dampening(mut self, dampening: f64) -> Self {
+        self.dampening = dampening;
+        self
+    }
+
+    /// Turns Nesterov momentum on or off (default off); on, it needs a momentum > 0 and
+    /// zero dampening (as in PyTorch).
+    pub fn nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+
+    /// Sets the L2 penalty added to the gradient, `weight_decay * p` (default 0), a
+    /// finite number >= 0.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Checks the configuration: what [`step`](Optimizer::step) does first.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `dampening` is not in `[0, 1]`, or is not 0 while
-    /// Nesterov momentum is on.
-    pub fn dampening(mut self, dampening: f64) -> Result<Self> {
-        if !(0.0..=1.0).contains(&dampening) {
+    /// [`Error::InvalidArgument`] naming the first setting out of range: the learning
+    /// rate, momentum, dampening or weight decay, or Nesterov momentum without momentum
+    /// or with dampening.
+    pub fn check(&self) -> Result<()> {
+        check_lr(self.lr)?;
+        check_unit("momentum", self.momentum)?;
+        if !(0.0..=1.0).contains(&self.dampening) {
             return Err(Error::InvalidArgument {
                 what: "dampening",
-                reason: alloc::format!("{dampening} is not in [0, 1]"),
+                reason: alloc::format!("{} is not in [0, 1]", self.dampening),
             });
         }
-        self.dampening = dampening;
-        self.checked()
-    }
-
-    /// Turns Nesterov momentum on or off (default off).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `nesterov` is true while momentum is 0 or dampening
-    /// is not 0 (as in PyTorch): set `momentum` first.
-    pub fn nesterov(mut self, nesterov: bool) -> Result<Self> {
-        self.nesterov = nesterov;
-        self.checked()
-    }
-
-    /// Sets the L2 penalty added to the gradient, `weight_decay * p` (default 0).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `weight_decay` is negative, NaN or infinite.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Result<Self> {
-        self.weight_decay = check_non_negative("weight decay", weight_decay)?;
-        Ok(self)
-    }
-
-    fn checked(self) -> Result<Self> {
+        check_non_negative("weight decay", self.weight_decay)?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(Error::InvalidArgument {
                 what: "Nesterov momentum",
                 reason: alloc::format!(
                     "it needs a momentum > 0 and zero dampening, but momentum is {} and \
-                     dampening {} (set `momentum` before `nesterov`)",
+                     dampening {}",
                     self.momentum,
                     self.dampening
                 ),
             });
         }
-        Ok(self)
+        Ok(())
     }
 }
 
@@ -141,42 +136,36 @@ impl LearningRate for Sgd {
 
 impl<T: Scalar> Optimizer<T> for Sgd {
     #[track_caller]
-    fn step<P: AsHandle, G: AsHandle>(
-        &mut self,
-        m: &mut Machine<T>,
-        params: &[P],
-        grads: &[G],
-    ) -> Result<()> {
+    fn step<G: AsGrads + ?Sized>(&mut self, m: &mut Machine<T>, grads: &G) -> Result<()> {
         const WHAT: &str = "Sgd::step";
         let caller = Caller::from(Location::caller());
+        self.check()?;
+        let pairs = grads.grad_pairs();
         let lr = T::of(self.lr);
         let wd = T::of(self.weight_decay);
         let decay = self.weight_decay != 0.0;
         if self.momentum == 0.0 {
-            check_pairs(m, params, grads, WHAT, caller)?;
-            for (p, g) in params.iter().zip(grads) {
-                let (p, g) = m.param_and_grad(p, g, caller)?;
-                for (p, &g) in p.iter_mut().zip(g) {
+            m.check_pairs(pairs, WHAT, caller)?;
+            return m.each_pair(pairs, caller, |pg| {
+                for (p, &g) in pg.param.iter_mut().zip(pg.grad) {
                     let d = if decay { g + wd * *p } else { g };
                     *p = *p - lr * d;
                 }
-            }
-            return Ok(());
+            });
         }
         let mu = T::of(self.momentum);
         let keep = T::of(1.0 - self.dampening);
         let nesterov = self.nesterov;
-        let (step, bufs) = self.state.buffers(m, params, grads, 1, WHAT, caller)?;
-        for ((p, g), buf) in params.iter().zip(grads).zip(bufs) {
-            let (p, g) = m.param_and_grad(p, g, caller)?;
-            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+        let (step, bufs) = self.state.buffers(m, pairs, 1, WHAT, caller)?;
+        m.each_pair(pairs, caller, |pg| {
+            let buf = &mut bufs[pg.index];
+            for ((p, &g), b) in pg.param.iter_mut().zip(pg.grad).zip(buf.iter_mut()) {
                 let d = if decay { g + wd * *p } else { g };
                 *b = if step == 1 { d } else { mu * *b + keep * d };
                 let d = if nesterov { d + mu * *b } else { *b };
                 *p = *p - lr * d;
             }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -184,6 +173,7 @@ impl<T: Scalar> Optimizer<T> for Sgd {
 mod tests {
     use super::*;
     use crate::optim::test_util::fixture;
+    use alloc::format;
     use alloc::string::ToString;
     use approx::assert_relative_eq;
 
@@ -194,7 +184,7 @@ mod tests {
         let mut f = fixture([1.0, -1.0]);
         for g in GRADS {
             f.run_with(g);
-            opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
+            opt.step(&mut f.m, &f.grads).unwrap();
         }
         f.w()
     }
@@ -202,7 +192,7 @@ mod tests {
     #[test]
     fn plain() {
         // p = p - 0.1 * g, summed: 1 - 0.1 * (1 + 0.5 - 1) = 0.95; -1 - 0.1 * 1.25 = -1.125
-        let w = three_steps(Sgd::new(0.1).unwrap());
+        let w = three_steps(Sgd::new(0.1));
         assert_relative_eq!(w[0], 0.95, epsilon = 1e-15);
         assert_relative_eq!(w[1], -1.125, epsilon = 1e-15);
     }
@@ -217,8 +207,8 @@ mod tests {
         // b1 = -2                                   p = -1 + 0.2 = -0.8
         // b2 = -1.8 + 1.5 = -0.3                    p = -0.8 + 0.03 = -0.77
         // b3 = -0.27 + 0.125 = -0.145               p = -0.77 + 0.0145 = -0.7555
-        let opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
-        let w = three_steps(opt.dampening(0.5).unwrap());
+        let opt = Sgd::new(0.1).momentum(0.9);
+        let w = three_steps(opt.dampening(0.5));
         assert_relative_eq!(w[0], 0.7315, epsilon = 1e-14);
         assert_relative_eq!(w[1], -0.7555, epsilon = 1e-14);
     }
@@ -241,8 +231,8 @@ mod tests {
             }
             p
         };
-        let opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
-        let opt = opt.nesterov(true).unwrap().weight_decay(0.1).unwrap();
+        let opt = Sgd::new(0.1).momentum(0.9);
+        let opt = opt.nesterov(true).weight_decay(0.1);
         let w = three_steps(opt);
         assert_relative_eq!(w[0], 0.643528351, epsilon = 1e-14);
         assert_relative_eq!(w[0], reference(1.0, [1.0, 0.5, -1.0]), epsilon = 1e-14);
@@ -253,13 +243,13 @@ mod tests {
     fn weight_decay_without_momentum() {
         // p = p - 0.1 (g + 0.5 p) = 0.95 p - 0.1 g
         // element 0: 0.95 - 0.1 = 0.85; 0.8075 - 0.05 = 0.7575; 0.719625 + 0.1 = 0.819625
-        let w = three_steps(Sgd::new(0.1).unwrap().weight_decay(0.5).unwrap());
+        let w = three_steps(Sgd::new(0.1).weight_decay(0.5));
         assert_relative_eq!(w[0], 0.819625, epsilon = 1e-14);
     }
 
     #[test]
     fn bad_settings() {
-        let e = Sgd::new(0.1).unwrap().nesterov(true).unwrap_err();
+        let e = Sgd::new(0.1).nesterov(true).check().unwrap_err();
         assert!(matches!(
             e,
             Error::InvalidArgument {
@@ -267,25 +257,23 @@ mod tests {
                 ..
             }
         ));
-        assert!(
-            e.to_string().contains("set `momentum` before `nesterov`"),
-            "{e}"
-        );
-        let damped = Sgd::new(0.1).unwrap().momentum(0.9).unwrap().dampening(0.1);
-        assert!(damped.unwrap().nesterov(true).is_err());
-        let nesterov = Sgd::new(0.1).unwrap().momentum(0.9).unwrap().nesterov(true);
-        assert!(nesterov.unwrap().momentum(0.0).is_err());
+        // the order of the setters does not matter: the whole configuration is checked
+        assert!(Sgd::new(0.1).nesterov(true).momentum(0.9).check().is_ok());
+        let damped = Sgd::new(0.1).momentum(0.9).dampening(0.1);
+        assert!(damped.nesterov(true).check().is_err());
+        let nesterov = Sgd::new(0.1).momentum(0.9).nesterov(true);
+        assert!(nesterov.momentum(0.0).check().is_err());
         for mu in [-0.1, 1.0, f64::NAN] {
-            let e = Sgd::new(0.1).unwrap().momentum(mu).unwrap_err();
+            let e = Sgd::new(0.1).momentum(mu).check().unwrap_err();
             assert!(e.to_string().starts_with("invalid momentum: "), "{e}");
         }
-        let e = Sgd::new(0.1).unwrap().weight_decay(-1e-4).unwrap_err();
+        let e = Sgd::new(0.1).weight_decay(-1e-4).check().unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid weight decay: -0.0001 is not a finite number >= 0"
         );
-        assert!(Sgd::new(0.1).unwrap().dampening(1.5).is_err());
-        let mut opt = Sgd::new(0.1).unwrap();
+        assert!(Sgd::new(0.1).dampening(1.5).check().is_err());
+        let mut opt = Sgd::new(0.1);
         assert!(opt.set_lr(f64::NAN).is_err());
         assert_eq!(opt.lr(), 0.1);
         opt.set_lr(0.01).unwrap();
@@ -296,15 +284,25 @@ mod tests {
     fn failed_step_changes_nothing() {
         let mut f = fixture([1.0, -1.0]);
         f.run_with([1.0, 1.0]);
-        let mut opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
-        // the gradient as the parameter: wrong kind; nothing moves, no state is made
-        assert!(opt.step(&mut f.m, &[f.w, f.w], &[f.grad, f.w]).is_err());
+        // a bad setting is found at the first step: nothing moves, no state is made
+        let mut bad = Sgd::new(0.1).momentum(1.5);
+        let e = bad.step(&mut f.m, &f.grads).unwrap_err();
+        assert_eq!(e.to_string(), "invalid momentum: 1.5 is not in [0, 1)");
         assert_eq!(f.w(), [1.0, -1.0]);
-        opt.step(&mut f.m, &[f.w], &[f.grad]).unwrap();
-        // a different parameter list than the first step's
-        let e = opt
-            .step(&mut f.m, &[f.w, f.w], &[f.grad, f.grad])
-            .unwrap_err();
-        assert!(e.to_string().contains("made for 1 parameters"), "{e}");
+        assert!(format!("{bad:?}").contains("params: 0"), "{bad:?}");
+        let mut opt = Sgd::new(0.1).momentum(0.9);
+        opt.step(&mut f.m, &f.grads).unwrap();
+        assert_eq!(f.w(), [0.9, -1.1]);
+        // the state is tied to the parameter "w": another machine's "v" is refused
+        let g = crate::Graph::<f64>::new();
+        let v = g.param("v", ndarray::arr1(&[1.0, -1.0]));
+        let grads = g.grad(v.sum(), &[v]).unwrap();
+        let mut m = g.compile(&[], &grads).unwrap();
+        m.run().unwrap();
+        let e = opt.step(&mut m, &grads).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(r#"["w" (2)]"#), "{msg}");
+        assert!(msg.contains(r#"["v" (2)]"#), "{msg}");
+        assert_eq!(m.value(v).unwrap().as_slice(), Some(&[1.0, -1.0][..]));
     }
 }
