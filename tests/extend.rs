@@ -309,3 +309,59 @@ fn outside_optimizer_trains_and_allocates_nothing_after_the_first_step() {
     assert!(e.to_string().contains(r#"["w", "b"]"#), "{e}");
     assert_eq!(m2.value(u).unwrap().sum(), 0.0);
 }
+
+/// The softplus again, declaring that its kernel sizes its work from the shapes it is
+/// handed, so it takes inputs with a run-time axis.
+#[derive(Debug)]
+struct RowSoftplus(Softplus);
+
+impl Op<f64> for RowSoftplus {
+    fn name(&self) -> &'static str {
+        "row_softplus"
+    }
+    fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
+        <Softplus as Op<f64>>::shape(&self.0, inputs)
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+    fn forward(&self, inputs: &Inputs<'_, f64>, out: &mut Out<'_, f64>) -> tapegrad::Result<()> {
+        self.0.forward(inputs, out)
+    }
+    fn vjp<'g>(
+        &self,
+        inputs: &[Tensor<'g, f64>],
+        out: Tensor<'g, f64>,
+        grad_out: Tensor<'g, f64>,
+    ) -> Vec<Option<Tensor<'g, f64>>> {
+        self.0.vjp(inputs, out, grad_out)
+    }
+}
+
+#[test]
+fn custom_ops_take_a_run_time_axis_only_when_they_say_so() {
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (tapegrad::Dim::upto(4), 2));
+    let (_, line) = (g.custom(Softplus { beta: 1.0 }, &[x]), line!());
+    match g.check().unwrap_err() {
+        Error::Shape {
+            op, reason, caller, ..
+        } => {
+            assert_eq!(op, "softplus");
+            assert!(reason.contains("run-time axis"), "{reason}");
+            assert_eq!(
+                (caller.file.ends_with("extend.rs"), caller.line),
+                (true, line)
+            );
+        }
+        e => panic!("{e:?}"),
+    }
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (tapegrad::Dim::upto(4), 2));
+    let y = g.custom(RowSoftplus(Softplus { beta: 1.0 }), &[x]).mean();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    m.feed(x, &arr2(&[[0.0, 0.0]])).unwrap();
+    m.run().unwrap();
+    // one row of softplus(0) = ln 2
+    assert_relative_eq!(m.scalar(y).unwrap(), 2f64.ln(), max_relative = 1e-15);
+}
