@@ -48,27 +48,58 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The mlp-step network recorded on `g`, its gradients, and fixed random inputs and
+/// labels for the bound's rows.
+struct Net<'g> {
+    x: Tensor<'g, f32>,
+    y: Tensor<'g, f32>,
+    logits: Tensor<'g, f32>,
+    loss: Tensor<'g, f32>,
+    grads: Grads<'g, f32>,
+    data: (ndarray::Array2<f32>, ndarray::Array1<f32>),
+}
+
+impl<'g> Net<'g> {
+    fn record(
+        g: &'g Graph<f32>,
+        sizes: &[usize],
+        x_shape: impl Into<Shape>,
+        y_shape: impl Into<Shape>,
+    ) -> tapegrad::Result<Net<'g>> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let x = g.input("x", x_shape);
+        let y = g.input("y", y_shape);
+        let logits = MlpBuilder::new(sizes).build(g, "mlp", &mut rng).forward(x);
+        let loss = logits.cross_entropy(y);
+        let grads = g.grad(loss, &g.params())?;
+        let (rows, classes) = (y.shape().dims()[0], sizes[sizes.len() - 1]);
+        let xb = ndarray::Array2::from_shape_fn((rows, sizes[0]), |_| rng.random_range(-1.0..1.0));
+        let yb = ndarray::Array1::from_shape_fn(rows, |_| rng.random_range(0..classes) as f32);
+        Ok(Net {
+            x,
+            y,
+            logits,
+            loss,
+            grads,
+            data: (xb, yb),
+        })
+    }
+}
+
 fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>> {
     let (sizes, batch) = config(name).ok_or("unknown configuration (use S, M or L)")?;
     tapegrad::set_threads(threads);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let g = Graph::<f32>::new();
-    let x = g.input("x", [batch, sizes[0]]);
-    let y = g.input("y", [batch]);
-    let h = MlpBuilder::new(sizes).build(&g, "mlp", &mut rng).forward(x);
-    let loss = h.cross_entropy(y);
-    let params = g.params();
-    let grads = g.grad(loss, &params)?;
-    let mut m = g.compile(&[loss], &grads)?;
-    let classes = sizes[sizes.len() - 1];
-    let xb = ndarray::Array2::from_shape_fn((batch, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
-    let yb = ndarray::Array1::from_shape_fn(batch, |_| rng.random_range(0..classes) as f32);
+    let net = Net::record(&g, sizes, [batch, sizes[0]], [batch])?;
+    let (x, y, loss, grads) = (net.x, net.y, net.loss, &net.grads);
+    let mut m = g.compile(&[loss], grads)?;
+    let (xb, yb) = net.data;
     let mut opt = Sgd::new(0.01);
     let mut step = |m: &mut Machine<f32>| -> tapegrad::Result<()> {
         m.feed(x, &xb)?;
         m.feed(y, &yb)?;
         m.run()?;
-        opt.step(m, &grads)
+        opt.step(m, grads)
     };
     let per_step = flops(sizes, batch);
     let median = median_secs(|| step(&mut m))?;
@@ -122,18 +153,11 @@ fn median_secs(
 fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
     let (sizes, bound) = config("L").ok_or("no L configuration")?;
     tapegrad::set_threads(1);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let g = Graph::<f32>::new();
-    let x = g.input("x", (Dim::upto(bound), sizes[0]));
-    let y = g.input("y", Dim::upto(bound));
-    let h = MlpBuilder::new(sizes).build(&g, "mlp", &mut rng).forward(x);
-    let loss = h.cross_entropy(y);
-    let params = g.params();
-    let grads = g.grad(loss, &params)?;
-    let mut m = g.compile(&[loss], &grads)?;
-    let classes = sizes[sizes.len() - 1];
-    let xb = ndarray::Array2::from_shape_fn((bound, sizes[0]), |_| rng.random_range(-1.0f32..1.0));
-    let yb = ndarray::Array1::from_shape_fn(bound, |_| rng.random_range(0..classes) as f32);
+    let net = Net::record(&g, sizes, (Dim::upto(bound), sizes[0]), Dim::upto(bound))?;
+    let (x, y, h, grads) = (net.x, net.y, net.logits, &net.grads);
+    let mut m = g.compile(&[net.loss], grads)?;
+    let (xb, yb) = net.data;
     let mut opt = Sgd::new(0.01);
     let list: Vec<usize> = match std::env::var("BENCH_ROWS") {
         Ok(v) => v.split(',').filter_map(|r| r.parse().ok()).collect(),
@@ -148,7 +172,7 @@ fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
             m.feed(x, &xr)?;
             m.feed(y, &yr)?;
             m.run()?;
-            opt.step(&mut m, &grads)
+            opt.step(&mut m, grads)
         })?;
         println!(
             "mlp-step cfg=L threads=1 batch={rows} median_us={:.1} gflops={:.2}",
