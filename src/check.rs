@@ -106,7 +106,7 @@ where
                 }
                 m.set_param(xs[i], &probe)?;
                 m.run()?;
-                m.scalar(y)
+                m.item(y)
             };
             let plus = at(x0 + opts.eps)?;
             let minus = at(x0 - opts.eps)?;

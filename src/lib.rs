@@ -34,13 +34,13 @@
 //! m.feed(x, &xb)?;
 //! m.feed(y, &yb)?;
 //! m.run()?;
-//! let first = m.scalar(loss)?;
+//! let first = m.item(loss)?;
 //! for _ in 0..200 {
 //!     m.run()?;
 //!     opt.step(&mut m, &params, &grads)?;
 //! }
 //! m.run()?;
-//! assert!(m.scalar(loss)? < first / 10.0);
+//! assert!(m.item(loss)? < first / 10.0);
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
 //!

@@ -78,10 +78,10 @@ impl<T: Scalar> Step<T> {
 /// let mut m = g.compile(&[y], &[])?;
 /// m.feed(x, &ndarray::arr1(&[1.0, 2.0]))?;
 /// m.run()?;
-/// assert_eq!(m.scalar(y)?, 11.0);
+/// assert_eq!(m.item(y)?, 11.0);
 /// m.feed(x, &ndarray::arr1(&[0.0, 1.0]))?; // new values, same machine
 /// m.run()?;
-/// assert_eq!(m.scalar(y)?, 4.0);
+/// assert_eq!(m.item(y)?, 4.0);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub struct Machine<T: Scalar> {
@@ -93,6 +93,8 @@ pub struct Machine<T: Scalar> {
     /// until another number of rows is fed).
     shapes: Vec<Shape>,
     numel: Vec<usize>,
+    /// Where each step's node was recorded (declared, for an input), for run-time errors.
+    callers: Vec<Caller>,
     /// The steps with a run-time axis, the inputs among them, and the rows the shapes are
     /// set for.
     runs: Vec<RunStep>,
@@ -204,12 +206,16 @@ impl<T: Scalar> Machine<T> {
                     };
                     let r = op.forward(&inputs, &mut o);
                     self.bufs[b] = out;
-                    r?;
+                    // a closure, not a value: nothing is built unless the kernel failed
+                    r.map_err(|e| e.at_step(op.name(), self.callers[i]))?;
                 }
                 Step::Input {
                     name, fed: false, ..
                 } => {
-                    return Err(Error::NotFed { name: name.clone() });
+                    return Err(Error::NotFed {
+                        name: name.clone(),
+                        declared: self.callers[i],
+                    });
                 }
                 _ => {}
             }
@@ -393,18 +399,18 @@ impl<T: Scalar> Machine<T> {
         Ok(view(&self.shapes[i], self.data(i)))
     }
 
-    /// The value of a one-element node (a loss).
+    /// The value of a one-element node (a loss), as a number: PyTorch's `loss.item()`.
     ///
     /// # Errors
     /// As for [`value`](Machine::value), and [`Error::NotScalar`] if it has more elements.
     #[track_caller]
-    pub fn scalar(&self, t: impl AsHandle) -> Result<T> {
+    pub fn item(&self, t: impl AsHandle) -> Result<T> {
         let caller = Caller::here();
         let v = self.value(t)?;
         match v.as_slice() {
             Some(&[x]) => Ok(x),
             _ => Err(Error::NotScalar {
-                op: "scalar",
+                op: "item",
                 shape: Shape::from(v.shape()),
                 caller,
             }),

@@ -77,7 +77,7 @@ fn rerunning_after_new_feeds_gives_new_results() {
     ] {
         m.feed(x, &arr1(&xs)).unwrap();
         m.run().unwrap();
-        assert_abs_diff_eq!(m.scalar(y).unwrap(), want, epsilon = 1e-6);
+        assert_abs_diff_eq!(m.item(y).unwrap(), want, epsilon = 1e-6);
         // d/dw sum(x w) = x
         for (got, want) in m.value(dw).unwrap().iter().zip(xs) {
             assert_abs_diff_eq!(*got, want, epsilon = 1e-6);
@@ -149,7 +149,7 @@ fn machine_moves_to_another_thread_after_the_graph_is_dropped() {
         m.feed(x, &xs).unwrap();
         m.feed(t, &ts).unwrap();
         m.run().unwrap();
-        let first = m.scalar(loss).unwrap();
+        let first = m.item(loss).unwrap();
         let b = m.handle_of("b").unwrap();
         let mut opt = Sgd::new(0.1).unwrap();
         for _ in 0..300 {
@@ -160,7 +160,7 @@ fn machine_moves_to_another_thread_after_the_graph_is_dropped() {
         let w_now: Vec<f32> = m.value(w).unwrap().iter().copied().collect();
         (
             first,
-            m.scalar(loss).unwrap(),
+            m.item(loss).unwrap(),
             w_now,
             m.value(b).unwrap()[[0]],
         )
@@ -197,7 +197,7 @@ fn handles_address_a_machine_after_the_graph_is_dropped() {
         .unwrap();
     m.run().unwrap();
     // predictions [1, 1, 2, 0] against 1: mean(0, 0, 1, 1) = 0.5
-    assert_abs_diff_eq!(m.scalar(loss).unwrap(), 0.5, epsilon = 1e-6);
+    assert_abs_diff_eq!(m.item(loss).unwrap(), 0.5, epsilon = 1e-6);
     // names and shapes of the parameters, in declaration order
     let params: Vec<(String, Vec<usize>)> = m
         .params()
@@ -223,17 +223,17 @@ fn parameters_are_read_and_written() {
     );
     m.run().unwrap();
     // 1 + 2 + 3 + 4 = 10
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 10.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 10.0);
     m.set_param(w, &arr2(&[[0.5, 0.5], [-1.0, 2.0]])).unwrap();
     assert_eq!(
         m.value(w).unwrap(),
         arr2(&[[0.5, 0.5], [-1.0, 2.0]]).into_dyn()
     );
     // op values keep the last run's results until the next run
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 10.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 10.0);
     m.run().unwrap();
     // 0.5 + 0.5 - 1 + 2 = 2
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 2.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 2.0);
     // d/dw sum(w²) = 2w
     assert_close(
         m.value(dw).unwrap(),
@@ -247,13 +247,13 @@ fn parameters_are_read_and_written() {
     m.set_param(s, &arr0(-4.0)).unwrap();
     m.run().unwrap();
     // (-4)² = 16
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 16.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 16.0);
     // the wrong shape is refused and leaves the value alone
     assert!(matches!(
         m.set_param(s, &arr1(&[1.0])),
         Err(Error::Feed { .. })
     ));
-    assert_abs_diff_eq!(m.scalar(s).unwrap(), -4.0);
+    assert_abs_diff_eq!(m.item(s).unwrap(), -4.0);
 }
 
 #[test]
@@ -511,7 +511,7 @@ fn long_lived_values_survive_buffer_reuse() {
         want += v + (2.0 * x0).exp();
         want_dx.push(dv + 2.0 * (2.0 * x0).exp());
     }
-    assert_relative_eq!(m.scalar(out).unwrap(), want, max_relative = 1e-12);
+    assert_relative_eq!(m.item(out).unwrap(), want, max_relative = 1e-12);
     for (got, want) in m.value(dx).unwrap().iter().zip(want_dx) {
         assert_relative_eq!(*got, want, max_relative = 1e-12);
     }

@@ -186,6 +186,7 @@ impl<T: Scalar> Graph<T> {
         memory.unplanned += memory.scratch;
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
+        let callers = order.iter().map(|&i| nodes[i].caller).collect();
         let runs: Vec<RunStep> = order
             .iter()
             .enumerate()
@@ -213,6 +214,7 @@ impl<T: Scalar> Graph<T> {
             steps,
             shapes,
             numel,
+            callers,
             runs,
             run_inputs,
             rows,

@@ -146,7 +146,9 @@ mod tests {
         m.feed(ids, &arr1(&[0.0f32, 3.0])).unwrap();
         let e = m.run().unwrap_err().to_string();
         assert!(
-            e.contains("`cross_entropy`") && e.contains("index 3 ") && e.contains("0..3"),
+            e.contains("`cross_entropy`")
+                && e.contains("class id 3 at position 1 ")
+                && e.contains("0..3"),
             "{e}"
         );
     }
@@ -163,6 +165,6 @@ mod tests {
         m.feed(x, &ndarray::Array2::<f32>::zeros((0, 3))).unwrap();
         m.feed(ids, &ndarray::Array1::<f32>::zeros(0)).unwrap();
         m.run().unwrap();
-        assert!(m.scalar(loss).unwrap().is_nan());
+        assert!(m.item(loss).unwrap().is_nan());
     }
 }

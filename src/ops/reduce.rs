@@ -266,7 +266,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             }
         }
         match per_row {
-            None => self.graph.scalar(T::of(1.0 / fixed as f64)),
+            None => self.graph.full(Shape::scalar(), T::of(1.0 / fixed as f64)),
             Some(k) => self.apply(
                 InvRows {
                     per_row: fixed.saturating_mul(k),

@@ -332,7 +332,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
 
     /// A scalar constant in this tensor's graph.
     pub(crate) fn lit(self, v: f64) -> Tensor<'g, T> {
-        self.graph.scalar(T::of(v))
+        self.graph.full(Shape::scalar(), T::of(v))
     }
 
     /// Elementwise `e^self`.
