@@ -463,12 +463,29 @@ impl<T: Scalar> Machine<T> {
 
     /// Copies every parameter of `other` that this machine also holds (by name), for
     /// instance from a training machine into an evaluation machine of the same graph.
+    /// Returns the names of the parameters copied, in `other`'s declaration order; a
+    /// parameter of only one of the machines is left alone.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let w = g.param("w", tapegrad::ndarray::arr1(&[1.0, 2.0]));
+    /// let train = g.compile(&[w.sum()], &[])?;
+    /// let mut eval = g.compile(&[w.sum()], &[])?;
+    /// assert_eq!(eval.copy_params_from(&train)?, ["w"]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Feed`] if a parameter of the same name has another shape.
+    /// [`Error::Feed`] if a parameter of the same name has another shape;
+    /// [`Error::Mismatch`] if no parameter name is common to both machines (a machine of
+    /// another model, or parameters named differently). Nothing is copied on an error.
     #[track_caller]
-    pub fn copy_params_from(&mut self, other: &Machine<T>) -> Result<()> {
+    pub fn copy_params_from(&mut self, other: &Machine<T>) -> Result<Vec<String>> {
         let caller = Caller::here();
+        // (this machine's step, other's step) for every shared name; check all before
+        // copying any, so that an error leaves this machine as it was
+        let mut pairs = Vec::new();
         for (j, step) in other.steps.iter().enumerate() {
             let Step::Param { name } = step else { continue };
             let mine = self
@@ -479,11 +496,39 @@ impl<T: Scalar> Machine<T> {
                 if self.shapes[i] != other.shapes[j] {
                     return Err(self.feed_error(i, other.shapes[j].clone(), caller));
                 }
-                let b = self.buf_of[i] as usize;
-                self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
+                pairs.push((i, j));
             }
         }
-        Ok(())
+        if pairs.is_empty() {
+            let names = |m: &Machine<T>| {
+                let v: Vec<&str> = m.params().map(|(n, _)| n).collect();
+                if v.is_empty() {
+                    String::from("none")
+                } else {
+                    alloc::format!("{v:?}")
+                }
+            };
+            return Err(Error::Mismatch {
+                what: "copy_params_from",
+                reason: alloc::format!(
+                    "no parameter name is common to both machines, so nothing was copied \
+                     (the source holds {}, this machine holds {}): are they machines of \
+                     the same model?",
+                    names(other),
+                    names(self)
+                ),
+                caller,
+            });
+        }
+        let mut copied = Vec::with_capacity(pairs.len());
+        for (i, j) in pairs {
+            let b = self.buf_of[i] as usize;
+            self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
+            if let Step::Param { name } = &other.steps[j] {
+                copied.push(name.clone());
+            }
+        }
+        Ok(copied)
     }
 
     /// Bytes held, by role, and what they would be without buffer planning.
@@ -491,13 +536,16 @@ impl<T: Scalar> Machine<T> {
         self.memory
     }
 
-    /// Training mode (the default) or evaluation mode: ops such as
-    /// [`dropout`](crate::Tensor::dropout) behave differently.
+    /// Training mode or evaluation mode: ops such as [`dropout`](crate::Tensor::dropout)
+    /// behave differently. A machine starts in training mode if it was compiled with
+    /// gradient outputs (the `grads` of [`Graph::compile`](crate::Graph::compile)), and
+    /// in evaluation mode if not.
     pub fn set_training(&mut self, training: bool) {
         self.training = training;
     }
 
-    /// Whether the machine is in training mode.
+    /// Whether the machine is in training mode (see
+    /// [`set_training`](Machine::set_training)).
     pub fn training(&self) -> bool {
         self.training
     }

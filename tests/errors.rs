@@ -678,6 +678,34 @@ fn row_ids_out_of_range_in_scatter_add_and_class_ids_in_one_hot() {
 }
 
 #[test]
+fn copy_params_from_a_machine_with_no_common_name() {
+    let g = Graph::<f32>::new();
+    let w = g.param("weight", arr1(&[1.0f32, 2.0]));
+    let mut m = g.compile(&[w.sum()], &[]).unwrap();
+    let other = Graph::<f32>::new();
+    let v = other.param("w", arr1(&[5.0f32, 6.0]));
+    let src = other.compile(&[v.sum()], &[]).unwrap();
+    let (e, line) = (m.copy_params_from(&src).unwrap_err(), line!());
+    match &e {
+        Error::Mismatch { what, caller, .. } => {
+            assert_eq!(*what, "copy_params_from");
+            assert_at(caller, line);
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no parameter name is common")
+            && msg.contains("[\"w\"]")
+            && msg.contains("[\"weight\"]")
+            && msg.contains(&format!("errors.rs:{line}:")),
+        "{msg}"
+    );
+    // nothing was copied
+    assert_eq!(m.value(w).unwrap().as_slice(), Some(&[1.0, 2.0][..]));
+}
+
+#[test]
 fn nan_in_data_propagates_without_panic() {
     let g = Graph::<f32>::new();
     let x = g.input("x", [2, 3]);

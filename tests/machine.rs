@@ -283,7 +283,8 @@ fn copy_params_from_a_training_machine_into_an_evaluation_machine() {
     let trained = train.value(w1).unwrap().to_owned();
     assert_ne!(trained, arr2(&[[1.0, 0.0], [0.0, 1.0]]).into_dyn());
 
-    eval.copy_params_from(&train).unwrap();
+    // both parameters, named, in declaration order
+    assert_eq!(eval.copy_params_from(&train).unwrap(), ["w1", "w2"]);
     // a copy, so bit for bit
     assert_eq!(eval.value(w1).unwrap(), trained);
     eval.feed(x, &xs).unwrap();
@@ -312,6 +313,53 @@ fn copy_params_from_a_training_machine_into_an_evaluation_machine() {
         }
         other => panic!("{other:?}"),
     }
+    // and nothing was copied
+    assert_eq!(eval.value(w1).unwrap(), train.value(w1).unwrap());
+
+    // only the names both hold are copied
+    let g3 = Graph::<f64>::new();
+    let _ = g3.param("w2", arr2(&[[7.0, 7.0], [7.0, 7.0]]));
+    let unrelated = g3.param("bias", arr1(&[1.0]));
+    let m3 = g3.compile(&[unrelated.sum()], &[]).unwrap();
+    assert_eq!(eval.copy_params_from(&m3).unwrap(), ["w2"]);
+    assert_eq!(
+        eval.value(w2).unwrap(),
+        arr2(&[[7.0, 7.0], [7.0, 7.0]]).into_dyn()
+    );
+    assert_eq!(eval.value(w1).unwrap(), train.value(w1).unwrap());
+}
+
+/// A machine compiled with gradients is for training; one without is for evaluation,
+/// so dropout is off until asked for.
+#[test]
+fn machines_without_gradients_start_in_evaluation_mode() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [200]);
+    let w = g.param("w", Array1::<f32>::ones(200));
+    let y = (x * w).dropout(0.5);
+    let dw = g.grad(y.sum(), &[w]).unwrap()[0];
+    let ones = Array1::<f32>::ones(200);
+    // dropped elements are 0, kept ones 1 / (1 - 0.5) = 2
+    let dropped = |m: &Machine<f32>| m.value(y).unwrap().iter().filter(|&&v| v == 0.0).count();
+
+    let mut train = g.compile(&[y], &[dw]).unwrap();
+    assert!(train.training());
+    train.feed(x, &ones).unwrap();
+    train.run().unwrap();
+    assert!(dropped(&train) > 0);
+
+    let mut eval = g.compile(&[y], &[]).unwrap();
+    assert!(!eval.training());
+    eval.feed(x, &ones).unwrap();
+    eval.run().unwrap();
+    assert!(eval.value(y).unwrap().iter().all(|&v| v == 1.0));
+    // the mode is the user's to change
+    eval.set_training(true);
+    eval.run().unwrap();
+    assert!(dropped(&eval) > 0);
+    train.set_training(false);
+    train.run().unwrap();
+    assert_eq!(dropped(&train), 0);
 }
 
 /// Every op node is an output here, so no buffer can be reused and the bytes are exactly

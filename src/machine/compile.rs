@@ -18,6 +18,11 @@ impl<T: Scalar> Graph<T> {
     /// `grads` is where the gradients an optimizer steps on usually go. Other intermediate
     /// values share reused buffers (see [`Memory`]).
     ///
+    /// A machine compiled with gradients starts in training mode; one compiled with
+    /// none (`grads` empty: evaluation, prediction, serving) starts in evaluation mode,
+    /// where [`dropout`](crate::Tensor::dropout) is the identity. Either can switch with
+    /// [`Machine::set_training`].
+    ///
     /// # Errors
     /// The first error recorded while building the graph, or [`Error::WrongGraph`](crate::Error::WrongGraph) if an
     /// output belongs to another graph.
@@ -227,7 +232,8 @@ impl<T: Scalar> Graph<T> {
             ranges,
             scratch: vec![T::zero(); scratch_len],
             rng: crate::rng::KernelRng::new(0),
-            training: true,
+            // what a machine is for decides the mode dropout starts in: see `compile`
+            training: !grads.is_empty(),
             memory,
             ran: false,
         })
