@@ -18,7 +18,7 @@ impl<T: Scalar> Graph<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.param("x", ndarray::arr0(2.0));
+    /// let x = g.param("x", tapegrad::ndarray::arr0(2.0));
     /// let y = x.powf(3.0);
     /// let dy = g.grad(y, &[x])?[0]; // 3x^2 = 12
     /// let d2y = g.grad(dy, &[x])?[0]; // 6x = 12

@@ -43,7 +43,7 @@ pub struct Report {
 ///
 /// ```
 /// use tapegrad::check::gradcheck;
-/// let x = ndarray::arr1(&[0.3, -1.2, 2.0]).into_dyn();
+/// let x = tapegrad::ndarray::arr1(&[0.3, -1.2, 2.0]).into_dyn();
 /// let report = gradcheck(&[x], |_, t| (t[0].tanh() * t[0]).sum())?;
 /// assert_eq!(report.checked, 3);
 /// # Ok::<(), tapegrad::Error>(())

@@ -82,7 +82,7 @@ pub(crate) struct Inner<T: Scalar> {
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f64>::new();
-/// let x = g.param("x", ndarray::arr1(&[3.0]));
+/// let x = g.param("x", tapegrad::ndarray::arr1(&[3.0]));
 /// let y = x * x * x; // y = x^3
 /// let dy = g.grad(y.sum(), &[x])?[0]; // 3x^2
 /// let mut m = g.compile(&[y], &[dy])?;

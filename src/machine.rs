@@ -73,13 +73,13 @@ impl<T: Scalar> Step<T> {
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f32>::new();
 /// let x = g.input("x", [2]);
-/// let w = g.param("w", ndarray::arr1(&[3.0, 4.0]));
+/// let w = g.param("w", tapegrad::ndarray::arr1(&[3.0, 4.0]));
 /// let y = (x * w).sum();
 /// let mut m = g.compile(&[y], &[])?;
-/// m.feed(x, &ndarray::arr1(&[1.0, 2.0]))?;
+/// m.feed(x, &tapegrad::ndarray::arr1(&[1.0, 2.0]))?;
 /// m.run()?;
 /// assert_eq!(m.item(y)?, 11.0);
-/// m.feed(x, &ndarray::arr1(&[0.0, 1.0]))?; // new values, same machine
+/// m.feed(x, &tapegrad::ndarray::arr1(&[0.0, 1.0]))?; // new values, same machine
 /// m.run()?;
 /// assert_eq!(m.item(y)?, 4.0);
 /// # Ok::<(), tapegrad::Error>(())

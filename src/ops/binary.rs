@@ -310,7 +310,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let y = g.constant(ndarray::arr1(&[1.0, 5.0])).maximum(g.full([], 2.0));
+    /// let y = g.constant(tapegrad::ndarray::arr1(&[1.0, 5.0])).maximum(g.full([], 2.0));
     /// let mut m = g.compile(&[y], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(y)?.as_slice(), Some(&[2.0, 5.0][..]));

@@ -182,8 +182,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let table = g.constant(ndarray::arr2(&[[0.0, 0.5], [1.0, 1.5], [2.0, 2.5]]));
-    /// let ids = g.constant(ndarray::arr1(&[2.0, 0.0]));
+    /// let table = g.constant(tapegrad::ndarray::arr2(&[[0.0, 0.5], [1.0, 1.5], [2.0, 2.5]]));
+    /// let ids = g.constant(tapegrad::ndarray::arr1(&[2.0, 0.0]));
     /// let rows = table.index_select(ids);
     /// let mut m = g.compile(&[rows], &[])?;
     /// m.run()?;

@@ -156,8 +156,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let logits = g.constant(ndarray::arr2(&[[0.0, 0.0]]));
-    /// let loss = logits.cross_entropy(g.constant(ndarray::arr1(&[1.0])));
+    /// let logits = g.constant(tapegrad::ndarray::arr2(&[[0.0, 0.0]]));
+    /// let loss = logits.cross_entropy(g.constant(tapegrad::ndarray::arr1(&[1.0])));
     /// let mut m = g.compile(&[loss], &[])?;
     /// m.run()?;
     /// assert!((m.item(loss)? - 2f64.ln()).abs() < 1e-15); // -ln(1/2)

@@ -22,7 +22,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.constant(ndarray::arr2(&[[1000.0, 1000.0]]));
+    /// let x = g.constant(tapegrad::ndarray::arr2(&[[1000.0, 1000.0]]));
     /// let p = x.softmax(1);
     /// let mut m = g.compile(&[p], &[])?;
     /// m.run()?;

@@ -211,7 +211,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let x = g.constant(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
+    /// let x = g.constant(tapegrad::ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
     /// let rows = x.sum_axes(&[1], false);
     /// let mut m = g.compile(&[rows], &[])?;
     /// m.run()?;
