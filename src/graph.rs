@@ -225,7 +225,8 @@ impl<T: Scalar> Graph<T> {
     }
 
     /// A constant of `shape` with every element `value` (PyTorch's `torch.full`). With
-    /// the shape `[]` it is a scalar, which broadcasts against anything.
+    /// the shape `[]` it is a scalar, which broadcasts against anything. A constant's
+    /// shape is fixed: a run-time axis in `shape` is taken at its bound.
     ///
     /// ```
     /// use tapegrad::prelude::*;
