@@ -122,7 +122,7 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
         mem.scratch,
         mem.total(),
         mem.unplanned,
-        m.scalar(loss)?
+        m.item(loss)?
     );
     Ok(())
 }

@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.run()?;
             opt.step(&mut m, &grads)?;
             // the batch's mean loss, weighted back to a sum over its rows
-            total += m.scalar(model.loss)? * yb.len() as f32;
+            total += m.item(model.loss)? * yb.len() as f32;
         }
         let train_pred = model.predict(&mut m, &x_train, &y_train)?;
         let test_pred = model.predict(&mut m, &x_test, &y_test)?;

@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.run()?;
             opt.step(&mut m, &grads)?;
             // the mean over this batch's rows, weighted back to a sum
-            total += m.scalar(loss)? * yb.len() as f32;
+            total += m.item(loss)? * yb.len() as f32;
             rows += yb.len();
         }
         println!("epoch {epoch:3}  loss {:.4}", total / rows as f32);

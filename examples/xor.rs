@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.run()?;
         opt.step(&mut m, &grads)?;
         if step % 100 == 0 {
-            println!("step {step}  loss {:.4}", m.scalar(loss)?);
+            println!("step {step}  loss {:.4}", m.item(loss)?);
         }
     }
     m.run()?; // logits with the final parameters

@@ -21,13 +21,13 @@ impl<T: Scalar> Graph<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.param("x", ndarray::arr0(2.0));
+    /// let x = g.param("x", tapegrad::ndarray::arr0(2.0));
     /// let y = x.powf(3.0);
     /// let dy = g.grad(y, &[x])?[0]; // 3x^2 = 12
     /// let d2y = g.grad(dy, &[x])?[0]; // 6x = 12
     /// let mut m = g.compile(&[dy, d2y], &[])?; // no (parameter, gradient) pairs to step
     /// m.run()?;
-    /// assert_eq!((m.scalar(dy)?, m.scalar(d2y)?), (12.0, 12.0));
+    /// assert_eq!((m.item(dy)?, m.item(d2y)?), (12.0, 12.0));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     ///
@@ -100,15 +100,18 @@ impl<T: Scalar> Graph<T> {
                 continue;
             }
             // Copy what the VJP needs out of the arena: it records new nodes.
-            let (op, inputs) = {
+            let (op, inputs, recorded) = {
                 let nodes = self.nodes();
                 match &nodes[i].kind {
-                    Kind::Op(op) => (Arc::clone(op), nodes[i].inputs.clone()),
+                    Kind::Op(op) => (Arc::clone(op), nodes[i].inputs.clone(), nodes[i].caller),
                     _ => continue,
                 }
             };
             let args: Vec<Tensor<'g, T>> = inputs.iter().map(|&j| Tensor::new(self, j)).collect();
             let out = Tensor::new(self, NodeId(i as u32));
+            // The VJP's nodes are recorded inside the crate: a run-time error in one of
+            // them (a bad class id in `cross_entropy_grad`) points at the user's op.
+            let outer = self.set_vjp_of(Some(recorded));
             let input_grads = op.vjp(&args, out, g);
             for (x, gx) in args.iter().zip(input_grads) {
                 let (Some(gx), true) = (gx, depends[x.id.index()]) else {
@@ -121,6 +124,7 @@ impl<T: Scalar> Graph<T> {
                     None => gx,
                 });
             }
+            self.set_vjp_of(outer);
         }
         let out: Vec<Tensor<'g, T>> = xs
             .iter()

@@ -43,7 +43,7 @@ pub struct Report {
 ///
 /// ```
 /// use tapegrad::check::gradcheck;
-/// let x = ndarray::arr1(&[0.3, -1.2, 2.0]).into_dyn();
+/// let x = tapegrad::ndarray::arr1(&[0.3, -1.2, 2.0]).into_dyn();
 /// let report = gradcheck(&[x], |_, t| (t[0].tanh() * t[0]).sum())?;
 /// assert_eq!(report.checked, 3);
 /// # Ok::<(), tapegrad::Error>(())
@@ -107,7 +107,7 @@ where
                 }
                 m.set_param(xs[i], &probe)?;
                 m.run()?;
-                m.scalar(y)
+                m.item(y)
             };
             let plus = at(x0 + opts.eps)?;
             let minus = at(x0 - opts.eps)?;

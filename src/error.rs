@@ -127,6 +127,8 @@ pub enum Error {
     NotFed {
         /// The input's name.
         name: String,
+        /// Where the input was declared ([`Graph::input`](crate::Graph::input)).
+        declared: Caller,
     },
     /// An intermediate value was read whose buffer the machine reuses during a run.
     NotKept {
@@ -158,15 +160,25 @@ pub enum Error {
         /// Where it was fed.
         second_fed_at: Caller,
     },
-    /// An integer index held in a tensor (class id, row id) is out of range or not an
-    /// integer. Found while running, so it carries no caller.
+    /// An integer id held in a tensor (a class id, a row id) is out of range or not a
+    /// whole number. Found while running: the kernel reports the id and its position, and
+    /// [`Machine::run`](crate::Machine::run) adds the op and where it was recorded.
     Index {
-        /// The op that read the index.
+        /// The op that read the id (`"cross_entropy"`, `"index_select"`, ...).
         op: &'static str,
-        /// The value found.
+        /// What the id counts: `"class"` (cross_entropy, one_hot) or `"row"`
+        /// (index_select, scatter_add).
+        of: &'static str,
+        /// The value found (NaN for a NaN id).
         value: f64,
-        /// The exclusive upper bound.
+        /// Its flat, row-major position in the tensor of ids (the row, for ids `[N]`).
+        position: usize,
+        /// The number of classes or rows: valid ids are `0..bound`.
         bound: usize,
+        /// Where the op was recorded; `None` only for an error straight from a kernel,
+        /// before `run` fills it in. For a gradient op, where the op it differentiates
+        /// was recorded.
+        caller: Option<Caller>,
     },
     /// Gradient pairs do not fit: not the pairs a machine was compiled with, a parameter
     /// listed twice, or not the parameters (by name and size) an optimizer's state was
@@ -228,6 +240,31 @@ pub enum Error {
         /// Where it was called.
         caller: Caller,
     },
+}
+
+impl Error {
+    /// A kernel's data error located at the step that ran it: an [`Error::Index`] gets the
+    /// op's name and where it was recorded (a kernel cannot know either).
+    pub(crate) fn at_step(self, step_op: &'static str, recorded: Caller) -> Error {
+        match self {
+            Error::Index {
+                of,
+                value,
+                position,
+                bound,
+                caller,
+                ..
+            } => Error::Index {
+                op: step_op,
+                of,
+                value,
+                position,
+                bound,
+                caller: caller.or(Some(recorded)),
+            },
+            e => e,
+        }
+    }
 }
 
 /// `core::result::Result` with [`Error`].
@@ -295,9 +332,10 @@ impl fmt::Display for Error {
             Error::UnknownName { name, caller } => {
                 write!(f, "no input or parameter is named {name:?} (at {caller})")
             }
-            Error::NotFed { name } => {
-                write!(f, "input {name:?} was never fed: call `feed` before `run`")
-            }
+            Error::NotFed { name, declared } => write!(
+                f,
+                "input {name:?} declared at {declared} was never fed: call `feed` before `run`"
+            ),
             Error::NotKept { op, caller } => write!(
                 f,
                 "the value of `{op}` read at {caller} is not kept: its buffer is reused during \
@@ -320,8 +358,30 @@ impl fmt::Display for Error {
                  run, but {first:?} was fed {first_rows} rows at {first_fed_at} and \
                  {second:?} {second_rows} rows at {second_fed_at}"
             ),
-            Error::Index { op, value, bound } => {
-                write!(f, "`{op}`: index {value} is not an integer in 0..{bound}")
+            Error::Index {
+                op,
+                of,
+                value,
+                position,
+                bound,
+                caller,
+            } => {
+                write!(f, "`{op}`")?;
+                if let Some(at) = caller {
+                    write!(f, " recorded at {at}")?;
+                }
+                write!(f, ": {of} id {value} at position {position} ")?;
+                let plural = match (*bound, of.ends_with('s')) {
+                    (1, _) => "",
+                    (_, true) => "es",
+                    _ => "s",
+                };
+                if value % 1.0 == 0.0 {
+                    write!(f, "is out of range for {bound} {of}{plural}")?;
+                } else {
+                    write!(f, "is not a whole number")?;
+                }
+                write!(f, " (valid {of} ids: 0..{bound})")
             }
             Error::Mismatch {
                 what,

@@ -24,8 +24,8 @@ use crate::scalar::Scalar;
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f64>::new();
-/// let a = g.param("a", ndarray::arr1(&[1.0, 2.0]));
-/// let b = g.param("b", ndarray::arr1(&[3.0, 4.0]));
+/// let a = g.param("a", tapegrad::ndarray::arr1(&[1.0, 2.0]));
+/// let b = g.param("b", tapegrad::ndarray::arr1(&[3.0, 4.0]));
 /// let loss = (a * b).sum(); // d/da = b, d/db = a
 /// let grads = g.grad(loss, &[a, b])?;
 /// let mut m = g.compile(&[loss], &grads)?;

@@ -5,6 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::{Ref, RefCell};
 use core::fmt;
+use core::mem;
 use core::panic::Location;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -57,11 +58,17 @@ pub(crate) struct Node<T: Scalar> {
     pub(crate) kind: Kind<T>,
     pub(crate) inputs: Vec<NodeId>,
     pub(crate) shape: Shape,
+    /// Where the user recorded it; for a gradient node, where the op it differentiates
+    /// was recorded. The machine reports a run-time error of its kernel here.
+    pub(crate) caller: Caller,
 }
 
 pub(crate) struct Inner<T: Scalar> {
     pub(crate) nodes: Vec<Node<T>>,
     pub(crate) errors: Vec<Error>,
+    /// While `grad` records an op's VJP: where that op was recorded, given to every node
+    /// the VJP records (their own callers are inside the crate).
+    pub(crate) vjp_of: Option<Caller>,
 }
 
 /// A recorded computation: an arena of nodes that tensors point into.
@@ -75,7 +82,7 @@ pub(crate) struct Inner<T: Scalar> {
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f64>::new();
-/// let x = g.param("x", ndarray::arr1(&[3.0]));
+/// let x = g.param("x", tapegrad::ndarray::arr1(&[3.0]));
 /// let y = x * x * x; // y = x^3
 /// let dy = g.grad(y.sum(), &[x])?[0]; // 3x^2
 /// let mut m = g.compile(&[y, dy], &[])?;
@@ -115,6 +122,7 @@ impl<T: Scalar> Graph<T> {
             inner: RefCell::new(Inner {
                 nodes: Vec::new(),
                 errors: Vec::new(),
+                vjp_of: None,
             }),
         }
     }
@@ -146,7 +154,7 @@ impl<T: Scalar> Graph<T> {
     /// let mut m = g.compile(&[y], &[])?;
     /// m.feed(x, &tapegrad::ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]))?; // 2 rows of 4
     /// m.run()?;
-    /// assert_eq!(m.scalar(y)?, 5.0); // (3 + 7) / 2
+    /// assert_eq!(m.item(y)?, 5.0); // (3 + 7) / 2
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
@@ -180,6 +188,7 @@ impl<T: Scalar> Graph<T> {
             },
             Vec::new(),
             shape,
+            caller,
         )
     }
 
@@ -198,29 +207,54 @@ impl<T: Scalar> Graph<T> {
             },
             Vec::new(),
             shape,
+            caller,
         )
     }
 
     /// A constant tensor.
+    #[track_caller]
     pub fn constant<D: Dimension>(&self, value: Array<T, D>) -> Tensor<'_, T> {
         let value = value.into_dyn();
         let shape = Shape::from(value.shape());
-        self.push(Kind::Const(Arc::new(value)), Vec::new(), shape)
+        self.push(
+            Kind::Const(Arc::new(value)),
+            Vec::new(),
+            shape,
+            Caller::here(),
+        )
     }
 
-    /// A constant scalar (shape `[]`), which broadcasts against anything.
-    pub fn scalar(&self, v: T) -> Tensor<'_, T> {
-        self.constant(ndarray::arr0(v))
+    /// A constant of `shape` with every element `value` (PyTorch's `torch.full`). With
+    /// the shape `[]` it is a scalar, which broadcasts against anything. A constant's
+    /// shape is fixed: a run-time axis in `shape` is taken at its bound.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", [3]);
+    /// let y = x.maximum(g.full([], 0.5)); // max(x, 0.5), element by element
+    /// let mut m = g.compile(&[y], &[])?;
+    /// m.feed(x, &tapegrad::ndarray::arr1(&[0.0, 1.0, 2.0]))?;
+    /// m.run()?;
+    /// assert_eq!(m.value(y)?.as_slice(), Some(&[0.5, 1.0, 2.0][..]));
+    /// assert_eq!(g.full([2, 3], 7.0).shape(), Shape::from([2, 3]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn full(&self, shape: impl Into<Shape>, value: T) -> Tensor<'_, T> {
+        self.constant(ArrayD::from_elem(shape.into().ix(), value))
     }
 
     /// A constant filled with zeros.
+    #[track_caller]
     pub fn zeros(&self, shape: impl Into<Shape>) -> Tensor<'_, T> {
-        self.constant(ArrayD::zeros(shape.into().ix()))
+        self.full(shape, T::zero())
     }
 
     /// A constant filled with ones.
+    #[track_caller]
     pub fn ones(&self, shape: impl Into<Shape>) -> Tensor<'_, T> {
-        self.constant(ArrayD::ones(shape.into().ix()))
+        self.full(shape, T::one())
     }
 
     /// Every parameter, in the order they were declared.
@@ -276,15 +310,29 @@ impl<T: Scalar> Graph<T> {
         }
     }
 
-    pub(crate) fn push(&self, kind: Kind<T>, inputs: Vec<NodeId>, shape: Shape) -> Tensor<'_, T> {
+    pub(crate) fn push(
+        &self,
+        kind: Kind<T>,
+        inputs: Vec<NodeId>,
+        shape: Shape,
+        caller: Caller,
+    ) -> Tensor<'_, T> {
         let mut inner = self.inner.borrow_mut();
         let id = NodeId(inner.nodes.len() as u32);
+        let caller = inner.vjp_of.unwrap_or(caller);
         inner.nodes.push(Node {
             kind,
             inputs,
             shape,
+            caller,
         });
         Tensor::new(self, id)
+    }
+
+    /// Gives the nodes recorded until the next call `caller` (see [`Node::caller`]) or,
+    /// with `None`, their own callers again. Returns the previous setting.
+    pub(crate) fn set_vjp_of(&self, caller: Option<Caller>) -> Option<Caller> {
+        mem::replace(&mut self.inner.borrow_mut().vjp_of, caller)
     }
 
     pub(crate) fn record_error(&self, e: Error) {
@@ -308,7 +356,7 @@ impl<T: Scalar> Graph<T> {
                 op: op.name(),
                 caller: caller.into(),
             });
-            return self.push(Kind::Invalid, Vec::new(), Shape::scalar());
+            return self.push(Kind::Invalid, Vec::new(), Shape::scalar(), caller.into());
         }
         let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape()).collect();
         let refs: Vec<&Shape> = shapes.iter().collect();
@@ -326,6 +374,7 @@ impl<T: Scalar> Graph<T> {
                 Kind::Op(Arc::new(op)),
                 inputs.iter().map(|t| t.id).collect(),
                 shape,
+                caller.into(),
             ),
             Err(reason) => {
                 let fallback = shapes.first().cloned().unwrap_or_default();
@@ -349,7 +398,7 @@ impl<T: Scalar> Graph<T> {
             reason,
             caller: caller.into(),
         });
-        self.push(Kind::Invalid, Vec::new(), shape)
+        self.push(Kind::Invalid, Vec::new(), shape, caller.into())
     }
 
     /// Checks that `t` belongs to this graph.

@@ -1,4 +1,4 @@
-//! Initial values for parameters, drawn from any `rand::Rng` so a seed fixes them.
+//! Initial values for parameters, drawn from any `tapegrad::rand::Rng` so a seed fixes them.
 //!
 //! # Weight layout and fans
 //! Layers compute `x.matmul(w)`, so a tapegrad weight is `[in, out]`: the transpose of
@@ -20,9 +20,9 @@
 //! Every value is computed from `rng.random::<f64>()` with `+ - * /` and `sqrt`, which
 //! IEEE 754 rounds the same way on every platform (the normal sampler's logarithm is
 //! written out below rather than taken from the platform's C library, whose last bits
-//! differ between systems). So a seeded portable generator such as `rand::rngs::StdRng`
-//! gives the same weights everywhere, for `f32` and `f64` alike (values are drawn in
-//! `f64`, then rounded), and in row-major order of the shape.
+//! differ between systems). So a seeded portable generator such as
+//! `tapegrad::rand::rngs::StdRng` gives the same weights everywhere, for `f32` and `f64`
+//! alike (values are drawn in `f64`, then rounded), and in row-major order of the shape.
 
 use core::f64::consts::{LN_2, SQRT_2};
 

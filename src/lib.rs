@@ -11,10 +11,10 @@
 //! ## Quick start
 //! ```
 //! use tapegrad::prelude::*;
-//! use rand::SeedableRng;
+//! use tapegrad::rand::SeedableRng;
 //!
 //! // Learn y = class of (x0 > x1) with a one-hidden-layer MLP.
-//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let mut rng = tapegrad::rand::rngs::StdRng::seed_from_u64(0);
 //! let g = Graph::<f32>::new();
 //! let x = g.input("x", [4, 2]);
 //! let y = g.input("y", [4]);
@@ -29,18 +29,18 @@
 //!
 //! let mut m = g.compile(&[loss], &grads)?;
 //! let mut opt = Sgd::new(0.1);
-//! let xb = ndarray::arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]);
-//! let yb = ndarray::arr1(&[1.0, 0.0, 1.0, 0.0]);
+//! let xb = tapegrad::ndarray::arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]);
+//! let yb = tapegrad::ndarray::arr1(&[1.0, 0.0, 1.0, 0.0]);
 //! m.feed(x, &xb)?;
 //! m.feed(y, &yb)?;
 //! m.run()?;
-//! let first = m.scalar(loss)?;
+//! let first = m.item(loss)?;
 //! for _ in 0..200 {
 //!     m.run()?;
 //!     opt.step(&mut m, &grads)?;
 //! }
 //! m.run()?;
-//! assert!(m.scalar(loss)? < first / 10.0);
+//! assert!(m.item(loss)? < first / 10.0);
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
 //!

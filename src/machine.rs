@@ -74,15 +74,15 @@ impl<T: Scalar> Step<T> {
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f32>::new();
 /// let x = g.input("x", [2]);
-/// let w = g.param("w", ndarray::arr1(&[3.0, 4.0]));
+/// let w = g.param("w", tapegrad::ndarray::arr1(&[3.0, 4.0]));
 /// let y = (x * w).sum();
 /// let mut m = g.compile(&[y], &[])?;
-/// m.feed(x, &ndarray::arr1(&[1.0, 2.0]))?;
+/// m.feed(x, &tapegrad::ndarray::arr1(&[1.0, 2.0]))?;
 /// m.run()?;
-/// assert_eq!(m.scalar(y)?, 11.0);
-/// m.feed(x, &ndarray::arr1(&[0.0, 1.0]))?; // new values, same machine
+/// assert_eq!(m.item(y)?, 11.0);
+/// m.feed(x, &tapegrad::ndarray::arr1(&[0.0, 1.0]))?; // new values, same machine
 /// m.run()?;
-/// assert_eq!(m.scalar(y)?, 4.0);
+/// assert_eq!(m.item(y)?, 4.0);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub struct Machine<T: Scalar> {
@@ -94,6 +94,8 @@ pub struct Machine<T: Scalar> {
     /// until another number of rows is fed).
     shapes: Vec<Shape>,
     numel: Vec<usize>,
+    /// Where each step's node was recorded (declared, for an input), for run-time errors.
+    callers: Vec<Caller>,
     /// The steps with a run-time axis, the inputs among them, and the rows the shapes are
     /// set for.
     runs: Vec<RunStep>,
@@ -223,12 +225,16 @@ impl<T: Scalar> Machine<T> {
                     };
                     let r = op.forward(&inputs, &mut o);
                     self.bufs[b] = out;
-                    r?;
+                    // a closure, not a value: nothing is built unless the kernel failed
+                    r.map_err(|e| e.at_step(op.name(), self.callers[i]))?;
                 }
                 Step::Input {
                     name, fed: false, ..
                 } => {
-                    return Err(Error::NotFed { name: name.clone() });
+                    return Err(Error::NotFed {
+                        name: name.clone(),
+                        declared: self.callers[i],
+                    });
                 }
                 _ => {}
             }
@@ -412,18 +418,18 @@ impl<T: Scalar> Machine<T> {
         Ok(view(&self.shapes[i], self.data(i)))
     }
 
-    /// The value of a one-element node (a loss).
+    /// The value of a one-element node (a loss), as a number: PyTorch's `loss.item()`.
     ///
     /// # Errors
     /// As for [`value`](Machine::value), and [`Error::NotScalar`] if it has more elements.
     #[track_caller]
-    pub fn scalar(&self, t: impl AsHandle) -> Result<T> {
+    pub fn item(&self, t: impl AsHandle) -> Result<T> {
         let caller = Caller::here();
         let v = self.value(t)?;
         match v.as_slice() {
             Some(&[x]) => Ok(x),
             _ => Err(Error::NotScalar {
-                op: "scalar",
+                op: "item",
                 shape: Shape::from(v.shape()),
                 caller,
             }),
@@ -476,12 +482,29 @@ impl<T: Scalar> Machine<T> {
 
     /// Copies every parameter of `other` that this machine also holds (by name), for
     /// instance from a training machine into an evaluation machine of the same graph.
+    /// Returns the names of the parameters copied, in `other`'s declaration order; a
+    /// parameter of only one of the machines is left alone.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let w = g.param("w", tapegrad::ndarray::arr1(&[1.0, 2.0]));
+    /// let train = g.compile(&[w.sum()], &[])?;
+    /// let mut eval = g.compile(&[w.sum()], &[])?;
+    /// assert_eq!(eval.copy_params_from(&train)?, ["w"]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Feed`] if a parameter of the same name has another shape.
+    /// [`Error::Feed`] if a parameter of the same name has another shape;
+    /// [`Error::Mismatch`] if no parameter name is common to both machines (a machine of
+    /// another model, or parameters named differently). Nothing is copied on an error.
     #[track_caller]
-    pub fn copy_params_from(&mut self, other: &Machine<T>) -> Result<()> {
+    pub fn copy_params_from(&mut self, other: &Machine<T>) -> Result<Vec<String>> {
         let caller = Caller::here();
+        // (this machine's step, other's step) for every shared name; check all before
+        // copying any, so that an error leaves this machine as it was
+        let mut pairs = Vec::new();
         for (j, step) in other.steps.iter().enumerate() {
             let Step::Param { name } = step else { continue };
             let mine = self
@@ -492,11 +515,39 @@ impl<T: Scalar> Machine<T> {
                 if self.shapes[i] != other.shapes[j] {
                     return Err(self.feed_error(i, other.shapes[j].clone(), caller));
                 }
-                let b = self.buf_of[i] as usize;
-                self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
+                pairs.push((i, j));
             }
         }
-        Ok(())
+        if pairs.is_empty() {
+            let names = |m: &Machine<T>| {
+                let v: Vec<&str> = m.params().map(|(n, _)| n).collect();
+                if v.is_empty() {
+                    String::from("none")
+                } else {
+                    alloc::format!("{v:?}")
+                }
+            };
+            return Err(Error::Mismatch {
+                what: "copy_params_from",
+                reason: alloc::format!(
+                    "no parameter name is common to both machines, so nothing was copied \
+                     (the source holds {}, this machine holds {}): are they machines of \
+                     the same model?",
+                    names(other),
+                    names(self)
+                ),
+                caller,
+            });
+        }
+        let mut copied = Vec::with_capacity(pairs.len());
+        for (i, j) in pairs {
+            let b = self.buf_of[i] as usize;
+            self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
+            if let Step::Param { name } = &other.steps[j] {
+                copied.push(name.clone());
+            }
+        }
+        Ok(copied)
     }
 
     /// Bytes held, by role, and what they would be without buffer planning.
@@ -504,13 +555,16 @@ impl<T: Scalar> Machine<T> {
         self.memory
     }
 
-    /// Training mode (the default) or evaluation mode: ops such as
-    /// [`dropout`](crate::Tensor::dropout) behave differently.
+    /// Training mode or evaluation mode: ops such as [`dropout`](crate::Tensor::dropout)
+    /// behave differently. A machine starts in training mode if it was compiled with
+    /// gradient outputs (the `grads` of [`Graph::compile`](crate::Graph::compile)), and
+    /// in evaluation mode if not.
     pub fn set_training(&mut self, training: bool) {
         self.training = training;
     }
 
-    /// Whether the machine is in training mode.
+    /// Whether the machine is in training mode (see
+    /// [`set_training`](Machine::set_training)).
     pub fn training(&self) -> bool {
         self.training
     }
@@ -545,7 +599,7 @@ impl<T: Scalar> Machine<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let w = g.param("w", ndarray::arr1(&[1.0, -2.0]));
+    /// let w = g.param("w", tapegrad::ndarray::arr1(&[1.0, -2.0]));
     /// let loss = (w * w).sum(); // gradient 2w
     /// let grads = g.grad(loss, &[w])?;
     /// let mut m = g.compile(&[loss], &grads)?;

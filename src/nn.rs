@@ -89,8 +89,8 @@ impl Activation {
 /// ```
 /// use tapegrad::prelude::*;
 /// use tapegrad::nn::{Activation, MlpBuilder};
-/// use rand::SeedableRng;
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// use tapegrad::rand::SeedableRng;
+/// let mut rng = tapegrad::rand::rngs::StdRng::seed_from_u64(0);
 /// let g = Graph::<f32>::new();
 /// let mlp = MlpBuilder::new(&[4, 8, 3]).activation(Activation::Tanh).build(&g, "mlp", &mut rng);
 /// let logits = mlp.forward(g.input("x", [5, 4]));

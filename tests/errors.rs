@@ -106,7 +106,7 @@ fn composite_ops_report_the_callers_line() {
     let logits = g.input("logits", [4, 3]);
     let ids = g.input("ids", [5]);
     let (_, line) = (logits.cross_entropy(ids), line!());
-    let e = g.grad(g.scalar(0.0), &[logits]).unwrap_err();
+    let e = g.grad(g.full([], 0.0), &[logits]).unwrap_err();
     assert_shape_error(
         &e,
         "cross_entropy",
@@ -261,7 +261,7 @@ fn feed_named_with_an_unknown_name() {
     // the right name works: 1 + 2 = 3
     m.feed_named("x", &data).unwrap();
     m.run().unwrap();
-    approx::assert_abs_diff_eq!(m.scalar(y).unwrap(), 3.0);
+    approx::assert_abs_diff_eq!(m.item(y).unwrap(), 3.0);
 }
 
 #[test]
@@ -312,37 +312,44 @@ fn reading_an_op_value_before_run() {
     }
     let msg = e.to_string();
     assert!(msg.contains("`sum`") && msg.contains("run"), "{msg}");
-    assert!(matches!(m.scalar(y), Err(Error::NotRun { .. })));
+    assert!(matches!(m.item(y), Err(Error::NotRun { .. })));
     // a parameter holds its initial value before any run
     assert_eq!(m.value(w).unwrap().as_slice(), Some(&[1.5f32, -2.0][..]));
     m.run().unwrap();
     // 1.5^2 + 2^2 = 6.25
-    approx::assert_abs_diff_eq!(m.scalar(y).unwrap(), 6.25);
+    approx::assert_abs_diff_eq!(m.item(y).unwrap(), 6.25);
 }
 
 #[test]
 fn run_with_an_unfed_input() {
     let g = Graph::<f64>::new();
     let a = g.input("a", [2]);
-    let b = g.input("bravo", [2]);
+    let (b, line) = (g.input("bravo", [2]), line!());
     let y = (a * b).sum();
     let mut m = g.compile(&[y], &[]).unwrap();
     m.feed(a, &arr1(&[1.0, 2.0])).unwrap();
     let e = m.run().unwrap_err();
-    assert_eq!(
-        e,
-        Error::NotFed {
-            name: "bravo".into()
+    match &e {
+        Error::NotFed { name, declared } => {
+            assert_eq!(name, "bravo");
+            assert_at(declared, line);
         }
-    );
+        other => panic!("{other:?}"),
+    }
     let msg = e.to_string();
-    assert!(msg.contains("\"bravo\"") && msg.contains("feed"), "{msg}");
+    assert!(
+        msg.contains("\"bravo\"")
+            && msg.contains("feed")
+            && msg.contains(&format!("declared at {}", file!()))
+            && msg.contains(&format!("errors.rs:{line}:")),
+        "{msg}"
+    );
     // a failed run leaves nothing readable
     assert!(matches!(m.value(y), Err(Error::NotRun { .. })));
     m.feed(b, &arr1(&[3.0, 4.0])).unwrap();
     m.run().unwrap();
     // 1*3 + 2*4 = 11
-    approx::assert_abs_diff_eq!(m.scalar(y).unwrap(), 11.0);
+    approx::assert_abs_diff_eq!(m.item(y).unwrap(), 11.0);
 }
 
 #[test]
@@ -372,8 +379,8 @@ fn grad_of_a_non_scalar_and_grad_with_a_seed() {
     }
     // reading a non-scalar as a scalar
     assert!(matches!(
-        m.scalar(y),
-        Err(Error::NotScalar { op: "scalar", .. })
+        m.item(y),
+        Err(Error::NotScalar { op: "item", .. })
     ));
 }
 
@@ -553,39 +560,88 @@ fn sgd_step_with_pairs_the_machine_was_not_compiled_with() {
     assert_eq!(m.value(w1).unwrap().as_slice(), Some(&[1.0, 2.0][..]));
 }
 
+/// An `Error::Index` from `run` naming `op`, recorded at `line` of this file, for the id
+/// `value` at `position` among ids for `bound` `of`s; its message says all of that too.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn assert_index_error(
+    e: &Error,
+    op: &str,
+    of: &str,
+    value: f64,
+    position: usize,
+    bound: usize,
+    line: u32,
+) {
+    match e {
+        Error::Index {
+            op: got_op,
+            of: got_of,
+            value: got_value,
+            position: got_position,
+            bound: got_bound,
+            caller,
+            ..
+        } => {
+            assert_eq!((*got_op, *got_of), (op, of), "{e}");
+            assert_eq!((*got_position, *got_bound), (position, bound), "{e}");
+            if value.is_nan() {
+                assert!(got_value.is_nan(), "{e}");
+            } else {
+                assert_eq!(*got_value, value, "{e}");
+            }
+            assert_at(caller.as_ref().expect("run fills in the caller"), line);
+        }
+        other => panic!("expected an index error, got {other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("`{op}` recorded at ")), "{msg}");
+    assert!(msg.contains(&format!("errors.rs:{line}:")), "{msg}");
+    assert!(
+        msg.contains(&format!("{of} id {value} at position {position} ")),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("0..{bound}")), "{msg}");
+}
+
 #[test]
 fn class_ids_out_of_range_or_not_integers() {
     let g = Graph::<f32>::new();
-    let logits = g.param("logits", Array2::<f32>::zeros((2, 3)));
-    let ids = g.input("ids", [2]);
-    let loss = logits.cross_entropy(ids);
+    let logits = g.param("logits", Array2::<f32>::zeros((3, 10)));
+    let ids = g.input("ids", [3]);
+    let (loss, line) = (logits.cross_entropy(ids), line!());
     let gl = g.grad(loss, &[logits]).unwrap()[0];
     let mut m = g.compile(&[loss, gl], &[]).unwrap();
-    for (bad, shown) in [(3.0f32, "3"), (1.5, "1.5"), (-1.0, "-1"), (f32::NAN, "NaN")] {
-        m.feed(ids, &arr1(&[0.0, bad])).unwrap();
+    for bad in [12.0f32, 1.5, -1.0, f32::NAN] {
+        m.feed(ids, &arr1(&[0.0, 9.0, bad])).unwrap();
         let e = m.run().unwrap_err();
-        match &e {
-            Error::Index { op, value, bound } => {
-                assert_eq!(*op, "cross_entropy");
-                assert_eq!(*bound, 3);
-                if bad.is_nan() {
-                    assert!(value.is_nan());
-                } else {
-                    approx::assert_abs_diff_eq!(*value, bad as f64);
-                }
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_index_error(&e, "cross_entropy", "class", bad as f64, 2, 10, line);
         let msg = e.to_string();
-        assert!(
-            msg.contains("`cross_entropy`") && msg.contains(shown) && msg.contains("0..3"),
-            "{msg}"
-        );
+        if bad == 12.0 || bad == -1.0 {
+            assert!(msg.contains("is out of range for 10 classes"), "{msg}");
+        } else {
+            assert!(msg.contains("is not a whole number"), "{msg}");
+        }
     }
-    // good ids after bad ones: uniform logits give ln 3
-    m.feed(ids, &arr1(&[0.0, 2.0])).unwrap();
+    // good ids after bad ones: uniform logits give ln 10
+    m.feed(ids, &arr1(&[0.0, 9.0, 3.0])).unwrap();
     m.run().unwrap();
-    approx::assert_abs_diff_eq!(m.scalar(loss).unwrap(), 3f32.ln(), epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(m.item(loss).unwrap(), 10f32.ln(), epsilon = 1e-6);
+}
+
+/// A machine of the gradient alone runs `cross_entropy_grad`, recorded by `grad` inside
+/// the crate: its error points at the user's `cross_entropy` line.
+#[test]
+fn class_ids_out_of_range_in_the_gradient_point_at_the_loss() {
+    let g = Graph::<f64>::new();
+    let logits = g.param("logits", Array2::<f64>::zeros((2, 3)));
+    let ids = g.input("ids", [2]);
+    let (loss, line) = (logits.cross_entropy(ids), line!());
+    let gl = g.grad(loss, &[logits]).unwrap();
+    let mut m = g.compile(&[], &gl).unwrap();
+    m.feed(ids, &arr1(&[3.0, 0.0])).unwrap();
+    let e = m.run().unwrap_err();
+    assert_index_error(&e, "cross_entropy_grad", "class", 3.0, 0, 3, line);
 }
 
 #[test]
@@ -593,19 +649,67 @@ fn row_ids_out_of_range_in_index_select() {
     let g = Graph::<f64>::new();
     let table = g.param("table", arr2(&[[0.0, 1.0], [2.0, 3.0]]));
     let ids = g.input("ids", [3]);
-    let rows = table.index_select(ids);
+    let (rows, line) = (table.index_select(ids), line!());
     let mut m = g.compile(&[rows], &[]).unwrap();
     m.feed(ids, &arr1(&[0.0, 1.0, 2.0])).unwrap();
     let e = m.run().unwrap_err();
-    assert_eq!(
-        e,
-        Error::Index {
-            op: "index_select",
-            value: 2.0,
-            bound: 2
+    assert_index_error(&e, "index_select", "row", 2.0, 2, 2, line);
+    assert!(e.to_string().contains("out of range for 2 rows"), "{e}");
+
+    // the gradient of the table is a scatter_add recorded by `grad`: same line
+    let gt = g.grad(rows.sum(), &[table]).unwrap();
+    let mut m = g.compile(&[], &gt).unwrap();
+    m.feed(ids, &arr1(&[1.0, 5.0, 0.0])).unwrap();
+    let e = m.run().unwrap_err();
+    assert_index_error(&e, "scatter_add", "row", 5.0, 1, 2, line);
+}
+
+#[test]
+fn row_ids_out_of_range_in_scatter_add_and_class_ids_in_one_hot() {
+    let g = Graph::<f32>::new();
+    let ids = g.input("ids", [2, 2]);
+    let src = g.param("src", Array2::<f32>::ones((2, 2)));
+    let (summed, sum_line) = (ids.scatter_add(src, 4), line!());
+    let (hot, hot_line) = (ids.one_hot(3), line!());
+    let mut m = g.compile(&[summed], &[]).unwrap();
+    // ids [[0, 1], [4, 2]]: 4 at flat position 2 is past the 4 rows
+    m.feed(ids, &arr2(&[[0.0, 1.0], [4.0, 2.0]])).unwrap();
+    let e = m.run().unwrap_err();
+    assert_index_error(&e, "scatter_add", "row", 4.0, 2, 4, sum_line);
+
+    let mut m = g.compile(&[hot], &[]).unwrap();
+    m.feed(ids, &arr2(&[[0.0, 1.0], [2.0, 3.0]])).unwrap();
+    let e = m.run().unwrap_err();
+    assert_index_error(&e, "one_hot", "class", 3.0, 3, 3, hot_line);
+    assert!(e.to_string().contains("out of range for 3 classes"), "{e}");
+}
+
+#[test]
+fn copy_params_from_a_machine_with_no_common_name() {
+    let g = Graph::<f32>::new();
+    let w = g.param("weight", arr1(&[1.0f32, 2.0]));
+    let mut m = g.compile(&[w.sum()], &[]).unwrap();
+    let other = Graph::<f32>::new();
+    let v = other.param("w", arr1(&[5.0f32, 6.0]));
+    let src = other.compile(&[v.sum()], &[]).unwrap();
+    let (e, line) = (m.copy_params_from(&src).unwrap_err(), line!());
+    match &e {
+        Error::Mismatch { what, caller, .. } => {
+            assert_eq!(*what, "copy_params_from");
+            assert_at(caller, line);
         }
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no parameter name is common")
+            && msg.contains("[\"w\"]")
+            && msg.contains("[\"weight\"]")
+            && msg.contains(&format!("errors.rs:{line}:")),
+        "{msg}"
     );
-    assert!(e.to_string().contains("0..2"), "{e}");
+    // nothing was copied
+    assert_eq!(m.value(w).unwrap().as_slice(), Some(&[1.0, 2.0][..]));
 }
 
 #[test]
@@ -624,7 +728,7 @@ fn nan_in_data_propagates_without_panic() {
         .unwrap();
     m.feed(ids, &arr1(&[1.0, 3.0])).unwrap();
     m.run().unwrap();
-    assert!(m.scalar(loss).unwrap().is_nan());
+    assert!(m.item(loss).unwrap().is_nan());
     // the NaN row is NaN through relu; the clean row is not: 0.1 * (1 + 2 + 3) = 0.6
     let hv = m.value(h).unwrap();
     assert!(hv[[0, 0]].is_nan());
@@ -651,8 +755,8 @@ fn zero_length_batch_gives_nan_mean_loss() {
     m.feed(target, &Array2::<f32>::zeros((0, 2))).unwrap();
     m.run().unwrap();
     // mean over no rows = 0 / 0 = NaN, as in PyTorch
-    assert!(m.scalar(ce).unwrap().is_nan());
-    assert!(m.scalar(mse).unwrap().is_nan());
+    assert!(m.item(ce).unwrap().is_nan());
+    assert!(m.item(mse).unwrap().is_nan());
     assert_eq!(m.value(logits).unwrap().shape(), &[0, 2]);
     // the weight gradient is a sum over no rows: xᵀ [3, 0] · [0, 2] = zeros [3, 2]
     let gw = m.value(gw).unwrap();

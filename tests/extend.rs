@@ -276,7 +276,7 @@ fn outside_optimizer_trains_and_allocates_nothing_after_the_first_step() {
         ..Signum::default()
     };
     m.run().unwrap();
-    let first = m.scalar(loss).unwrap();
+    let first = m.item(loss).unwrap();
     opt.step(&mut m, &grads).unwrap();
     // first step: m = 0.1 g, so every element moves by exactly lr against its gradient
     let w1 = m.value(w).unwrap().to_owned();
@@ -290,7 +290,7 @@ fn outside_optimizer_trains_and_allocates_nothing_after_the_first_step() {
     let after = allocs();
     assert_eq!(after - before, 0, "allocations in 400 steps");
     m.run().unwrap();
-    let last = m.scalar(loss).unwrap();
+    let last = m.item(loss).unwrap();
     assert!(last < first / 100.0, "{first} -> {last}");
 
     // the counter does count on this thread
@@ -363,5 +363,5 @@ fn custom_ops_take_a_run_time_axis_only_when_they_say_so() {
     m.feed(x, &arr2(&[[0.0, 0.0]])).unwrap();
     m.run().unwrap();
     // one row of softplus(0) = ln 2
-    assert_relative_eq!(m.scalar(y).unwrap(), 2f64.ln(), max_relative = 1e-15);
+    assert_relative_eq!(m.item(y).unwrap(), 2f64.ln(), max_relative = 1e-15);
 }

@@ -77,7 +77,7 @@ fn rerunning_after_new_feeds_gives_new_results() {
     ] {
         m.feed(x, &arr1(&xs)).unwrap();
         m.run().unwrap();
-        assert_abs_diff_eq!(m.scalar(y).unwrap(), want, epsilon = 1e-6);
+        assert_abs_diff_eq!(m.item(y).unwrap(), want, epsilon = 1e-6);
         // d/dw sum(x w) = x
         for (got, want) in m.value(dw).unwrap().iter().zip(xs) {
             assert_abs_diff_eq!(*got, want, epsilon = 1e-6);
@@ -149,7 +149,7 @@ fn machine_moves_to_another_thread_after_the_graph_is_dropped() {
         m.feed(x, &xs).unwrap();
         m.feed(t, &ts).unwrap();
         m.run().unwrap();
-        let first = m.scalar(loss).unwrap();
+        let first = m.item(loss).unwrap();
         let b = m.handle_of("b").unwrap();
         let mut opt = Sgd::new(0.1);
         // the machine knows its (parameter, gradient) pairs; step w's only
@@ -163,7 +163,7 @@ fn machine_moves_to_another_thread_after_the_graph_is_dropped() {
         let w_now: Vec<f32> = m.value(w).unwrap().iter().copied().collect();
         (
             first,
-            m.scalar(loss).unwrap(),
+            m.item(loss).unwrap(),
             w_now,
             m.value(b).unwrap()[[0]],
         )
@@ -200,7 +200,7 @@ fn handles_address_a_machine_after_the_graph_is_dropped() {
         .unwrap();
     m.run().unwrap();
     // predictions [1, 1, 2, 0] against 1: mean(0, 0, 1, 1) = 0.5
-    assert_abs_diff_eq!(m.scalar(loss).unwrap(), 0.5, epsilon = 1e-6);
+    assert_abs_diff_eq!(m.item(loss).unwrap(), 0.5, epsilon = 1e-6);
     // names and shapes of the parameters, in declaration order
     let params: Vec<(String, Vec<usize>)> = m
         .params()
@@ -226,17 +226,17 @@ fn parameters_are_read_and_written() {
     );
     m.run().unwrap();
     // 1 + 2 + 3 + 4 = 10
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 10.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 10.0);
     m.set_param(w, &arr2(&[[0.5, 0.5], [-1.0, 2.0]])).unwrap();
     assert_eq!(
         m.value(w).unwrap(),
         arr2(&[[0.5, 0.5], [-1.0, 2.0]]).into_dyn()
     );
     // op values keep the last run's results until the next run
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 10.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 10.0);
     m.run().unwrap();
     // 0.5 + 0.5 - 1 + 2 = 2
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 2.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 2.0);
     // d/dw sum(w²) = 2w
     assert_close(
         m.value(dw).unwrap(),
@@ -250,13 +250,13 @@ fn parameters_are_read_and_written() {
     m.set_param(s, &arr0(-4.0)).unwrap();
     m.run().unwrap();
     // (-4)² = 16
-    assert_abs_diff_eq!(m.scalar(y).unwrap(), 16.0);
+    assert_abs_diff_eq!(m.item(y).unwrap(), 16.0);
     // the wrong shape is refused and leaves the value alone
     assert!(matches!(
         m.set_param(s, &arr1(&[1.0])),
         Err(Error::Feed { .. })
     ));
-    assert_abs_diff_eq!(m.scalar(s).unwrap(), -4.0);
+    assert_abs_diff_eq!(m.item(s).unwrap(), -4.0);
 }
 
 #[test]
@@ -286,7 +286,8 @@ fn copy_params_from_a_training_machine_into_an_evaluation_machine() {
     let trained = train.value(w1).unwrap().to_owned();
     assert_ne!(trained, arr2(&[[1.0, 0.0], [0.0, 1.0]]).into_dyn());
 
-    eval.copy_params_from(&train).unwrap();
+    // both parameters, named, in declaration order
+    assert_eq!(eval.copy_params_from(&train).unwrap(), ["w1", "w2"]);
     // a copy, so bit for bit
     assert_eq!(eval.value(w1).unwrap(), trained);
     eval.feed(x, &xs).unwrap();
@@ -315,6 +316,53 @@ fn copy_params_from_a_training_machine_into_an_evaluation_machine() {
         }
         other => panic!("{other:?}"),
     }
+    // and nothing was copied
+    assert_eq!(eval.value(w1).unwrap(), train.value(w1).unwrap());
+
+    // only the names both hold are copied
+    let g3 = Graph::<f64>::new();
+    let _ = g3.param("w2", arr2(&[[7.0, 7.0], [7.0, 7.0]]));
+    let unrelated = g3.param("bias", arr1(&[1.0]));
+    let m3 = g3.compile(&[unrelated.sum()], &[]).unwrap();
+    assert_eq!(eval.copy_params_from(&m3).unwrap(), ["w2"]);
+    assert_eq!(
+        eval.value(w2).unwrap(),
+        arr2(&[[7.0, 7.0], [7.0, 7.0]]).into_dyn()
+    );
+    assert_eq!(eval.value(w1).unwrap(), train.value(w1).unwrap());
+}
+
+/// A machine compiled with gradients is for training; one without is for evaluation,
+/// so dropout is off until asked for.
+#[test]
+fn machines_without_gradients_start_in_evaluation_mode() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [200]);
+    let w = g.param("w", Array1::<f32>::ones(200));
+    let y = (x * w).dropout(0.5);
+    let grads = g.grad(y.sum(), &[w]).unwrap();
+    let ones = Array1::<f32>::ones(200);
+    // dropped elements are 0, kept ones 1 / (1 - 0.5) = 2
+    let dropped = |m: &Machine<f32>| m.value(y).unwrap().iter().filter(|&&v| v == 0.0).count();
+
+    let mut train = g.compile(&[y], &grads).unwrap();
+    assert!(train.training());
+    train.feed(x, &ones).unwrap();
+    train.run().unwrap();
+    assert!(dropped(&train) > 0);
+
+    let mut eval = g.compile(&[y], &[]).unwrap();
+    assert!(!eval.training());
+    eval.feed(x, &ones).unwrap();
+    eval.run().unwrap();
+    assert!(eval.value(y).unwrap().iter().all(|&v| v == 1.0));
+    // the mode is the user's to change
+    eval.set_training(true);
+    eval.run().unwrap();
+    assert!(dropped(&eval) > 0);
+    train.set_training(false);
+    train.run().unwrap();
+    assert_eq!(dropped(&train), 0);
 }
 
 /// Every op node is an output here, so no buffer can be reused and the bytes are exactly
@@ -511,7 +559,7 @@ fn long_lived_values_survive_buffer_reuse() {
         want += v + (2.0 * x0).exp();
         want_dx.push(dv + 2.0 * (2.0 * x0).exp());
     }
-    assert_relative_eq!(m.scalar(out).unwrap(), want, max_relative = 1e-12);
+    assert_relative_eq!(m.item(out).unwrap(), want, max_relative = 1e-12);
     for (got, want) in m.value(dx).unwrap().iter().zip(want_dx) {
         assert_relative_eq!(*got, want, max_relative = 1e-12);
     }

@@ -111,7 +111,7 @@ fn matches_pytorch<T: Scalar>(tag: &str, max_relative: f64, epsilon: f64) -> f64
         max_relative,
         epsilon,
     );
-    let loss_value = ndarray::arr0(m.scalar(loss).unwrap()).into_dyn();
+    let loss_value = ndarray::arr0(m.item(loss).unwrap()).into_dyn();
     worst = worst.max(compare(
         tag,
         loss_value.view(),

@@ -76,7 +76,7 @@ fn read(
     hvp: Tensor<'_, f64>,
 ) -> Result3 {
     Result3 {
-        loss: m.scalar(loss).unwrap(),
+        loss: m.item(loss).unwrap(),
         grads: grads
             .iter()
             .map(|t| m.value(*t).unwrap().to_owned())
@@ -402,11 +402,11 @@ fn feeds_above_the_bound_or_of_another_shape_are_errors() {
     m.feed_slice(x, &[1.0; 6]).unwrap();
     m.run().unwrap();
     assert_eq!(m.rows(), 2);
-    assert_eq!(m.scalar(y).unwrap(), 6.0);
+    assert_eq!(m.item(y).unwrap(), 6.0);
     // a failed feed leaves the last good one
     assert!(m.feed(x, &ndarray::Array2::zeros((5, 3))).is_err());
     m.run().unwrap();
-    assert_eq!(m.scalar(y).unwrap(), 6.0);
+    assert_eq!(m.item(y).unwrap(), 6.0);
 }
 
 #[test]
@@ -444,10 +444,10 @@ fn inputs_fed_different_rows_are_an_error_at_run() {
         "{msg}"
     );
     // nothing is readable after a failed run; feeding the same rows fixes it
-    assert!(m.scalar(loss).is_err());
+    assert!(m.item(loss).is_err());
     m.feed(t, &ndarray::Array2::zeros((3, 2))).unwrap();
     m.run().unwrap();
-    assert_eq!(m.scalar(loss).unwrap(), 1.0);
+    assert_eq!(m.item(loss).unwrap(), 1.0);
 }
 
 #[test]
@@ -464,7 +464,7 @@ fn values_are_read_at_the_rows_fed() {
     m.run().unwrap();
     assert_eq!(m.value(h).unwrap().shape(), &[3, 1]);
     // mean over 3 rows: (3 + 2 + 6) / 3; d/dw = column means of x
-    assert_relative_eq!(m.scalar(mean).unwrap(), 11.0 / 3.0, epsilon = 1e-15);
+    assert_relative_eq!(m.item(mean).unwrap(), 11.0 / 3.0, epsilon = 1e-15);
     assert_relative_eq!(m.value(dw).unwrap()[[0, 0]], 1.0, epsilon = 1e-15);
     assert_relative_eq!(m.value(dw).unwrap()[[1, 0]], 4.0 / 3.0, epsilon = 1e-15);
     m.feed(x, &ndarray::arr2(&[[2.0, 0.5]])).unwrap();
@@ -475,7 +475,7 @@ fn values_are_read_at_the_rows_fed() {
     m.feed(x, &ndarray::Array2::zeros((0, 2))).unwrap();
     m.run().unwrap();
     assert_eq!(m.value(h).unwrap().shape(), &[0, 1]);
-    assert!(m.scalar(mean).unwrap().is_nan());
+    assert!(m.item(mean).unwrap().is_nan());
     assert_eq!(m.value(dw).unwrap().as_slice(), Some(&[0.0, 0.0][..]));
 }
 
@@ -537,7 +537,7 @@ mod random {
             _ => h.square(),
         };
         // a mean over the rows and a sum: both reductions of the run-time axis
-        h.mean_axes(&[0], false).sum() + (h * g.scalar(0.25)).sum()
+        h.mean_axes(&[0], false).sum() + (h * g.full([], 0.25)).sum()
     }
 
     fn eval(rest: &[usize], b: &[usize], op: u8, rows: usize, run_axis: bool) -> (f64, Vec<f64>) {
@@ -563,7 +563,7 @@ mod random {
         .unwrap();
         m.run().unwrap();
         (
-            m.scalar(y).unwrap(),
+            m.item(y).unwrap(),
             m.value(dp).unwrap().iter().copied().collect(),
         )
     }
@@ -591,7 +591,7 @@ fn pytorch_named_ops_over_rows() {
         model: Box::new(|g, x, _, p| {
             let h = x.matmul(p[0]);
             let var = h.var(&[0], 1, false).sum() + h.std(&[-1], 0, true).sum();
-            let picked = h.where_(h.gt(g.scalar(0.1)), h * 0.5).clamp(-0.8, 0.9);
+            let picked = h.where_(h.gt(g.full([], 0.1)), h * 0.5).clamp(-0.8, 0.9);
             let parts = picked.chunk(2, -1);
             let st = g.stack(&[parts[0], parts[1]], 1).flatten(1, -1); // [r, 4]
             let lo = h.min_axes(&[0], false).sum() + h.t().matmul(st).sum();

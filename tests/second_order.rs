@@ -202,7 +202,7 @@ fn gradient_penalty_known_value() {
     let mut m = g.compile(&[penalty, dp], &[]).unwrap();
     m.run().unwrap();
     // P = 9 (1 + 16 + 1/16) = 153.5625
-    assert_abs_diff_eq!(m.scalar(penalty).unwrap(), 153.5625, epsilon = 1e-12);
+    assert_abs_diff_eq!(m.item(penalty).unwrap(), 153.5625, epsilon = 1e-12);
     let dp = m.value(dp).unwrap();
     // dP/dx = 36 x³: 36, -288, 4.5
     assert_abs_diff_eq!(dp[[0]], 36.0, epsilon = 1e-12);

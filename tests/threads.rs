@@ -27,7 +27,7 @@ fn step_values(threads: usize) -> Vec<Vec<f32>> {
     m.feed(x, &xb).unwrap();
     m.feed(y, &yb).unwrap();
     m.run().unwrap();
-    let mut out = vec![vec![m.scalar(loss).unwrap()]];
+    let mut out = vec![vec![m.item(loss).unwrap()]];
     for (_, gr) in &grads {
         out.push(m.value(gr).unwrap().iter().copied().collect());
     }

@@ -85,7 +85,7 @@ fn allocations_per_steps(
         step(&mut m);
     }
     let after = ALLOCS.load(Ordering::Relaxed);
-    assert!(m.rows() > 0 && m.scalar(loss).unwrap().is_finite());
+    assert!(m.rows() > 0 && m.item(loss).unwrap().is_finite());
     after - before
 }
 

@@ -23,7 +23,7 @@ impl<T: Scalar> Graph<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let w = g.param("w", ndarray::arr1(&[2.0f32]));
+    /// let w = g.param("w", tapegrad::ndarray::arr1(&[2.0f32]));
     /// let y = (w * w).sum();
     /// let grads = g.grad(y, &[w])?;
     /// let train = g.compile(&[y], &grads)?; // pairs (w, dy/dw)
@@ -31,6 +31,11 @@ impl<T: Scalar> Graph<T> {
     /// assert_eq!((train.grads().len(), eval.grads().len()), (1, 0));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
+    ///
+    /// A machine compiled with gradients starts in training mode; one compiled with
+    /// none (`grads` empty: evaluation, prediction, serving) starts in evaluation mode,
+    /// where [`dropout`](crate::Tensor::dropout) is the identity. Either can switch with
+    /// [`Machine::set_training`].
     ///
     /// # Errors
     /// The first error recorded while building the graph, or
@@ -219,6 +224,7 @@ impl<T: Scalar> Graph<T> {
         memory.unplanned += memory.scratch;
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
+        let callers = order.iter().map(|&i| nodes[i].caller).collect();
         let runs: Vec<RunStep> = order
             .iter()
             .enumerate()
@@ -246,6 +252,7 @@ impl<T: Scalar> Graph<T> {
             steps,
             shapes,
             numel,
+            callers,
             runs,
             run_inputs,
             rows,
@@ -258,7 +265,8 @@ impl<T: Scalar> Graph<T> {
             ranges,
             scratch: vec![T::zero(); scratch_len],
             rng: crate::rng::KernelRng::new(0),
-            training: true,
+            // what a machine is for decides the mode dropout starts in: see `compile`
+            training: !grads.is_empty(),
             memory,
             ran: false,
             grads: GradHandles::from_pairs(pairs.to_vec()),

@@ -107,8 +107,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let logits = g.constant(ndarray::arr2(&[[0.1, 2.0, 0.3], [5.0, 1.0, 5.0]]));
-    /// let ids = g.constant(ndarray::arr1(&[1.0, 2.0]));
+    /// let logits = g.constant(tapegrad::ndarray::arr2(&[[0.1, 2.0, 0.3], [5.0, 1.0, 5.0]]));
+    /// let ids = g.constant(tapegrad::ndarray::arr1(&[1.0, 2.0]));
     /// let pred = logits.argmax(-1, false); // [1, 0]: the tie at 5 goes to the first
     /// let accuracy = pred.eq(ids).mean();
     /// let mut m = g.compile(&[pred, accuracy], &[])?;
@@ -202,7 +202,7 @@ mod tests {
         let x = g.input("x", [2, 0]);
         let _ = x.argmax(2, false);
         let _ = x.argmin(-1, false);
-        let _ = g.input("s", [3]).argmax(0, false) + g.scalar(0.0);
+        let _ = g.input("s", [3]).argmax(0, false) + g.full(Shape::scalar(), 0.0);
         let errs = g.inner.borrow().errors.clone();
         assert_eq!(errs.len(), 2, "{errs:?}");
         let e0 = errs[0].to_string();

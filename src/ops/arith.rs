@@ -8,6 +8,7 @@ use super::unary;
 
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
+use crate::shape::Shape;
 
 macro_rules! binary_operator {
     ($trait:ident, $method:ident, $op:expr) => {
@@ -23,7 +24,7 @@ macro_rules! binary_operator {
             type Output = Tensor<'g, T>;
             #[track_caller]
             fn $method(self, rhs: T) -> Tensor<'g, T> {
-                self.binary($op, self.graph.scalar(rhs))
+                self.binary($op, self.graph.full(Shape::scalar(), rhs))
             }
         }
 
@@ -31,7 +32,7 @@ macro_rules! binary_operator {
             type Output = Tensor<'g, f32>;
             #[track_caller]
             fn $method(self, rhs: Tensor<'g, f32>) -> Tensor<'g, f32> {
-                rhs.graph.scalar(self).binary($op, rhs)
+                rhs.graph.full(Shape::scalar(), self).binary($op, rhs)
             }
         }
 
@@ -39,7 +40,7 @@ macro_rules! binary_operator {
             type Output = Tensor<'g, f64>;
             #[track_caller]
             fn $method(self, rhs: Tensor<'g, f64>) -> Tensor<'g, f64> {
-                rhs.graph.scalar(self).binary($op, rhs)
+                rhs.graph.full(Shape::scalar(), self).binary($op, rhs)
             }
         }
     };

@@ -310,7 +310,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let y = g.constant(ndarray::arr1(&[1.0, 5.0])).maximum(g.scalar(2.0));
+    /// let y = g.constant(tapegrad::ndarray::arr1(&[1.0, 5.0])).maximum(g.full([], 2.0));
     /// let mut m = g.compile(&[y], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(y)?.as_slice(), Some(&[2.0, 5.0][..]));
@@ -378,10 +378,10 @@ mod tests {
         let y = eval(&[a.clone(), b.clone()], |_, x| x[0] * x[1] / 10.0);
         assert_eq!(y, arr2(&[[1.0, 4.0, 9.0], [4.0, 10.0, 18.0]]).into_dyn());
         let y = eval(core::slice::from_ref(&a), |g, x| {
-            x[0].maximum(g.scalar(3.5))
+            x[0].maximum(g.full([], 3.5))
         });
         assert_eq!(y, arr2(&[[3.5, 3.5, 3.5], [4.0, 5.0, 6.0]]).into_dyn());
-        let y = eval(&[a], |g, x| x[0].minimum(g.scalar(3.5)));
+        let y = eval(&[a], |g, x| x[0].minimum(g.full([], 3.5)));
         assert_eq!(y, arr2(&[[1.0, 2.0, 3.0], [3.5, 3.5, 3.5]]).into_dyn());
     }
 

@@ -58,23 +58,24 @@ impl<T: Scalar> Op<T> for DropoutMask {
 impl<'g, T: Scalar> Tensor<'g, T> {
     /// Dropout with drop probability `p` in `[0, 1)`: in training mode each element is
     /// zeroed with probability `p` and the rest scaled by `1 / (1 - p)`; in evaluation mode
-    /// ([`Machine::set_training`](crate::Machine::set_training)`(false)`) it is the
-    /// identity. The mask is drawn from the machine's seeded generator on every run,
-    /// without allocating.
+    /// it is the identity. A machine compiled with gradients starts in training mode, one
+    /// compiled without in evaluation mode
+    /// ([`Machine::set_training`](crate::Machine::set_training) switches). The mask is
+    /// drawn from the machine's seeded generator on every run, without allocating.
     ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let x = g.input("x", [1000]);
     /// let y = x.dropout(0.5);
-    /// let mut m = g.compile(&[y], &[])?;
-    /// m.feed(x, &ndarray::Array1::ones(1000))?;
+    /// let mut m = g.compile(&[y], &[])?; // no gradients: evaluation mode
+    /// m.feed(x, &tapegrad::ndarray::Array1::ones(1000))?;
+    /// m.run()?;
+    /// assert!(m.value(y)?.iter().all(|&v| v == 1.0));
+    /// m.set_training(true);
     /// m.run()?;
     /// let kept = m.value(y)?.iter().filter(|&&v| v == 2.0).count();
     /// assert!((400..600).contains(&kept));
-    /// m.set_training(false);
-    /// m.run()?;
-    /// assert!(m.value(y)?.iter().all(|&v| v == 1.0));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
@@ -94,8 +95,9 @@ mod tests {
         let g = Graph::<f64>::new();
         let x = g.param("x", Array1::from_elem(64, 3.0));
         let y = x.dropout(0.25);
-        let dx = g.grad(y.sum(), &[x]).unwrap()[0];
-        let mut m = g.compile(&[y, dx], &[]).unwrap();
+        let grads = g.grad(y.sum(), &[x]).unwrap();
+        let dx = grads[0];
+        let mut m = g.compile(&[y], &grads).unwrap(); // with gradients: training mode
         m.run().unwrap();
         let (y1, d1) = (
             m.value(y).unwrap().to_owned(),

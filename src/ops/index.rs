@@ -16,15 +16,26 @@ use crate::shape::Shape;
 
 type ShapeResult = core::result::Result<Shape, String>;
 
-/// `v` as an index below `bound`, or an error naming `op`.
-pub(super) fn to_index<T: Scalar>(op: &'static str, v: T, bound: usize) -> Result<usize> {
+/// `v`, found at `position` among the ids, as an index below `bound`, or an error naming
+/// `op` and what the id counts (`of`: `"class"`, `"row"`). `Machine::run` adds where the
+/// op was recorded.
+pub(super) fn to_index<T: Scalar>(
+    op: &'static str,
+    of: &'static str,
+    v: T,
+    position: usize,
+    bound: usize,
+) -> Result<usize> {
     let ok = v >= T::zero() && v.fract() == T::zero() && v < T::of(bound as f64);
     match v.to_usize() {
         Some(i) if ok => Ok(i),
         _ => Err(Error::Index {
             op,
+            of,
             value: v.to_f64().unwrap_or(f64::NAN),
+            position,
             bound,
+            caller: None,
         }),
     }
 }
@@ -60,7 +71,7 @@ impl<T: Scalar> Op<T> for IndexSelect {
         let o = out.slice();
         // indexed by id, not by output row, so that ids are checked even when rows are empty
         for (n, &id) in ids.iter().enumerate() {
-            let r = to_index("index_select", id, rows)?;
+            let r = to_index("index_select", "row", id, n, rows)?;
             o[n * width..(n + 1) * width].copy_from_slice(&table[r * width..(r + 1) * width]);
         }
         Ok(())
@@ -112,7 +123,7 @@ impl<T: Scalar> Op<T> for ScatterAdd {
         let o = out.slice();
         o.fill(T::zero());
         for (n, &id) in ids.iter().enumerate() {
-            let r = to_index("scatter_add", id, self.0)?;
+            let r = to_index("scatter_add", "row", id, n, self.0)?;
             let row = &src[n * width..(n + 1) * width];
             for (o, &v) in o[r * width..(r + 1) * width].iter_mut().zip(row) {
                 *o = *o + v;
@@ -150,7 +161,7 @@ impl<T: Scalar> Op<T> for OneHot {
         let o = out.slice();
         o.fill(T::zero());
         for (n, &id) in x.slice(0).iter().enumerate() {
-            o[n * self.0 + to_index("one_hot", id, self.0)?] = T::one();
+            o[n * self.0 + to_index("one_hot", "class", id, n, self.0)?] = T::one();
         }
         Ok(())
     }
@@ -171,8 +182,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let table = g.constant(ndarray::arr2(&[[0.0, 0.5], [1.0, 1.5], [2.0, 2.5]]));
-    /// let ids = g.constant(ndarray::arr1(&[2.0, 0.0]));
+    /// let table = g.constant(tapegrad::ndarray::arr2(&[[0.0, 0.5], [1.0, 1.5], [2.0, 2.5]]));
+    /// let ids = g.constant(tapegrad::ndarray::arr1(&[2.0, 0.0]));
     /// let rows = table.index_select(ids);
     /// let mut m = g.compile(&[rows], &[])?;
     /// m.run()?;
@@ -250,9 +261,9 @@ mod tests {
     #[test]
     fn bad_ids_are_errors_from_run() {
         for (bad, shown) in [
-            (3.0, "index 3 "),
-            (-1.0, "index -1 "),
-            (0.5, "index 0.5 "),
+            (3.0, "row id 3 "),
+            (-1.0, "row id -1 "),
+            (0.5, "row id 0.5 "),
             (f64::NAN, "NaN"),
         ] {
             let g = Graph::<f64>::new();

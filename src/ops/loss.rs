@@ -63,7 +63,7 @@ impl<T: Scalar> Op<T> for CrossEntropy {
         let c = x.shape(0).dim(1);
         let mut total = T::zero();
         for (n, &id) in ids.iter().enumerate() {
-            let k = to_index("cross_entropy", id, c)?;
+            let k = to_index("cross_entropy", "class", id, n, c)?;
             let row = &logits[n * c..(n + 1) * c];
             let (max, sum) = row_stats(row);
             // -log softmax(x)[k] = log sum exp(x - max) - (x[k] - max)
@@ -116,8 +116,8 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
         let rows = logits
             .chunks_exact(c.max(1))
             .zip(out.slice().chunks_exact_mut(c.max(1)));
-        for ((row, o), &id) in rows.zip(ids) {
-            let k = to_index("cross_entropy", id, c)?;
+        for (n, ((row, o), &id)) in rows.zip(ids).enumerate() {
+            let k = to_index("cross_entropy_grad", "class", id, n, c)?;
             let (max, sum) = row_stats(row);
             let inv = scale / sum;
             for (o, &v) in o.iter_mut().zip(row) {
@@ -156,11 +156,11 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let logits = g.constant(ndarray::arr2(&[[0.0, 0.0]]));
-    /// let loss = logits.cross_entropy(g.constant(ndarray::arr1(&[1.0])));
+    /// let logits = g.constant(tapegrad::ndarray::arr2(&[[0.0, 0.0]]));
+    /// let loss = logits.cross_entropy(g.constant(tapegrad::ndarray::arr1(&[1.0])));
     /// let mut m = g.compile(&[loss], &[])?;
     /// m.run()?;
-    /// assert!((m.scalar(loss)? - 2f64.ln()).abs() < 1e-15); // -ln(1/2)
+    /// assert!((m.item(loss)? - 2f64.ln()).abs() < 1e-15); // -ln(1/2)
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]

@@ -226,8 +226,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let a = g.constant(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
-    /// let b = g.constant(ndarray::arr2(&[[1.0], [1.0]]));
+    /// let a = g.constant(tapegrad::ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
+    /// let b = g.constant(tapegrad::ndarray::arr2(&[[1.0], [1.0]]));
     /// let c = a.matmul(b);
     /// let mut m = g.compile(&[c], &[])?;
     /// m.run()?;

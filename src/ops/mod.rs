@@ -150,7 +150,7 @@ impl<T: Scalar> Graph<T> {
     /// }
     ///
     /// let g = Graph::<f64>::new();
-    /// let x = g.param("x", ndarray::arr1(&[2.0, -1.0]));
+    /// let x = g.param("x", tapegrad::ndarray::arr1(&[2.0, -1.0]));
     /// let y = g.custom(Cube, &[x]);
     /// let grads = g.grad(y.sum(), &[x])?;
     /// let mut m = g.compile(&[y], &grads)?;

@@ -18,7 +18,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.constant(ndarray::arr1(&[1.0, 2.0, 3.0, 4.0]));
+    /// let x = g.constant(tapegrad::ndarray::arr1(&[1.0, 2.0, 3.0, 4.0]));
     /// // mean 2.5, squared deviations sum to 5: 5 / 3 unbiased, 5 / 4 biased
     /// let (unbiased, biased) = (x.var(&[0], 1, false), x.var(&[-1], 0, false));
     /// let mut m = g.compile(&[unbiased, biased], &[])?;

@@ -24,7 +24,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.constant(ndarray::arr2(&[[1000.0, 1000.0]]));
+    /// let x = g.constant(tapegrad::ndarray::arr2(&[[1000.0, 1000.0]]));
     /// let p = x.softmax(-1);
     /// let mut m = g.compile(&[p], &[])?;
     /// m.run()?;
@@ -159,7 +159,9 @@ mod tests {
         m.feed(ids, &arr1(&[0.0f32, 3.0])).unwrap();
         let e = m.run().unwrap_err().to_string();
         assert!(
-            e.contains("`cross_entropy`") && e.contains("index 3 ") && e.contains("0..3"),
+            e.contains("`cross_entropy`")
+                && e.contains("class id 3 at position 1 ")
+                && e.contains("0..3"),
             "{e}"
         );
     }
@@ -176,6 +178,6 @@ mod tests {
         m.feed(x, &ndarray::Array2::<f32>::zeros((0, 3))).unwrap();
         m.feed(ids, &ndarray::Array1::<f32>::zeros(0)).unwrap();
         m.run().unwrap();
-        assert!(m.scalar(loss).unwrap().is_nan());
+        assert!(m.item(loss).unwrap().is_nan());
     }
 }

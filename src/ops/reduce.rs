@@ -213,7 +213,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let x = g.constant(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
+    /// let x = g.constant(tapegrad::ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]));
     /// let rows = x.sum_axes(&[-1], false);
     /// let mut m = g.compile(&[rows], &[])?;
     /// m.run()?;
@@ -264,7 +264,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             }
         }
         match per_row {
-            None => self.graph.scalar(T::of(1.0 / fixed as f64)),
+            None => self.graph.full(Shape::scalar(), T::of(1.0 / fixed as f64)),
             Some(k) => self.apply(
                 InvRows {
                     per_row: fixed.saturating_mul(k),
@@ -305,7 +305,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let x = g.constant(ndarray::arr2(&[[3.0, 1.0], [2.0, 4.0]]));
+    /// let x = g.constant(tapegrad::ndarray::arr2(&[[3.0, 1.0], [2.0, 4.0]]));
     /// let (cols, all) = (x.min_axes(&[0], false), x.min());
     /// let mut m = g.compile(&[cols, all], &[])?;
     /// m.run()?;

@@ -68,7 +68,7 @@ impl<T: Scalar> Op<T> for Where {
         _: Tensor<'g, T>,
         g: Tensor<'g, T>,
     ) -> Vec<Option<Tensor<'g, T>>> {
-        let zero = g.graph.scalar(T::zero());
+        let zero = g.graph.full(Shape::scalar(), T::zero());
         let cond = x[0];
         vec![None, Some(g.where_(cond, zero)), Some(zero.where_(cond, g))]
     }
@@ -85,8 +85,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.param("x", ndarray::arr1(&[-1.0, 4.0]));
-    /// let zero = g.scalar(0.0);
+    /// let x = g.param("x", tapegrad::ndarray::arr1(&[-1.0, 4.0]));
+    /// let zero = g.full(Shape::scalar(), 0.0);
     /// // log where positive, 0 elsewhere: log(-1) = NaN is never picked
     /// let y = x.log().where_(x.gt(zero), zero);
     /// let dx = g.grad(y.sum(), &[x])?[0];
@@ -108,7 +108,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let y = g.constant(ndarray::arr1(&[-2.0, 0.5, 3.0])).clamp(0.0, 1.0);
+    /// let y = g.constant(tapegrad::ndarray::arr1(&[-2.0, 0.5, 3.0])).clamp(0.0, 1.0);
     /// let mut m = g.compile(&[y], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(y)?.as_slice(), Some(&[0.0, 0.5, 1.0][..]));
@@ -123,14 +123,14 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// `x >= lo`, else 0.
     #[track_caller]
     pub fn clamp_min(self, lo: f64) -> Tensor<'g, T> {
-        self.maximum(self.graph.scalar(T::of(lo)))
+        self.maximum(self.graph.full(Shape::scalar(), T::of(lo)))
     }
 
     /// Elementwise `min(x, hi)` (PyTorch's `clamp_max`); the gradient is 1 where
     /// `x <= hi`, else 0.
     #[track_caller]
     pub fn clamp_max(self, hi: f64) -> Tensor<'g, T> {
-        self.minimum(self.graph.scalar(T::of(hi)))
+        self.minimum(self.graph.full(Shape::scalar(), T::of(hi)))
     }
 }
 
@@ -141,9 +141,9 @@ impl<T: Scalar> Graph<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let cond = g.constant(ndarray::arr2(&[[1.0], [0.0]]));
-    /// let a = g.constant(ndarray::arr1(&[1.0, 2.0]));
-    /// let y = g.where_(cond, a, g.scalar(-1.0)); // [2, 1], [2], [] -> [2, 2]
+    /// let cond = g.constant(tapegrad::ndarray::arr2(&[[1.0], [0.0]]));
+    /// let a = g.constant(tapegrad::ndarray::arr1(&[1.0, 2.0]));
+    /// let y = g.where_(cond, a, g.full(Shape::scalar(), -1.0)); // [2, 1], [2], [] -> [2, 2]
     /// let mut m = g.compile(&[y], &[])?;
     /// m.run()?;
     /// assert_eq!(m.value(y)?.as_slice(), Some(&[1.0, 2.0, -1.0, -1.0][..]));
@@ -185,7 +185,11 @@ mod tests {
             want
         );
         let y = eval(&ab, |g, t| {
-            g.where_(g.constant(arr2(&[[0.0], [2.0]])), t[1], g.scalar(-1.0))
+            g.where_(
+                g.constant(arr2(&[[0.0], [2.0]])),
+                t[1],
+                g.full(Shape::scalar(), -1.0),
+            )
         });
         assert_eq!(
             y,
@@ -214,7 +218,7 @@ mod tests {
         // a NaN on the side not picked leaks into neither value nor gradient
         let x = [arr1(&[-1.0, 0.0, 4.0]).into_dyn()];
         fn f<'g>(g: &'g Graph<f64>, t: &[Tensor<'g, f64>]) -> Tensor<'g, f64> {
-            let zero = g.scalar(0.0);
+            let zero = g.full(Shape::scalar(), 0.0);
             t[0].log().where_(t[0].gt(zero), zero)
         }
         assert_eq!(eval(&x, f), arr1(&[0.0, 0.0, 4f64.ln()]).into_dyn());
@@ -225,7 +229,7 @@ mod tests {
         assert!(d[[1]].is_nan());
         // ... unless the input is guarded too
         fn guarded<'g>(g: &'g Graph<f64>, t: &[Tensor<'g, f64>]) -> Tensor<'g, f64> {
-            let (zero, one) = (g.scalar(0.0), g.scalar(1.0));
+            let (zero, one) = (g.full(Shape::scalar(), 0.0), g.full(Shape::scalar(), 1.0));
             let pos = t[0].gt(zero);
             t[0].where_(pos, one).log().where_(pos, zero)
         }
@@ -299,7 +303,11 @@ mod tests {
     #[test]
     fn where_shape_error() {
         let g = Graph::<f32>::new();
-        let _ = g.where_(g.input("c", [2]), g.input("a", [3]), g.scalar(0.0));
+        let _ = g.where_(
+            g.input("c", [2]),
+            g.input("a", [3]),
+            g.full(Shape::scalar(), 0.0),
+        );
         let e = g.check().unwrap_err().to_string();
         assert!(e.contains("`where`") && e.contains("[2], [3], []"), "{e}");
     }

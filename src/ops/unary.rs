@@ -332,7 +332,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
 
     /// A scalar constant in this tensor's graph.
     pub(crate) fn lit(self, v: f64) -> Tensor<'g, T> {
-        self.graph.scalar(T::of(v))
+        self.graph.full(Shape::scalar(), T::of(v))
     }
 
     /// Elementwise `e^self`.
@@ -376,7 +376,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f64>::new();
-    /// let x = g.param("x", ndarray::arr1(&[-1.0, 2.0]));
+    /// let x = g.param("x", tapegrad::ndarray::arr1(&[-1.0, 2.0]));
     /// let y = x.relu();
     /// let dx = g.grad(y.sum(), &[x])?[0];
     /// let mut m = g.compile(&[y, dx], &[])?;

@@ -32,7 +32,7 @@ use crate::scalar::Scalar;
 /// use tapegrad::prelude::*;
 /// // Minimise (w - 3)^2 from w = 0.
 /// let g = Graph::<f32>::new();
-/// let w = g.param("w", ndarray::arr1(&[0.0f32]));
+/// let w = g.param("w", tapegrad::ndarray::arr1(&[0.0f32]));
 /// let loss = (w - 3.0).square().sum();
 /// let grads = g.grad(loss, &[w])?;
 /// let mut m = g.compile(&[loss], &grads)?;

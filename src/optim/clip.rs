@@ -26,7 +26,7 @@ use crate::scalar::Scalar;
 /// use tapegrad::prelude::*;
 /// use tapegrad::optim::clip_grad_norm;
 /// let g = Graph::<f64>::new();
-/// let w = g.param("w", ndarray::arr1(&[3.0, 4.0]));
+/// let w = g.param("w", tapegrad::ndarray::arr1(&[3.0, 4.0]));
 /// let loss = (w * w).sum() * 0.5; // gradient = w, norm 5
 /// let grads = g.grad(loss, &[w])?;
 /// let mut m = g.compile(&[loss], &grads)?;

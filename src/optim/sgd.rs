@@ -28,7 +28,7 @@ use crate::scalar::Scalar;
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f64>::new();
-/// let w = g.param("w", ndarray::arr1(&[1.0]));
+/// let w = g.param("w", tapegrad::ndarray::arr1(&[1.0]));
 /// let loss = (w * w).sum(); // d/dw = 2w = 2
 /// let grads = g.grad(loss, &[w])?;
 /// let mut m = g.compile(&[loss], &grads)?;
