@@ -10,37 +10,40 @@
 //!
 //! ## Quick start
 //! ```
+//! use tapegrad::ndarray::{arr1, arr2};
 //! use tapegrad::prelude::*;
-//! use tapegrad::rand::SeedableRng;
+//! use tapegrad::rand::{rngs::StdRng, SeedableRng};
 //!
 //! // Learn y = class of (x0 > x1) with a one-hidden-layer MLP.
-//! let mut rng = tapegrad::rand::rngs::StdRng::seed_from_u64(0);
+//! let mut rng = StdRng::seed_from_u64(0);
 //! let g = Graph::<f32>::new();
-//! let x = g.input("x", [4, 2]);
-//! let y = g.input("y", [4]);
+//! let x = g.input("x", (Dim::upto(4), 2)); // any batch of 0..=4 rows
+//! let y = g.input("y", Dim::upto(4)); // class ids, stored as f32
 //! let w1 = g.param("w1", init::kaiming_uniform([2, 16], &mut rng));
 //! let b1 = g.param("b1", init::zeros([16]));
 //! let w2 = g.param("w2", init::kaiming_uniform([16, 2], &mut rng));
 //! let b2 = g.param("b2", init::zeros([2]));
 //! let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
-//! let loss = logits.cross_entropy(y);
-//! let params = g.params();
-//! let grads = g.grad(loss, &params)?; // (parameter, gradient) pairs
+//! let loss = logits.cross_entropy(y); // mean over the rows fed
+//! let class = logits.argmax(-1, false);
+//! let grads = g.grad(loss, &g.params())?; // (parameter, gradient) pairs
 //!
-//! let mut m = g.compile(&[loss], &grads)?;
+//! let mut m = g.compile(&[loss, class], &grads)?; // planned for 4 rows, once
 //! let mut opt = Sgd::new(0.1);
-//! let xb = tapegrad::ndarray::arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]);
-//! let yb = tapegrad::ndarray::arr1(&[1.0, 0.0, 1.0, 0.0]);
-//! m.feed(x, &xb)?;
-//! m.feed(y, &yb)?;
+//! m.feed(x, &arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]))?;
+//! m.feed(y, &arr1(&[1.0, 0.0, 1.0, 0.0]))?;
 //! m.run()?;
 //! let first = m.item(loss)?;
 //! for _ in 0..200 {
-//!     m.run()?;
-//!     opt.step(&mut m, &grads)?;
+//!     m.run()?; // forward + backward, no allocation
+//!     opt.step(&mut m, &grads)?; // in place, on the pairs
 //! }
+//! // one new row through the same machine
+//! m.feed(x, &arr2(&[[3.0, 0.5]]))?;
+//! m.feed(y, &arr1(&[1.0]))?;
 //! m.run()?;
 //! assert!(m.item(loss)? < first / 10.0);
+//! assert_eq!(m.item(class)?, 1.0);
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
 //!
