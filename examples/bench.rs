@@ -9,7 +9,9 @@
 //! `-- batch` compiles L once with a run-time batch axis of up to 256 rows, at 1 thread,
 //! and prints one line per number of rows fed to that one machine:
 //! `mlp-step cfg=L threads=1 batch=N median_us=…` for N in 1, 16, 64, 256 (`BENCH_ROWS=1,8`
-//! for others), then `mlp-forward …` lines for the forward pass alone.
+//! for others), then `mlp-run …` lines for `run` alone (forward and backward, no
+//! optimizer step) on the same machine, and `mlp-forward …` lines for the forward pass
+//! alone (a machine compiled for the logits).
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -178,6 +180,22 @@ fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
             "mlp-step cfg=L threads=1 batch={rows} median_us={:.1} gflops={:.2}",
             median * 1e6,
             flops(sizes, rows) / median / 1e9
+        );
+    }
+    // The run alone (forward + backward, no update) on the same training machine.
+    for &rows in &list {
+        let (xr, yr) = (
+            xb.slice_axis(Axis(0), Slice::from(..rows)),
+            yb.slice_axis(Axis(0), Slice::from(..rows)),
+        );
+        let median = median_secs(|| {
+            m.feed(x, &xr)?;
+            m.feed(y, &yr)?;
+            m.run()
+        })?;
+        println!(
+            "mlp-run cfg=L threads=1 batch={rows} median_us={:.1}",
+            median * 1e6
         );
     }
     // The forward pass alone (serving, generating): a machine for the logits only.

@@ -594,7 +594,10 @@ impl<T: Scalar> Machine<T> {
     /// Calls `f` with each parameter of `grads` (mutable, in place) and its gradient from
     /// the last run, in order: the door for an optimizer written outside the crate.
     /// Allocates nothing; every pair is checked before `f` is first called, so on an
-    /// error nothing has been handed out.
+    /// error nothing has been handed out. Capture hyper-parameters by value (a `move`
+    /// closure): a value read through a captured reference may alias the parameter being
+    /// written, so the compiler reloads it every element and cannot vectorize the loop
+    /// (measured on the L configuration's SGD: 5× slower).
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -604,10 +607,11 @@ impl<T: Scalar> Machine<T> {
     /// let grads = g.grad(loss, &[w])?;
     /// let mut m = g.compile(&[loss], &grads)?;
     /// m.run()?;
-    /// // sign-SGD: p -= 0.5 * sign(g)
-    /// m.for_each_pair(&grads, |pg| {
+    /// // sign-SGD: p -= lr * sign(g)
+    /// let lr = 0.5;
+    /// m.for_each_pair(&grads, move |pg| {
     ///     for (p, &d) in pg.param.iter_mut().zip(pg.grad) {
-    ///         *p -= 0.5 * d.signum();
+    ///         *p -= lr * d.signum();
     ///     }
     /// })?;
     /// assert_eq!(m.value(w)?.as_slice(), Some(&[0.5, -1.5][..]));

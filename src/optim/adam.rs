@@ -144,7 +144,7 @@ impl Adam {
         let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
         let l2 = T::of(if decoupled { 0.0 } else { wd });
         let shrink = T::of(if decoupled { 1.0 - lr * wd } else { 1.0 });
-        m.each_pair(pairs, caller, |pg| {
+        m.each_pair(pairs, caller, move |pg| {
             let (m1, v) = bufs[pg.index].split_at_mut(pg.param.len());
             for (((p, &g), m1), v) in pg.param.iter_mut().zip(pg.grad).zip(m1).zip(v) {
                 let g = g + l2 * *p;

@@ -146,7 +146,7 @@ impl<T: Scalar> Optimizer<T> for Sgd {
         let decay = self.weight_decay != 0.0;
         if self.momentum == 0.0 {
             m.check_pairs(pairs, WHAT, caller)?;
-            return m.each_pair(pairs, caller, |pg| {
+            return m.each_pair(pairs, caller, move |pg| {
                 for (p, &g) in pg.param.iter_mut().zip(pg.grad) {
                     let d = if decay { g + wd * *p } else { g };
                     *p = *p - lr * d;
@@ -157,7 +157,7 @@ impl<T: Scalar> Optimizer<T> for Sgd {
         let keep = T::of(1.0 - self.dampening);
         let nesterov = self.nesterov;
         let (step, bufs) = self.state.buffers(m, pairs, 1, WHAT, caller)?;
-        m.each_pair(pairs, caller, |pg| {
+        m.each_pair(pairs, caller, move |pg| {
             let buf = &mut bufs[pg.index];
             for ((p, &g), b) in pg.param.iter_mut().zip(pg.grad).zip(buf.iter_mut()) {
                 let d = if decay { g + wd * *p } else { g };
