@@ -25,9 +25,6 @@ enum Step<T: Scalar> {
     Input {
         name: String,
         fed: bool,
-        /// For an input with a run-time axis: the bound, the elements per row, and the
-        /// rows and place of the last feed.
-        run: Option<FedRows>,
     },
     Param {
         name: String,
@@ -38,9 +35,12 @@ enum Step<T: Scalar> {
     View(Arc<dyn Op<T>>),
 }
 
-/// What an input with a run-time axis was last fed.
+/// An input with a run-time axis (kept apart from `Step`, which `run` walks and should
+/// stay small): its step, bound and elements per row, and the rows and place of its last
+/// feed.
 #[derive(Clone, Copy)]
 struct FedRows {
+    step: u32,
     bound: usize,
     row_len: usize,
     rows: usize,
@@ -53,6 +53,13 @@ struct RunStep {
     step: u32,
     axis: u32,
     per_row: usize,
+}
+
+/// A kernel's error with the step's op and where it was recorded; out of `run`'s loop.
+#[cold]
+#[inline(never)]
+fn located(e: Error, op: &'static str, recorded: Caller) -> Error {
+    e.at_step(op, recorded)
 }
 
 impl<T: Scalar> Step<T> {
@@ -99,7 +106,7 @@ pub struct Machine<T: Scalar> {
     /// The steps with a run-time axis, the inputs among them, and the rows the shapes are
     /// set for.
     runs: Vec<RunStep>,
-    run_inputs: Vec<u32>,
+    run_inputs: Vec<FedRows>,
     rows: usize,
     /// The buffer each step's value lives in (see `plan.rs`).
     buf_of: Vec<u32>,
@@ -225,8 +232,9 @@ impl<T: Scalar> Machine<T> {
                     };
                     let r = op.forward(&inputs, &mut o);
                     self.bufs[b] = out;
-                    // a closure, not a value: nothing is built unless the kernel failed
-                    r.map_err(|e| e.at_step(op.name(), self.callers[i]))?;
+                    if let Err(e) = r {
+                        return Err(located(e, op.name(), self.callers[i]));
+                    }
                 }
                 Step::Input {
                     name, fed: false, ..
@@ -275,36 +283,31 @@ impl<T: Scalar> Machine<T> {
 
     /// Marks input `i` fed (with `rows` rows for one with a run-time axis).
     fn fed(&mut self, i: usize, rows: usize, caller: Caller) {
-        if let Step::Input { fed, run, .. } = &mut self.steps[i] {
+        if let Step::Input { fed, .. } = &mut self.steps[i] {
             *fed = true;
-            if let Some(r) = run {
-                r.rows = rows;
-                r.at = Some(caller);
-            }
+        }
+        if let Some(r) = self.run_inputs.iter_mut().find(|r| r.step as usize == i) {
+            r.rows = rows;
+            r.at = Some(caller);
         }
     }
 
     fn input_run(&self, i: usize) -> Option<FedRows> {
-        match &self.steps[i] {
-            Step::Input { run, .. } => *run,
-            _ => None,
-        }
+        self.run_inputs
+            .iter()
+            .find(|r| r.step as usize == i)
+            .copied()
     }
 
     /// The rows every input with a run-time axis was fed (the current rows if none has
     /// one).
     fn fed_rows(&self, caller: Caller) -> Result<usize> {
         let mut first: Option<(usize, FedRows)> = None;
-        for &i in &self.run_inputs {
-            let i = i as usize;
-            let Step::Input {
-                run: Some(r),
-                fed: true,
-                ..
-            } = &self.steps[i]
-            else {
+        for r in &self.run_inputs {
+            let i = r.step as usize;
+            if !matches!(self.steps[i], Step::Input { fed: true, .. }) {
                 continue;
-            };
+            }
             match first {
                 None => first = Some((i, *r)),
                 Some((j, f)) if f.rows != r.rows => {

@@ -113,19 +113,25 @@ impl<T: Scalar> Graph<T> {
         let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
+        let mut run_inputs = Vec::new();
         for (k, &i) in order.iter().enumerate() {
             let node = &nodes[i];
             let step = match &node.kind {
-                Kind::Input { name } => Step::Input {
-                    name: name.clone(),
-                    fed: false,
-                    run: node.shape.run().map(|r| FedRows {
-                        bound: r.bound,
-                        row_len: node.shape.numel() / r.bound.max(1),
-                        rows: r.bound,
-                        at: None,
-                    }),
-                },
+                Kind::Input { name } => {
+                    if let Some(r) = node.shape.run() {
+                        run_inputs.push(FedRows {
+                            step: k as u32,
+                            bound: r.bound,
+                            row_len: node.shape.numel() / r.bound.max(1),
+                            rows: r.bound,
+                            at: None,
+                        });
+                    }
+                    Step::Input {
+                        name: name.clone(),
+                        fed: false,
+                    }
+                }
                 Kind::Param { name, .. } => Step::Param { name: name.clone() },
                 Kind::Const(_) => Step::Const,
                 Kind::Op(op) if op.is_view() => Step::View(Arc::clone(op)),
@@ -236,11 +242,6 @@ impl<T: Scalar> Graph<T> {
                     per_row: nodes[i].shape.dim(r.axis) / r.bound.max(1),
                 })
             })
-            .collect();
-        let run_inputs = runs
-            .iter()
-            .map(|r| r.step)
-            .filter(|&k| matches!(steps[k as usize], Step::Input { .. }))
             .collect();
         let rows = order
             .iter()
