@@ -118,6 +118,11 @@ fn training_steps_allocate_nothing() {
         .start_handler(|_| COUNTED.with(|c| c.set(true)))
         .build_global();
     assert!(built.is_ok(), "rayon's global pool was built elsewhere");
+    // Workers allocate as they start (their queues, their thread-locals), on their own
+    // time: have each of them run a job first, so that is over before anything is counted.
+    for _ in 0..2 {
+        rayon::broadcast(|_| ());
+    }
     for threads in [1, 2] {
         for full in [false, true] {
             let s = allocations_per_steps(&[64, 32, 10], 32, threads, 20, full);
