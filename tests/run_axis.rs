@@ -631,3 +631,33 @@ fn argmax_and_var_follow_the_rows_fed() {
     let e = m.run().unwrap_err();
     assert!(e.to_string().contains("argmax"), "{e}");
 }
+
+#[test]
+fn inputs_of_different_bounds_compute_on_the_rows_fed() {
+    // x takes up to 4 rows, y up to 8: fed together, both have the rows fed (4 here),
+    // and y's shapes must follow them although its bound is another
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 1));
+    let y = g.input("y", (Dim::upto(8), 1));
+    let loss = x.sum() + y.max() + y.mean();
+    let mut m = g.compile(&[loss, y], &[]).unwrap();
+    assert_eq!(m.rows(), 4);
+    m.feed(x, &ndarray::Array2::ones((4, 1))).unwrap();
+    m.feed(y, &ndarray::arr2(&[[-1.0], [-2.0], [-3.0], [-4.0]]))
+        .unwrap();
+    m.run().unwrap();
+    // 4 + max(-1..-4) + mean(-1..-4) = 4 - 1 - 2.5
+    assert_eq!(m.item(loss).unwrap(), 0.5);
+    assert_eq!(m.value(y).unwrap().shape(), &[4, 1]);
+}
+
+#[test]
+fn a_run_time_axis_bound_below_the_inputs_is_a_located_error() {
+    // a shape of the user's with a run-time axis of 2 rows, in a machine whose input
+    // takes 8: computing it on 3 rows wrote past its buffer
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(8), 2));
+    let (c, line) = (g.zeros([1, 2]).broadcast_to(Shape::upto(2, &[2])), line!());
+    let e = g.compile(&[x.sum(), c], &[]).unwrap_err();
+    shape_error_at(e, line, "up to 2 rows");
+}
