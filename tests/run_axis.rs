@@ -661,3 +661,19 @@ fn a_run_time_axis_bound_below_the_inputs_is_a_located_error() {
     let e = g.compile(&[x.sum(), c], &[]).unwrap_err();
     shape_error_at(e, line, "up to 2 rows");
 }
+
+#[test]
+fn three_d_by_two_d_with_the_rows_inside() {
+    // [2, r, 3] x [3, 4]: the rows are the lhs rows of each batch, so the gradient of the
+    // shared rhs cannot fold the batch into the rows (its reshape was refused)
+    check(Case {
+        name: "rows inside",
+        rest: &[2, 3],
+        params: vec![values(&[3, 4], 12), values(&[4], 13)],
+        model: Box::new(|_, x, _, p| {
+            let h = x.permute(&[1, 0, 2]).matmul(p[0]) + p[1]; // [2, r, 4]
+            h.tanh().square().sum() + h.mean()
+        }),
+        empty_ok: true,
+    });
+}
