@@ -677,3 +677,30 @@ fn three_d_by_two_d_with_the_rows_inside() {
         empty_ok: true,
     });
 }
+
+#[test]
+fn squeeze_unsqueeze_flatten_keep_the_rows_in_place_at_a_bound_of_one() {
+    // with a bound of 1, every axis of extent 1 looks like the run-time axis to a
+    // reshape: the composites must say where it goes
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(1), 3));
+    assert_eq!(x.unsqueeze(0).shape().run_axis(), Some(1));
+    assert_eq!(x.t().unsqueeze(1).shape().run_axis(), Some(2));
+    let u = x.unsqueeze(0).unsqueeze(0); // [1, 1, ..=1, 3]
+    assert_eq!(u.shape().run_axis(), Some(2));
+    assert_eq!(u.squeeze(0).shape().run_axis(), Some(1));
+    assert_eq!(u.flatten(0, 1).shape().run_axis(), Some(1));
+    assert_eq!(u.flatten(1, 2).shape().run_axis(), Some(1));
+    // a mean over the rows: NaN over no rows, as the fixed graph of 0 rows gives
+    let y = x.unsqueeze(0).mean_axes(&[1], false).sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::zeros((0, 3))).unwrap();
+    m.run().unwrap();
+    assert!(m.item(y).unwrap().is_nan());
+    m.feed(x, &ndarray::arr2(&[[1.0, 2.0, 3.0]])).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.item(y).unwrap(), 6.0);
+    // the run-time axis cannot be squeezed away
+    let (_, line) = (x.squeeze(0), line!());
+    shape_error_at(g.check().unwrap_err(), line, "run-time axis");
+}
