@@ -190,7 +190,7 @@ impl<T: Scalar> Machine<T> {
     /// # Errors
     /// [`Error::NotFed`] if an input was never fed; [`Error::Rows`] if inputs with a
     /// run-time axis were fed different numbers of rows; [`Error::Index`] if an id held
-    /// in a tensor is out of range.
+    /// in a tensor is out of range; [`Error::Empty`] for an `argmax` over no rows.
     #[track_caller]
     pub fn run(&mut self) -> Result<()> {
         // A run that fails part-way leaves a mix of old and new values: none is readable.

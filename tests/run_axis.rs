@@ -607,7 +607,7 @@ fn argmax_and_var_follow_the_rows_fed() {
     let x = g.input("x", (Dim::upto(8), 3));
     let v = x.var(&[0], 1, false);
     let am = x.argmax(-1, false);
-    let col = x.argmax(0, false);
+    let (col, col_line) = (x.argmax(0, false), line!());
     let mut m = g.compile(&[v, am, col], &[]).unwrap();
     m.feed(x, &ndarray::arr2(&[[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]]))
         .unwrap();
@@ -630,6 +630,19 @@ fn argmax_and_var_follow_the_rows_fed() {
     m.feed(x, &ndarray::Array2::zeros((0, 3))).unwrap();
     let e = m.run().unwrap_err();
     assert!(e.to_string().contains("argmax"), "{e}");
+    // located at the line that recorded it, like a bad id
+    match &e {
+        Error::Empty {
+            op: "argmax",
+            axis: 0,
+            caller: Some(c),
+        } => assert_eq!((c.file.ends_with("run_axis.rs"), c.line), (true, col_line)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        e.to_string().contains(&format!("run_axis.rs:{col_line}")),
+        "{e}"
+    );
 }
 
 #[test]
