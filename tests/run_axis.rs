@@ -717,3 +717,28 @@ fn squeeze_unsqueeze_flatten_keep_the_rows_in_place_at_a_bound_of_one() {
     let (_, line) = (x.squeeze(0), line!());
     shape_error_at(g.check().unwrap_err(), line, "run-time axis");
 }
+
+#[test]
+fn products_at_fewer_rows_fit_the_planned_scratch() {
+    // the GEMM may pack a smaller product the other way round, with larger panels than
+    // the bound's plan had (AVX2, f32: bound 13, 5 rows, [5] x [5, 17] panicked with
+    // "gemm scratch too short")
+    for bound in 5..=32 {
+        for k in [5, 17] {
+            for n in [5, 7, 13, 17, 20, 33] {
+                let g = Graph::<f32>::new();
+                let x = g.input("x", (Dim::upto(bound), k));
+                let w = g.param("w", ndarray::Array2::from_elem((k, n), 0.5f32));
+                let y = x.matmul(w);
+                let mut m = g.compile(&[y], &[]).unwrap();
+                for rows in 5..=bound {
+                    m.feed(x, &ndarray::Array2::ones((rows, k))).unwrap();
+                    m.run().unwrap();
+                    let v = m.value(y).unwrap();
+                    assert_eq!(v.shape(), &[rows, n]);
+                    assert!(v.iter().all(|&e| e == 0.5 * k as f32));
+                }
+            }
+        }
+    }
+}
