@@ -130,7 +130,15 @@ impl<T: Scalar> Graph<T> {
             .iter()
             .map(|x| match grads.get(x.id.index()).copied().flatten() {
                 Some(g) => g,
-                None => self.zeros(x.shape()),
+                // a run-time axis keeps following the rows fed: a constant has none
+                None => match x.shape().run() {
+                    Some(_) => {
+                        let shape = x.shape();
+                        let ones = alloc::vec![1; shape.rank()];
+                        self.zeros(ones).broadcast_to(shape)
+                    }
+                    None => self.zeros(x.shape()),
+                },
             })
             .collect();
         self.check()?;
@@ -148,8 +156,13 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             return self;
         }
         let lead = from.rank().saturating_sub(shape.rank());
+        // a run-time axis of extent 1 (a bound of 1) still holds 0 rows or 1: summed into
+        // an axis of `shape` that is fixed
+        let rows_here = |a: usize| from.run_axis() == Some(a) && shape.run_axis() != Some(a - lead);
         let axes: Vec<usize> = (0..from.rank())
-            .filter(|&a| a < lead || (shape.dim(a - lead) == 1 && from.dim(a) != 1))
+            .filter(|&a| {
+                a < lead || (shape.dim(a - lead) == 1 && (from.dim(a) != 1 || rows_here(a)))
+            })
             .collect();
         self.sum_axes(&axes, true).reshape(shape)
     }

@@ -742,3 +742,34 @@ fn products_at_fewer_rows_fit_the_planned_scratch() {
         }
     }
 }
+
+#[test]
+fn gradients_keep_their_shapes_over_the_rows() {
+    // a [1, 3] parameter broadcast over a run-time axis of bound 1: its gradient is
+    // [1, 3] at 0 rows too (zeros), not the rows' [0, 3]
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(1), 3));
+    let p = g.param("p", ndarray::Array2::from_elem((1, 3), 2.0));
+    let loss = (x * p).sum() + p.sum();
+    let grads = g.grad(loss, &[p]).unwrap();
+    let mut m = g.compile(&[loss], &grads).unwrap();
+    for (rows, want) in [(0, 1.0), (1, 4.0)] {
+        m.feed(x, &ndarray::Array2::from_elem((rows, 3), 3.0))
+            .unwrap();
+        m.run().unwrap();
+        let dp = m.value(grads[0]).unwrap();
+        assert_eq!(dp.shape(), &[1, 3], "{rows} rows");
+        assert!(dp.iter().all(|&v| v == want), "{rows} rows: {dp}");
+    }
+    // the gradient of an input with a run-time axis that nothing flows into has its rows
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 3));
+    let p = g.param("p", ndarray::arr1(&[1.0]));
+    let loss = p.sum() + x.argmax(-1, false).sum();
+    let dx = g.grad(loss, &[x]).unwrap()[0];
+    assert_eq!(dx.shape().run_axis(), Some(0));
+    let mut m = g.compile(&[loss, dx], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::ones((2, 3))).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.value(dx).unwrap().shape(), &[2, 3]);
+}
