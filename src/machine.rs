@@ -280,6 +280,9 @@ impl<T: Scalar> Machine<T> {
             if let Some(r) = run {
                 r.rows = rows;
                 r.at = Some(caller);
+                // read back as fed, before the next run sets every other shape
+                self.shapes[i].set_dim(0, rows);
+                self.numel[i] = rows * r.row_len;
             }
         }
     }

@@ -773,3 +773,19 @@ fn gradients_keep_their_shapes_over_the_rows() {
     m.run().unwrap();
     assert_eq!(m.value(dx).unwrap().shape(), &[2, 3]);
 }
+
+#[test]
+fn an_input_reads_back_as_fed_before_the_next_run() {
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let y = x.sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::ones((4, 2))).unwrap();
+    m.run().unwrap();
+    let two = ndarray::arr2(&[[5.0, 6.0], [7.0, 8.0]]);
+    m.feed(x, &two).unwrap();
+    // was [4, 2]: the two rows fed and two stale ones
+    assert_eq!(m.value(x).unwrap(), two.into_dyn());
+    m.run().unwrap();
+    assert_eq!(m.item(y).unwrap(), 26.0);
+}
