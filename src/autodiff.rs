@@ -33,13 +33,14 @@ impl<T: Scalar> Graph<T> {
     ///
     /// # Errors
     /// The first error recorded while building the graph; [`Error::NotScalar`] if `y` has
-    /// more than one element (use [`grad_with`](Graph::grad_with)); [`Error::WrongGraph`]
-    /// if a tensor belongs to another graph.
+    /// more than one element or a run-time axis (use [`grad_with`](Graph::grad_with));
+    /// [`Error::WrongGraph`] if a tensor belongs to another graph.
     #[track_caller]
     pub fn grad<'g>(&'g self, y: Tensor<'g, T>, xs: &[Tensor<'g, T>]) -> Result<Grads<'g, T>> {
         let caller = Caller::here();
         self.owns(&y, "grad", caller)?;
-        if y.numel() != 1 {
+        // a run-time axis of bound 1 holds one element, or none at 0 rows
+        if y.numel() != 1 || y.shape().run().is_some() {
             return Err(Error::NotScalar {
                 op: "grad",
                 shape: y.shape(),

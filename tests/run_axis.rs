@@ -789,3 +789,22 @@ fn an_input_reads_back_as_fed_before_the_next_run() {
     m.run().unwrap();
     assert_eq!(m.item(y).unwrap(), 26.0);
 }
+
+#[test]
+fn grad_of_a_value_with_a_run_time_axis_is_not_scalar() {
+    // one element at a bound of 1, but none at 0 rows: not a loss (grad blamed a seed
+    // the user never gave: "the seed must have the output's shape", [..=1] and [1])
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(1), 3));
+    let w = g.param("w", ndarray::arr1(&[1.0, 2.0, 3.0]));
+    let y = (x * w).sum_axes(&[1], false); // [..=1]
+    let (e, line) = (g.grad(y, &[w]), line!());
+    match e {
+        Err(Error::NotScalar {
+            op: "grad", caller, ..
+        }) => assert_eq!(caller.line, line),
+        other => panic!("{:?}", other.err()),
+    }
+    g.check().unwrap();
+    g.grad(y.sum(), &[w]).unwrap();
+}
