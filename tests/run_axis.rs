@@ -808,3 +808,15 @@ fn grad_of_a_value_with_a_run_time_axis_is_not_scalar() {
     g.check().unwrap();
     g.grad(y.sum(), &[w]).unwrap();
 }
+
+#[test]
+fn a_contraction_over_run_time_axes_of_different_bounds_is_a_shape_error() {
+    // [1, ..=8] (rows of 2 elements, bound 4) x [..=8, 1] (bound 8): the same depth at
+    // the bounds, 2n against n at n rows (the GEMM panicked on a short slice)
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let y = g.input("y", (Dim::upto(8), 1));
+    let a = x.reshape([1, 8]);
+    let (_, line) = (a.matmul(y), line!());
+    shape_error_at(g.check().unwrap_err(), line, "different bounds");
+}

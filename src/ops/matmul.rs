@@ -68,6 +68,14 @@ fn out_run(
     let batch_b = b.rank() == 3;
     let mut out = Vec::new();
     match (ra, rb) {
+        // the same extent at the bounds is another extent at the rows fed unless the
+        // bounds agree
+        (Some((_, p)), Some((_, q))) if p.bound != q.bound => {
+            return Err(format!(
+                "the operands' run-time axes have different bounds ({} and {})",
+                p.bound, q.bound
+            ))
+        }
         (Some((2, _)), Some((1, _))) => {}
         (Some((2, _)), _) | (_, Some((1, _))) => {
             return Err(String::from(
