@@ -820,3 +820,15 @@ fn a_contraction_over_run_time_axes_of_different_bounds_is_a_shape_error() {
     let (_, line) = (a.matmul(y), line!());
     shape_error_at(g.check().unwrap_err(), line, "different bounds");
 }
+
+#[test]
+fn cross_entropy_over_run_time_axes_of_different_bounds_is_a_shape_error() {
+    // logits [..=8, 3] of 2 rows per row of x (bound 4) against ids of bound 8: 2n
+    // logits rows for n ids (the loss read half of them, its gradient left the rest)
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2, 3));
+    let ids = g.input("ids", Dim::upto(8));
+    let logits = x.reshape([8, 3]);
+    let (_, line) = (logits.cross_entropy(ids), line!());
+    shape_error_at(g.check().unwrap_err(), line, "different bounds");
+}
