@@ -33,13 +33,14 @@ impl<T: Scalar> Graph<T> {
     ///
     /// # Errors
     /// The first error recorded while building the graph; [`Error::NotScalar`] if `y` has
-    /// more than one element (use [`grad_with`](Graph::grad_with)); [`Error::WrongGraph`]
-    /// if a tensor belongs to another graph.
+    /// more than one element or a run-time axis (use [`grad_with`](Graph::grad_with));
+    /// [`Error::WrongGraph`] if a tensor belongs to another graph.
     #[track_caller]
     pub fn grad<'g>(&'g self, y: Tensor<'g, T>, xs: &[Tensor<'g, T>]) -> Result<Grads<'g, T>> {
         let caller = Caller::here();
         self.owns(&y, "grad", caller)?;
-        if y.numel() != 1 {
+        // a run-time axis of bound 1 holds one element, or none at 0 rows
+        if y.numel() != 1 || y.shape().run().is_some() {
             return Err(Error::NotScalar {
                 op: "grad",
                 shape: y.shape(),
@@ -130,7 +131,15 @@ impl<T: Scalar> Graph<T> {
             .iter()
             .map(|x| match grads.get(x.id.index()).copied().flatten() {
                 Some(g) => g,
-                None => self.zeros(x.shape()),
+                // a run-time axis keeps following the rows fed: a constant has none
+                None => match x.shape().run() {
+                    Some(_) => {
+                        let shape = x.shape();
+                        let ones = alloc::vec![1; shape.rank()];
+                        self.zeros(ones).broadcast_to(shape)
+                    }
+                    None => self.zeros(x.shape()),
+                },
             })
             .collect();
         self.check()?;
@@ -148,8 +157,13 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             return self;
         }
         let lead = from.rank().saturating_sub(shape.rank());
+        // a run-time axis of extent 1 (a bound of 1) still holds 0 rows or 1: summed into
+        // an axis of `shape` that is fixed
+        let rows_here = |a: usize| from.run_axis() == Some(a) && shape.run_axis() != Some(a - lead);
         let axes: Vec<usize> = (0..from.rank())
-            .filter(|&a| a < lead || (shape.dim(a - lead) == 1 && from.dim(a) != 1))
+            .filter(|&a| {
+                a < lead || (shape.dim(a - lead) == 1 && (from.dim(a) != 1 || rows_here(a)))
+            })
             .collect();
         self.sum_axes(&axes, true).reshape(shape)
     }

@@ -180,6 +180,17 @@ pub enum Error {
         /// was recorded.
         caller: Option<Caller>,
     },
+    /// A kernel found nothing to compute on where it needs something: an
+    /// [`argmax`](crate::Tensor::argmax) over a run-time axis fed no rows. Found while
+    /// running; [`Machine::run`](crate::Machine::run) adds where the op was recorded.
+    Empty {
+        /// The op (`"argmax"`, `"argmin"`).
+        op: &'static str,
+        /// The axis that was empty.
+        axis: usize,
+        /// Where the op was recorded; `None` only for an error straight from a kernel.
+        caller: Option<Caller>,
+    },
     /// Gradient pairs do not fit: not the pairs a machine was compiled with, a parameter
     /// listed twice, or not the parameters (by name and size) an optimizer's state was
     /// made for.
@@ -260,6 +271,11 @@ impl Error {
                 value,
                 position,
                 bound,
+                caller: caller.or(Some(recorded)),
+            },
+            Error::Empty { op, axis, caller } => Error::Empty {
+                op,
+                axis,
                 caller: caller.or(Some(recorded)),
             },
             e => e,
@@ -382,6 +398,13 @@ impl fmt::Display for Error {
                     write!(f, "is not a whole number")?;
                 }
                 write!(f, " (valid {of} ids: 0..{bound})")
+            }
+            Error::Empty { op, axis, caller } => {
+                write!(f, "`{op}`")?;
+                if let Some(at) = caller {
+                    write!(f, " recorded at {at}")?;
+                }
+                write!(f, ": axis {axis} has no rows to choose from")
             }
             Error::Mismatch {
                 what,

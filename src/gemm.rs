@@ -161,15 +161,10 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     };
     let rows = (m.div_ceil(t).div_ceil(unit) * unit).min(m);
     let t = m.div_ceil(rows.max(1));
-    let (mk, nk) = if swap { (n, rows) } else { (rows, n) };
-    let kc = k.min(blk.kc);
-    let a_len = mk.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
-    let b_len = nk.min(blk.nc).div_ceil(blk.nr) * blk.nr * kc;
-    let align = ALIGN / size_of::<T>();
     let per_thread = if m * k * n == 0 {
         0
     } else {
-        align - 1 + a_len.div_ceil(align) * align + b_len
+        packs::<T>(blk, swap, rows, k, n)
     };
     Plan {
         swap,
@@ -179,10 +174,32 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     }
 }
 
-/// Elements of scratch `gemm` needs for these sizes when split over up to `threads` threads.
+/// Elements of the packed panels of one thread computing `rows` rows of a product of
+/// depth `k` and `n` columns, swapped or not (non-decreasing in each size).
+fn packs<T>(blk: Blocking, swap: bool, rows: usize, k: usize, n: usize) -> usize {
+    let (mk, nk) = if swap { (n, rows) } else { (rows, n) };
+    let kc = k.min(blk.kc);
+    let a_len = mk.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
+    let b_len = nk.min(blk.nc).div_ceil(blk.nr) * blk.nr * kc;
+    let align = ALIGN / size_of::<T>();
+    align - 1 + a_len.div_ceil(align) * align + b_len
+}
+
+/// Elements of scratch `gemm` needs for these sizes when split over up to `threads` threads,
+/// and for any smaller sizes (a run-time axis fed fewer rows): a smaller product may
+/// choose the other orientation, whose panels can be larger, and runs on one thread if
+/// the scratch holds no more.
 pub(crate) fn scratch_len<T: Scalar>(m: usize, k: usize, n: usize, threads: usize) -> usize {
-    let p = plan::<T>(Isa::get().blocking::<T>(), m, k, n, threads);
-    p.threads * p.per_thread
+    scratch_len_with::<T>(Isa::get().blocking::<T>(), m, k, n, threads)
+}
+
+fn scratch_len_with<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> usize {
+    let p = plan::<T>(blk, m, k, n, threads);
+    if m * k * n == 0 {
+        return 0;
+    }
+    let one = packs::<T>(blk, false, m, k, n).max(packs::<T>(blk, true, m, k, n));
+    (p.threads * p.per_thread).max(one)
 }
 
 /// `c[m, n]` (contiguous row-major, overwritten) `= op(a) · op(b)`, where `a` is `[m, k]`

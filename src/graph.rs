@@ -162,6 +162,16 @@ impl<T: Scalar> Graph<T> {
         let caller = Caller::here();
         self.check_name(name, caller);
         let shape = shape.into();
+        if shape.checked_numel().is_none() {
+            let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
+            return self.fail(
+                "input",
+                alloc::vec![shape],
+                "too many elements".into(),
+                Location::caller(),
+                stand_in,
+            );
+        }
         if let Some(r) = shape.run() {
             let reason = if r.axis != 0 {
                 Some("a run-time axis must be an input's leading axis")
@@ -242,7 +252,19 @@ impl<T: Scalar> Graph<T> {
     /// ```
     #[track_caller]
     pub fn full(&self, shape: impl Into<Shape>, value: T) -> Tensor<'_, T> {
-        self.constant(ArrayD::from_elem(shape.into().ix(), value))
+        let shape = shape.into();
+        if shape.checked_numel().is_none() {
+            let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
+            let reason = "too many elements".into();
+            return self.fail(
+                "full",
+                alloc::vec![shape],
+                reason,
+                Location::caller(),
+                stand_in,
+            );
+        }
+        self.constant(ArrayD::from_elem(shape.ix(), value))
     }
 
     /// A constant filled with zeros.
@@ -370,6 +392,11 @@ impl<T: Scalar> Graph<T> {
             return self.fail(op.name(), shapes, reason, caller, fallback);
         }
         match op.shape(&refs) {
+            Ok(shape) if shape.checked_numel().is_none() => {
+                let reason = alloc::format!("the result {shape} has too many elements");
+                let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
+                self.fail(op.name(), shapes, reason, caller, stand_in)
+            }
             Ok(shape) => self.push(
                 Kind::Op(Arc::new(op)),
                 inputs.iter().map(|t| t.id).collect(),

@@ -197,7 +197,7 @@ impl<T: Scalar> Machine<T> {
     /// # Errors
     /// [`Error::NotFed`] if an input was never fed; [`Error::Rows`] if inputs with a
     /// run-time axis were fed different numbers of rows; [`Error::Index`] if an id held
-    /// in a tensor is out of range.
+    /// in a tensor is out of range; [`Error::Empty`] for an `argmax` over no rows.
     #[track_caller]
     pub fn run(&mut self) -> Result<()> {
         // A run that fails part-way leaves a mix of old and new values: none is readable.
@@ -286,9 +286,16 @@ impl<T: Scalar> Machine<T> {
         if let Step::Input { fed, .. } = &mut self.steps[i] {
             *fed = true;
         }
+        let mut row_len = None;
         if let Some(r) = self.run_inputs.iter_mut().find(|r| r.step as usize == i) {
             r.rows = rows;
             r.at = Some(caller);
+            row_len = Some(r.row_len);
+        }
+        if let Some(len) = row_len {
+            // read back as fed, before the next run sets every other shape
+            self.shapes[i].set_dim(0, rows);
+            self.numel[i] = rows * len;
         }
     }
 

@@ -132,6 +132,15 @@ impl Shape {
         self.dims.iter().product()
     }
 
+    /// The number of elements, or `None` if it does not fit in an `isize` (the most an
+    /// array can hold): shapes built from a user's extents are checked with it.
+    pub(crate) fn checked_numel(&self) -> Option<usize> {
+        self.dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= isize::MAX as usize)
+    }
+
     /// The extent of `axis`. Panics if `axis >= rank`; internal use only.
     pub(crate) fn dim(&self, axis: usize) -> usize {
         self.dims[axis]
@@ -195,7 +204,10 @@ impl Shape {
     /// it, or it is found as the first axis after those elements whose extent is a
     /// multiple of the bound (`[..=B, 3, 4]` into `[B * 3, 4]` or `[B, 12]`).
     pub(crate) fn reshaped(&self, target: &Shape) -> Result<Shape, String> {
-        if self.numel() != target.numel() {
+        let Some(count) = target.checked_numel() else {
+            return Err(format!("{target} has too many elements"));
+        };
+        if self.checked_numel() != Some(count) {
             return Err(format!(
                 "cannot reshape {} elements into {target} ({} elements)",
                 self.numel(),

@@ -855,3 +855,65 @@ fn ids_are_checked_even_when_rows_are_empty() {
     m.feed(ids, &arr1(&[7.0, 0.0])).unwrap();
     assert!(matches!(m.run(), Err(Error::Index { value, .. }) if value == 7.0));
 }
+
+/// Extents whose product overflows (or passes `isize::MAX`) are located shape errors,
+/// never an arithmetic panic while recording or compiling.
+#[test]
+fn overflowing_extents_are_shape_errors() {
+    let big = usize::MAX / 2;
+    type Make = Box<dyn for<'g> Fn(&'g Graph<f64>) -> u32>;
+    let cases: Vec<(Make, &str)> = vec![
+        (
+            Box::new(|g| {
+                let x = g.input("x", [2, 3]);
+                let _ = x.pad(1, usize::MAX, 1);
+                line!() - 1
+            }),
+            "pad",
+        ),
+        (
+            Box::new(|g| {
+                let x = g.input("x", [2, 3]);
+                let _ = x.reshape([usize::MAX, 2]);
+                line!() - 1
+            }),
+            "reshape",
+        ),
+        (
+            Box::new(move |g| {
+                let x = g.input("x", tapegrad::Shape::upto(4, &[big, 3]));
+                let _ = x.sum().reshape([1]);
+                line!() - 2
+            }),
+            "input",
+        ),
+        (
+            Box::new(move |g| {
+                let _ = g.zeros([big, 3]);
+                line!() - 1
+            }),
+            "full",
+        ),
+        (
+            Box::new(move |g| {
+                let x = g.input("x", [big]);
+                let _ = x.one_hot(4);
+                line!() - 1
+            }),
+            "one_hot",
+        ),
+    ];
+    for (make, op) in cases {
+        let g = Graph::<f64>::new();
+        let line = make(&g);
+        match g.check().unwrap_err() {
+            Error::Shape {
+                op: got, caller, ..
+            } => {
+                assert_eq!((got, caller.line), (op, line), "{op}");
+                assert!(caller.file.ends_with("errors.rs"));
+            }
+            other => panic!("{op}: {other:?}"),
+        }
+    }
+}

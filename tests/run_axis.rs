@@ -607,7 +607,7 @@ fn argmax_and_var_follow_the_rows_fed() {
     let x = g.input("x", (Dim::upto(8), 3));
     let v = x.var(&[0], 1, false);
     let am = x.argmax(-1, false);
-    let col = x.argmax(0, false);
+    let (col, col_line) = (x.argmax(0, false), line!());
     let mut m = g.compile(&[v, am, col], &[]).unwrap();
     m.feed(x, &ndarray::arr2(&[[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]]))
         .unwrap();
@@ -630,4 +630,205 @@ fn argmax_and_var_follow_the_rows_fed() {
     m.feed(x, &ndarray::Array2::zeros((0, 3))).unwrap();
     let e = m.run().unwrap_err();
     assert!(e.to_string().contains("argmax"), "{e}");
+    // located at the line that recorded it, like a bad id
+    match &e {
+        Error::Empty {
+            op: "argmax",
+            axis: 0,
+            caller: Some(c),
+        } => assert_eq!((c.file.ends_with("run_axis.rs"), c.line), (true, col_line)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        e.to_string().contains(&format!("run_axis.rs:{col_line}")),
+        "{e}"
+    );
+}
+
+#[test]
+fn inputs_of_different_bounds_compute_on_the_rows_fed() {
+    // x takes up to 4 rows, y up to 8: fed together, both have the rows fed (4 here),
+    // and y's shapes must follow them although its bound is another
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 1));
+    let y = g.input("y", (Dim::upto(8), 1));
+    let loss = x.sum() + y.max() + y.mean();
+    let mut m = g.compile(&[loss, y], &[]).unwrap();
+    assert_eq!(m.rows(), 4);
+    m.feed(x, &ndarray::Array2::ones((4, 1))).unwrap();
+    m.feed(y, &ndarray::arr2(&[[-1.0], [-2.0], [-3.0], [-4.0]]))
+        .unwrap();
+    m.run().unwrap();
+    // 4 + max(-1..-4) + mean(-1..-4) = 4 - 1 - 2.5
+    assert_eq!(m.item(loss).unwrap(), 0.5);
+    assert_eq!(m.value(y).unwrap().shape(), &[4, 1]);
+}
+
+#[test]
+fn a_run_time_axis_bound_below_the_inputs_is_a_located_error() {
+    // a shape of the user's with a run-time axis of 2 rows, in a machine whose input
+    // takes 8: computing it on 3 rows wrote past its buffer
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(8), 2));
+    let (c, line) = (g.zeros([1, 2]).broadcast_to(Shape::upto(2, &[2])), line!());
+    let e = g.compile(&[x.sum(), c], &[]).unwrap_err();
+    shape_error_at(e, line, "up to 2 rows");
+}
+
+#[test]
+fn three_d_by_two_d_with_the_rows_inside() {
+    // [2, r, 3] x [3, 4]: the rows are the lhs rows of each batch, so the gradient of the
+    // shared rhs cannot fold the batch into the rows (its reshape was refused)
+    check(Case {
+        name: "rows inside",
+        rest: &[2, 3],
+        params: vec![values(&[3, 4], 12), values(&[4], 13)],
+        model: Box::new(|_, x, _, p| {
+            let h = x.permute(&[1, 0, 2]).matmul(p[0]) + p[1]; // [2, r, 4]
+            h.tanh().square().sum() + h.mean()
+        }),
+        empty_ok: true,
+    });
+}
+
+#[test]
+fn squeeze_unsqueeze_flatten_keep_the_rows_in_place_at_a_bound_of_one() {
+    // with a bound of 1, every axis of extent 1 looks like the run-time axis to a
+    // reshape: the composites must say where it goes
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(1), 3));
+    assert_eq!(x.unsqueeze(0).shape().run_axis(), Some(1));
+    assert_eq!(x.t().unsqueeze(1).shape().run_axis(), Some(2));
+    let u = x.unsqueeze(0).unsqueeze(0); // [1, 1, ..=1, 3]
+    assert_eq!(u.shape().run_axis(), Some(2));
+    assert_eq!(u.squeeze(0).shape().run_axis(), Some(1));
+    assert_eq!(u.flatten(0, 1).shape().run_axis(), Some(1));
+    assert_eq!(u.flatten(1, 2).shape().run_axis(), Some(1));
+    // a mean over the rows: NaN over no rows, as the fixed graph of 0 rows gives
+    let y = x.unsqueeze(0).mean_axes(&[1], false).sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::zeros((0, 3))).unwrap();
+    m.run().unwrap();
+    assert!(m.item(y).unwrap().is_nan());
+    m.feed(x, &ndarray::arr2(&[[1.0, 2.0, 3.0]])).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.item(y).unwrap(), 6.0);
+    // the run-time axis cannot be squeezed away
+    let (_, line) = (x.squeeze(0), line!());
+    shape_error_at(g.check().unwrap_err(), line, "run-time axis");
+}
+
+#[test]
+fn products_at_fewer_rows_fit_the_planned_scratch() {
+    // the GEMM may pack a smaller product the other way round, with larger panels than
+    // the bound's plan had (AVX2, f32: bound 13, 5 rows, [5] x [5, 17] panicked with
+    // "gemm scratch too short")
+    for bound in 5..=32 {
+        for k in [5, 17] {
+            for n in [5, 7, 13, 17, 20, 33] {
+                let g = Graph::<f32>::new();
+                let x = g.input("x", (Dim::upto(bound), k));
+                let w = g.param("w", ndarray::Array2::from_elem((k, n), 0.5f32));
+                let y = x.matmul(w);
+                let mut m = g.compile(&[y], &[]).unwrap();
+                for rows in 5..=bound {
+                    m.feed(x, &ndarray::Array2::ones((rows, k))).unwrap();
+                    m.run().unwrap();
+                    let v = m.value(y).unwrap();
+                    assert_eq!(v.shape(), &[rows, n]);
+                    assert!(v.iter().all(|&e| e == 0.5 * k as f32));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_keep_their_shapes_over_the_rows() {
+    // a [1, 3] parameter broadcast over a run-time axis of bound 1: its gradient is
+    // [1, 3] at 0 rows too (zeros), not the rows' [0, 3]
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(1), 3));
+    let p = g.param("p", ndarray::Array2::from_elem((1, 3), 2.0));
+    let loss = (x * p).sum() + p.sum();
+    let grads = g.grad(loss, &[p]).unwrap();
+    let mut m = g.compile(&[loss], &grads).unwrap();
+    for (rows, want) in [(0, 1.0), (1, 4.0)] {
+        m.feed(x, &ndarray::Array2::from_elem((rows, 3), 3.0))
+            .unwrap();
+        m.run().unwrap();
+        let dp = m.value(grads[0]).unwrap();
+        assert_eq!(dp.shape(), &[1, 3], "{rows} rows");
+        assert!(dp.iter().all(|&v| v == want), "{rows} rows: {dp}");
+    }
+    // the gradient of an input with a run-time axis that nothing flows into has its rows
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 3));
+    let p = g.param("p", ndarray::arr1(&[1.0]));
+    let loss = p.sum() + x.argmax(-1, false).sum();
+    let dx = g.grad(loss, &[x]).unwrap()[0];
+    assert_eq!(dx.shape().run_axis(), Some(0));
+    let mut m = g.compile(&[loss, dx], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::ones((2, 3))).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.value(dx).unwrap().shape(), &[2, 3]);
+}
+
+#[test]
+fn an_input_reads_back_as_fed_before_the_next_run() {
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let y = x.sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::ones((4, 2))).unwrap();
+    m.run().unwrap();
+    let two = ndarray::arr2(&[[5.0, 6.0], [7.0, 8.0]]);
+    m.feed(x, &two).unwrap();
+    // was [4, 2]: the two rows fed and two stale ones
+    assert_eq!(m.value(x).unwrap(), two.into_dyn());
+    m.run().unwrap();
+    assert_eq!(m.item(y).unwrap(), 26.0);
+}
+
+#[test]
+fn grad_of_a_value_with_a_run_time_axis_is_not_scalar() {
+    // one element at a bound of 1, but none at 0 rows: not a loss (grad blamed a seed
+    // the user never gave: "the seed must have the output's shape", [..=1] and [1])
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(1), 3));
+    let w = g.param("w", ndarray::arr1(&[1.0, 2.0, 3.0]));
+    let y = (x * w).sum_axes(&[1], false); // [..=1]
+    let (e, line) = (g.grad(y, &[w]), line!());
+    match e {
+        Err(Error::NotScalar {
+            op: "grad", caller, ..
+        }) => assert_eq!(caller.line, line),
+        other => panic!("{:?}", other.err()),
+    }
+    g.check().unwrap();
+    g.grad(y.sum(), &[w]).unwrap();
+}
+
+#[test]
+fn a_contraction_over_run_time_axes_of_different_bounds_is_a_shape_error() {
+    // [1, ..=8] (rows of 2 elements, bound 4) x [..=8, 1] (bound 8): the same depth at
+    // the bounds, 2n against n at n rows (the GEMM panicked on a short slice)
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2));
+    let y = g.input("y", (Dim::upto(8), 1));
+    let a = x.reshape([1, 8]);
+    let (_, line) = (a.matmul(y), line!());
+    shape_error_at(g.check().unwrap_err(), line, "different bounds");
+}
+
+#[test]
+fn cross_entropy_over_run_time_axes_of_different_bounds_is_a_shape_error() {
+    // logits [..=8, 3] of 2 rows per row of x (bound 4) against ids of bound 8: 2n
+    // logits rows for n ids (the loss read half of them, its gradient left the rest)
+    let g = Graph::<f64>::new();
+    let x = g.input("x", (Dim::upto(4), 2, 3));
+    let ids = g.input("ids", Dim::upto(8));
+    let logits = x.reshape([8, 3]);
+    let (_, line) = (logits.cross_entropy(ids), line!());
+    shape_error_at(g.check().unwrap_err(), line, "different bounds");
 }

@@ -279,3 +279,47 @@ fn bit_identical_across_threads() {
     assert_eq!(run(2, 1), one);
     crate::par::set_threads(0);
 }
+
+/// The scratch planned for a product suffices for every smaller one (a run-time axis fed
+/// fewer rows): a smaller product may take the other orientation, with larger panels.
+#[test]
+fn scratch_for_the_bound_fits_fewer_rows() {
+    for isa in isas() {
+        for (blk, f32) in [
+            (isa.blocking::<f32>(), true),
+            (isa.blocking::<f64>(), false),
+        ] {
+            let plan_of = |m, k, n, t| {
+                if f32 {
+                    plan::<f32>(blk, m, k, n, t)
+                } else {
+                    plan::<f64>(blk, m, k, n, t)
+                }
+            };
+            let have = |m, k, n, t| {
+                if f32 {
+                    scratch_len_with::<f32>(blk, m, k, n, t)
+                } else {
+                    scratch_len_with::<f64>(blk, m, k, n, t)
+                }
+            };
+            for threads in [1, 2, 4] {
+                for bound in 1..=100 {
+                    for k in [1, 5, 17, 300] {
+                        for n in [1, 5, 7, 13, 17, 20, 33, 100, 1100] {
+                            let have = have(bound, k, n, threads);
+                            for m in (THIN + 1)..=bound {
+                                // the one-thread plan, which gemm falls back to
+                                let need = plan_of(m, k, n, 1).per_thread;
+                                assert!(
+                                    need <= have,
+                                    "{isa:?} f32={f32} bound {bound}, {m} rows, k {k}, n {n}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

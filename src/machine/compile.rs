@@ -94,6 +94,38 @@ impl<T: Scalar> Graph<T> {
             }
         }
         let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
+        // Inputs fed together take the same rows, so no run can have more rows than the
+        // smallest bound of an input: a value planned for fewer (a shape of the user's
+        // with a run-time axis, as `broadcast_to` takes) cannot be computed.
+        let bound_of = |i: usize| nodes[i].shape.bound();
+        let is_input = |i: usize| matches!(nodes[i].kind, Kind::Input { .. });
+        let most_rows = order
+            .iter()
+            .filter(|&&i| is_input(i))
+            .filter_map(|&i| bound_of(i))
+            .min()
+            .or_else(|| order.iter().filter_map(|&i| bound_of(i)).min());
+        if let Some(rows) = most_rows {
+            if let Some(&i) = order
+                .iter()
+                .find(|&&i| bound_of(i).is_some_and(|b| b < rows))
+            {
+                let node = &nodes[i];
+                let op = match &node.kind {
+                    Kind::Op(op) => op.name(),
+                    _ => "compile",
+                };
+                return Err(Error::Shape {
+                    op,
+                    shapes: vec![node.shape.clone()],
+                    reason: alloc::format!(
+                        "its run-time axis holds up to {} rows, but the inputs take up to {rows}",
+                        node.shape.bound().unwrap_or(0)
+                    ),
+                    caller: node.caller,
+                });
+            }
+        }
         let mut slot = vec![ABSENT; n];
         for (k, &i) in order.iter().enumerate() {
             slot[i] = k as u32;
@@ -243,11 +275,7 @@ impl<T: Scalar> Graph<T> {
                 })
             })
             .collect();
-        let rows = order
-            .iter()
-            .find_map(|&i| nodes[i].shape.bound())
-            .unwrap_or(0);
-        Ok(Machine {
+        let mut m = Machine {
             graph: self.id,
             slot,
             steps,
@@ -256,7 +284,8 @@ impl<T: Scalar> Graph<T> {
             callers,
             runs,
             run_inputs,
-            rows,
+            // not a number of rows: `set_rows` below sets every shape
+            rows: usize::MAX,
             buf_of: plan.buf_of,
             kept: plan.kept,
             root: plan.root,
@@ -272,6 +301,10 @@ impl<T: Scalar> Graph<T> {
             ran: false,
             grads: GradHandles::from_pairs(pairs.to_vec()),
             distinct,
-        })
+        };
+        // Shapes are recorded at their own bounds; inputs of different bounds meet at the
+        // smallest one.
+        m.set_rows(most_rows.unwrap_or(0));
+        Ok(m)
     }
 }

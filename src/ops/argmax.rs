@@ -50,9 +50,10 @@ impl<T: Scalar> Op<T> for ArgExtreme {
         let n = dims[self.axis];
         if n == 0 && !out.slice().is_empty() {
             // a run-time axis fed no rows
-            return Err(Error::InvalidArgument {
-                what: <Self as Op<T>>::name(self),
-                reason: format!("axis {} has no rows to choose from", self.axis),
+            return Err(Error::Empty {
+                op: <Self as Op<T>>::name(self),
+                axis: self.axis,
+                caller: None,
             });
         }
         let inner: usize = dims[self.axis + 1..].iter().product();

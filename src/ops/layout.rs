@@ -12,7 +12,7 @@ use core::panic::Location;
 
 use crate::graph::{Graph, Tensor};
 use crate::scalar::Scalar;
-use crate::shape::{AxisArg, Shape};
+use crate::shape::{AxisArg, RunAxis, Shape};
 
 impl<'g, T: Scalar> Tensor<'g, T> {
     /// Swaps axes `a` and `b` of a tensor of any rank (negative axes count from the
@@ -79,8 +79,24 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             let reason = format!("axis {axis} has extent {}, not 1", dims[axis]);
             return self.fail_with("squeeze", reason, caller);
         }
+        if self.shape().run_axis() == Some(axis) {
+            let reason = format!("axis {axis} is the run-time axis, which cannot be removed");
+            return self.fail_with("squeeze", reason, caller);
+        }
         dims.remove(axis);
-        self.reshape(dims)
+        self.reshape_moving_rows(dims, |r| r - usize::from(axis < r))
+    }
+
+    /// A reshape to `dims` whose run-time axis (if `self` has one) goes where `to` moves
+    /// it, rather than where `reshape` would guess: with a bound of 1 every axis of
+    /// extent 1 could hold it.
+    #[track_caller]
+    fn reshape_moving_rows(self, dims: Vec<usize>, to: impl Fn(usize) -> usize) -> Tensor<'g, T> {
+        let run = self.shape().run().map(|r| RunAxis {
+            axis: to(r.axis),
+            ..r
+        });
+        self.reshape(Shape::with_dims_of(dims, run))
     }
 
     /// Inserts an axis of extent 1 at position `axis` in `0..=rank` (`-1` appends one at
@@ -93,7 +109,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             Ok(axis) => {
                 let mut dims = shape.dims().to_vec();
                 dims.insert(axis, 1);
-                self.reshape(dims)
+                self.reshape_moving_rows(dims, |r| r + usize::from(axis <= r))
             }
             Err(reason) => self.fail_with("unsqueeze", reason, caller),
         }
@@ -132,7 +148,11 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         let mut dims = d[..start].to_vec();
         dims.push(d[start..=end].iter().product());
         dims.extend_from_slice(&d[end + 1..]);
-        self.reshape(dims)
+        self.reshape_moving_rows(dims, |r| match r {
+            r if r < start => r,
+            r if r <= end => start,
+            r => r - (end - start),
+        })
     }
 
     /// Pieces of `size` entries along `axis`, the last one shorter if `size` does not

@@ -30,6 +30,15 @@ fn check_shapes(logits: &Shape, ids: &Shape) -> core::result::Result<(), String>
             "takes logits [N, C] and class ids [N], got {logits} and {ids}"
         ));
     }
+    // equal extents at the bounds differ at the rows fed unless the bounds agree
+    if ids.bound() != logits.bound() {
+        return Err(format!(
+            "the run-time axes of the logits {logits} and the class ids {ids} have different \
+             bounds ({} and {} rows)",
+            logits.bound().unwrap_or(0),
+            ids.bound().unwrap_or(0)
+        ));
+    }
     Ok(())
 }
 

@@ -68,6 +68,14 @@ fn out_run(
     let batch_b = b.rank() == 3;
     let mut out = Vec::new();
     match (ra, rb) {
+        // the same extent at the bounds is another extent at the rows fed unless the
+        // bounds agree
+        (Some((_, p)), Some((_, q))) if p.bound != q.bound => {
+            return Err(format!(
+                "the operands' run-time axes have different bounds ({} and {})",
+                p.bound, q.bound
+            ))
+        }
         (Some((2, _)), Some((1, _))) => {}
         (Some((2, _)), _) | (_, Some((1, _))) => {
             return Err(String::from(
@@ -200,6 +208,16 @@ impl<T: Scalar> Op<T> for MatMul {
         } else {
             g.matmul_t(b, false, !tb)
         };
+        if a.rank() == 3 && b.rank() == 2 && a.shape().run_axis() == Some(1) {
+            // rows that are a run-time axis cannot fold into the batch: sum the batched
+            // products instead (the lhs is never stored transposed here)
+            let db = if tb {
+                g.matmul_t(a, true, false)
+            } else {
+                a.matmul_t(g, true, false)
+            };
+            return vec![Some(da), Some(db.sum_axes(&[0], false))];
+        }
         let (a2, g2) = if a.rank() == 3 && b.rank() == 2 {
             // the shared rhs gets the sum over the batch: fold the batch into rows
             let (sa, sg) = (a.shape(), g.shape());

@@ -207,7 +207,11 @@ impl<T: Scalar> Op<T> for Pad {
         }
         s[0].fixed_axis(self.axis)?;
         let mut d = s[0].dims().to_vec();
-        d[self.axis] += self.before + self.after;
+        d[self.axis] = self
+            .before
+            .checked_add(self.after)
+            .and_then(|n| n.checked_add(d[self.axis]))
+            .ok_or_else(|| format!("padding {} and {} is too large", self.before, self.after))?;
         Ok(Shape::with_dims_of(d, s[0].run()))
     }
     fn takes_run_axis(&self) -> bool {
