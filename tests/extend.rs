@@ -2,9 +2,6 @@
 //! (forward kernel + VJP) recorded with `Graph::custom`, and an optimizer of our own
 //! stepping a machine through `Machine::for_each_pair` without allocating.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use approx::assert_relative_eq;
 use ndarray::{arr1, arr2, ArrayD};
 use tapegrad::check::gradcheck;
@@ -12,42 +9,9 @@ use tapegrad::ops::{Inputs, Op, Out};
 use tapegrad::prelude::*;
 use tapegrad::{AsGrads, Caller, Scalar};
 
-// ---------------------------------------------------------------------------------------
-// A counting allocator that counts only the current thread's allocations, so that other
-// tests running in parallel cannot disturb the count.
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: no panic while the thread's locals are being torn down
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
+use counting::thread_allocs as allocs;
 
 // ---------------------------------------------------------------------------------------
 // A custom op: the scaled softplus y = ln(1 + exp(beta x)) / beta, elementwise.

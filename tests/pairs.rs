@@ -1,41 +1,14 @@
 //! Parameters travel with their gradients: `grad` pairs them, `compile` remembers the
 //! pairs, optimizers step on them, and optimizer state is tied to parameter names.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use ndarray::{arr1, arr2};
 use tapegrad::optim::clip_grad_norm;
 use tapegrad::prelude::*;
 use tapegrad::GradHandles;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
-
-// SAFETY: forwards to the system allocator, only counting this thread's calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
+use counting::thread_allocs as allocs;
 
 /// Two parameters of the same shape with different gradients:
 /// `loss = sum(a * [1, 2]) + sum(b * [10, 20])`, so `d/da = [1, 2]`, `d/db = [10, 20]`.

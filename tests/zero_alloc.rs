@@ -6,49 +6,15 @@
 //! here with a start handler) are counted: the test harness's other threads allocate when
 //! they like, and counting them made this test fail now and then.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use rand::{Rng, SeedableRng};
 use tapegrad::ndarray::{Axis, Slice};
 use tapegrad::nn::MlpBuilder;
 use tapegrad::prelude::*;
 use tapegrad::Dim;
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations count.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    // `try_with`: a thread being torn down has no thread-locals left; it is not counted.
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{join_pool, pool_allocs};
 
 /// Allocations made by `steps` training steps of an MLP after one warm-up step, with
 /// plain SGD, or (`full`) with dropout, Adam, gradient clipping and a schedule.
@@ -97,11 +63,11 @@ fn allocations_per_steps(
         t += 1;
     };
     step(&mut m);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = pool_allocs();
     for _ in 0..steps {
         step(&mut m);
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = pool_allocs();
     assert!(m.rows() > 0 && m.item(loss).unwrap().is_finite());
     after - before
 }
@@ -110,12 +76,12 @@ fn allocations_per_steps(
 // threads by default.
 #[test]
 fn training_steps_allocate_nothing() {
-    COUNTED.with(|c| c.set(true));
+    join_pool();
     // The kernels' workers count too. This binary has one test, so the pool is not built
     // yet; if it were, its workers would go uncounted, and the check below says so.
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
-        .start_handler(|_| COUNTED.with(|c| c.set(true)))
+        .start_handler(|_| join_pool())
         .build_global();
     assert!(built.is_ok(), "rayon's global pool was built elsewhere");
     // Workers allocate as they start (their queues, their thread-locals), on their own
@@ -132,13 +98,13 @@ fn training_steps_allocate_nothing() {
         }
     }
     // the counter does count: building a graph allocates
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = pool_allocs();
     let g = Graph::<f32>::new();
     let _ = g.input("x", [2]).relu();
-    assert!(ALLOCS.load(Ordering::Relaxed) > before);
+    assert!(pool_allocs() > before);
     // and so do the pool's workers (a join from outside the pool runs on them)
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = pool_allocs();
     let (a, b) = rayon::join(|| vec![1u8; 64], || vec![2u8; 64]);
     assert_eq!((a.len(), b.len()), (64, 64));
-    assert!(ALLOCS.load(Ordering::Relaxed) >= before + 2);
+    assert!(pool_allocs() >= before + 2);
 }
