@@ -47,6 +47,14 @@
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
 //!
+//! ## Any batch up to a bound
+//! An input's leading axis may be a run-time axis ([`Dim::upto`]): the machine is planned
+//! once for the bound and each run computes on the rows fed, from 0 to the bound, without
+//! allocating. Shape rules carry the axis through every op (see [`Shape`]); a mean over it
+//! divides by the rows fed; [`data::Batches::next_batch`] yields the last partial batch at
+//! its size. Inputs fed different numbers of rows, more rows than the bound, or an op that
+//! cannot take the axis are located errors.
+//!
 //! ## Extending
 //! [`Graph::custom`] records an [`Op`](ops::Op) of your own (a kernel and its
 //! vector-Jacobian product); [`Machine::for_each_pair`] hands an optimizer of your own
