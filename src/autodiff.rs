@@ -1,7 +1,6 @@
 //! Symbolic reverse-mode differentiation: `grad` appends the VJP of every op on the path
 //! from the output back to the inputs, as ordinary ops in the same arena.
 
-use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -10,6 +9,7 @@ use crate::grads::Grads;
 use crate::graph::{Graph, Kind, NodeId, Tensor};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
+use crate::shared::Shared;
 
 impl<T: Scalar> Graph<T> {
     /// The gradients of the scalar `y` with respect to each of `xs`, as new nodes of this
@@ -104,7 +104,7 @@ impl<T: Scalar> Graph<T> {
             let (op, inputs, recorded) = {
                 let nodes = self.nodes();
                 match &nodes[i].kind {
-                    Kind::Op(op) => (Arc::clone(op), nodes[i].inputs.clone(), nodes[i].caller),
+                    Kind::Op(op) => (Shared::clone(op), nodes[i].inputs.clone(), nodes[i].caller),
                     _ => continue,
                 }
             };

@@ -1,13 +1,14 @@
 //! The graph: an append-only arena of nodes, and the `Tensor` handle that records into it.
 
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::{Ref, RefCell};
 use core::fmt;
 use core::mem;
 use core::panic::Location;
 use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::shared::Shared;
 
 use ndarray::{Array, ArrayD, Dimension};
 
@@ -35,9 +36,9 @@ pub(crate) enum Kind<T: Scalar> {
     /// A trainable value with its initial value; the machine owns its current value.
     Param { name: String, init: ArrayD<T> },
     /// A fixed value.
-    Const(Arc<ArrayD<T>>),
+    Const(Shared<ArrayD<T>>),
     /// The result of an op on earlier nodes.
-    Op(Arc<dyn Op<T>>),
+    Op(Shared<dyn Op<T>>),
     /// Stands in for an op that failed to record; the graph holds its error.
     Invalid,
 }
@@ -97,6 +98,23 @@ pub struct Graph<T: Scalar> {
 
 static NEXT_GRAPH: AtomicU32 = AtomicU32::new(1);
 
+/// A new graph identity.
+fn next_graph_id() -> u32 {
+    #[cfg(target_has_atomic = "32")]
+    {
+        NEXT_GRAPH.fetch_add(1, Ordering::Relaxed)
+    }
+    // Without compare-and-swap (Cortex-M0+, RISC-V imc): a load and a store. These are
+    // single-core chips whose graphs are built by one thread of control, not from
+    // interrupt handlers; an identity only tells graphs apart for error messages.
+    #[cfg(not(target_has_atomic = "32"))]
+    {
+        let id = NEXT_GRAPH.load(Ordering::Relaxed);
+        NEXT_GRAPH.store(id.wrapping_add(1), Ordering::Relaxed);
+        id
+    }
+}
+
 impl<T: Scalar> Default for Graph<T> {
     fn default() -> Self {
         Self::new()
@@ -118,7 +136,7 @@ impl<T: Scalar> Graph<T> {
     /// An empty graph.
     pub fn new() -> Self {
         Graph {
-            id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
+            id: next_graph_id(),
             inner: RefCell::new(Inner {
                 nodes: Vec::new(),
                 errors: Vec::new(),
@@ -227,7 +245,7 @@ impl<T: Scalar> Graph<T> {
         let value = value.into_dyn();
         let shape = Shape::from(value.shape());
         self.push(
-            Kind::Const(Arc::new(value)),
+            Kind::Const(Shared::new(value)),
             Vec::new(),
             shape,
             Caller::here(),
@@ -398,7 +416,7 @@ impl<T: Scalar> Graph<T> {
                 self.fail(op.name(), shapes, reason, caller, stand_in)
             }
             Ok(shape) => self.push(
-                Kind::Op(Arc::new(op)),
+                Kind::Op(Shared::new(op)),
                 inputs.iter().map(|t| t.id).collect(),
                 shape,
                 caller.into(),

@@ -93,6 +93,7 @@ mod plan;
 pub mod rng;
 mod scalar;
 mod shape;
+mod shared;
 #[cfg(feature = "std")]
 pub mod weights;
 

@@ -3,7 +3,6 @@
 //! again on new feeds without allocating.
 
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::mem;
@@ -16,6 +15,7 @@ use crate::graph::{AsHandle, Handle};
 use crate::ops::{view, Inputs, Op, Out};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
+use crate::shared::Shared;
 
 mod compile;
 
@@ -30,9 +30,9 @@ enum Step<T: Scalar> {
         name: String,
     },
     Const,
-    Op(Arc<dyn Op<T>>),
+    Op(Shared<dyn Op<T>>),
     /// An op whose output is its first input's data unchanged: shares its buffer.
-    View(Arc<dyn Op<T>>),
+    View(Shared<dyn Op<T>>),
 }
 
 /// An input with a run-time axis (kept apart from `Step`, which `run` walks and should

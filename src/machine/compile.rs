@@ -1,6 +1,5 @@
 //! `Graph::compile`: the nodes some outputs need, in arena order, with their buffer plan.
 
-use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::mem;
@@ -12,6 +11,7 @@ use crate::graph::{Graph, Handle, Kind, Tensor};
 use crate::plan::{self, StepInfo};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
+use crate::shared::Shared;
 
 impl<T: Scalar> Graph<T> {
     /// Compiles the nodes that `outputs` and the gradients of `grads` need, and every
@@ -166,8 +166,8 @@ impl<T: Scalar> Graph<T> {
                 }
                 Kind::Param { name, .. } => Step::Param { name: name.clone() },
                 Kind::Const(_) => Step::Const,
-                Kind::Op(op) if op.is_view() => Step::View(Arc::clone(op)),
-                Kind::Op(op) => Step::Op(Arc::clone(op)),
+                Kind::Op(op) if op.is_view() => Step::View(Shared::clone(op)),
+                Kind::Op(op) => Step::Op(Shared::clone(op)),
                 // `check` above returns the error that made this node.
                 Kind::Invalid => unreachable!("invalid node in a graph without errors"),
             };
