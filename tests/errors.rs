@@ -797,7 +797,7 @@ fn other_recording_errors_point_at_the_caller() {
     }
     /// Records one faulty op and returns the line it is on.
     type Build = fn(&Graph<f32>) -> u32;
-    let cases: [(&str, Shape, Build); 5] = [
+    let cases: [(&str, Shape, Build); 8] = [
         ("reshape", Shape::from([2, 3]), |g| {
             (g.input("x", [2, 3]).reshape([4]), line!()).1
         }),
@@ -812,6 +812,18 @@ fn other_recording_errors_point_at_the_caller() {
         }),
         ("matmul", Shape::from([2, 3]), |g| {
             (g.input("x", [2, 3]).matmul(g.input("v", [3])), line!()).1
+        }),
+        // split and chunk record `narrow`s: along a run-time axis they were refused at
+        // a line inside the crate
+        ("split", Shape::upto(4, &[3]), |g| {
+            (g.input("x", (Dim::upto(4), 3)).split(2, 0), line!()).1
+        }),
+        ("chunk", Shape::upto(4, &[3]), |g| {
+            (g.input("x", (Dim::upto(4), 3)).chunk(2, -2), line!()).1
+        }),
+        ("split_sizes", Shape::upto(4, &[3]), |g| {
+            let x = g.input("x", (Dim::upto(4), 3));
+            (x.split_sizes(&[2, 2], 0), line!()).1
         }),
     ];
     for (op, first_shape, build) in cases {
