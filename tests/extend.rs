@@ -153,6 +153,56 @@ fn custom_op_shape_error_points_at_the_call() {
     assert!(g.check().is_err());
 }
 
+/// A "view" that claims to share its input's buffer but has another element count (or
+/// no input at all): its own shape rule accepts it, recording it must not.
+#[derive(Debug)]
+struct Doubled;
+
+impl Op<f32> for Doubled {
+    fn name(&self) -> &'static str {
+        "doubled"
+    }
+    fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
+        Ok(Shape::from([inputs.first().map_or(2, |s| 2 * s.numel())]))
+    }
+    fn forward(&self, _: &Inputs<'_, f32>, _: &mut Out<'_, f32>) -> tapegrad::Result<()> {
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        inputs: &[Tensor<'g, f32>],
+        _: Tensor<'g, f32>,
+        _: Tensor<'g, f32>,
+    ) -> Vec<Option<Tensor<'g, f32>>> {
+        vec![None; inputs.len()]
+    }
+    fn is_view(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_custom_view_of_other_elements_is_a_located_shape_error() {
+    // was: `compile` or `run` panicked slicing past the input's buffer (or, without an
+    // input, indexing the planner's inputs)
+    for with_input in [true, false] {
+        let g = Graph::<f32>::new();
+        let x = g.input("x", [2]);
+        let inputs: &[Tensor<'_, f32>] = if with_input { &[x] } else { &[] };
+        let (y, line) = (g.custom(Doubled, inputs), line!());
+        match g.compile(&[y], &[]).unwrap_err() {
+            Error::Shape {
+                op, reason, caller, ..
+            } => {
+                assert_eq!(op, "doubled");
+                assert!(reason.contains("view"), "{reason}");
+                assert_eq!((caller.file, caller.line), (file!(), line));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // An optimizer from outside the crate: signum (sign of a momentum), as in Bernstein et al.
 // 2018: m = beta m + (1 - beta) g; p -= lr sign(m). Its state is tied to the parameters'

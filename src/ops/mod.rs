@@ -74,7 +74,8 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
     ) -> Vec<Option<Tensor<'g, T>>>;
 
     /// Whether the output is input 0's data unchanged (a reshape): the machine then
-    /// shares that buffer and never calls `forward`.
+    /// shares that buffer and never calls `forward`. Recording a view whose shape does
+    /// not hold exactly input 0's elements (or that has no input) is a shape error.
     fn is_view(&self) -> bool {
         false
     }
