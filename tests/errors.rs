@@ -914,6 +914,25 @@ fn overflowing_extents_are_shape_errors() {
             }),
             "one_hot",
         ),
+        (
+            // no elements, but ndarray refuses it (the product of the non-zero extents
+            // passes isize::MAX): `flatten(1, 2)` overflowed while recording, and reading
+            // the input back panicked making its view
+            Box::new(|g| {
+                let x = g.input("x", [0, usize::MAX, usize::MAX]);
+                let _ = x.flatten(1, 2);
+                line!() - 2
+            }),
+            "input",
+        ),
+        (
+            Box::new(|g| {
+                let x = g.input("x", [0, 3]);
+                let _ = x.broadcast_to([usize::MAX, 2, 0, 3]).flatten(0, 1);
+                line!() - 1
+            }),
+            "broadcast_to",
+        ),
     ];
     for (make, op) in cases {
         let g = Graph::<f64>::new();
