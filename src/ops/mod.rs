@@ -249,8 +249,9 @@ impl<T> Out<'_, T> {
         self.training
     }
 
-    /// The rows fed to the run-time axis in this run (the bound when the machine has no
-    /// input with a run-time axis).
+    /// The rows fed to the run-time axis in this run (see
+    /// [`Machine::rows`](crate::Machine::rows): 0 in a machine where no shape has a
+    /// run-time axis, so size a kernel's work from its shapes).
     pub fn rows(&self) -> usize {
         self.rows
     }
