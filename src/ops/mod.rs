@@ -65,7 +65,9 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
 
     /// The vector-Jacobian product: given the gradient of the output, the gradient of each
     /// input (or `None` where none flows), written with ordinary ops. A gradient may have
-    /// the output's (broadcast) shape; it is summed back to the input's shape by the caller.
+    /// the output's (broadcast) shape; it is summed back to the input's shape by the
+    /// caller. One of a shape the input's does not broadcast to is a shape error located
+    /// at the op.
     fn vjp<'g>(
         &self,
         inputs: &[Tensor<'g, T>],
