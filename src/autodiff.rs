@@ -114,11 +114,27 @@ impl<T: Scalar> Graph<T> {
             // them (a bad class id in `cross_entropy_grad`) points at the user's op.
             let outer = self.set_vjp_of(Some(recorded));
             let input_grads = op.vjp(&args, out, g);
-            for (x, gx) in args.iter().zip(input_grads) {
+            for (k, (x, gx)) in args.iter().zip(input_grads).enumerate() {
                 let (Some(gx), true) = (gx, depends[x.id.index()]) else {
                     continue;
                 };
-                let gx = gx.sum_to(x.shape());
+                let (x_shape, g_shape) = (x.shape(), gx.shape());
+                if !x_shape.broadcasts_to(&g_shape) {
+                    // a VJP of the user's (`Graph::custom`) that gives a gradient of
+                    // another shape: an error at the op, not at a reshape inside `grad`
+                    let reason = alloc::format!(
+                        "its VJP gave input {k} ({x_shape}) a gradient of shape {g_shape}, \
+                         which does not sum back to the input's shape"
+                    );
+                    self.record_error(Error::Shape {
+                        op: op.name(),
+                        shapes: vec![x_shape, g_shape],
+                        reason,
+                        caller: recorded,
+                    });
+                    continue;
+                }
+                let gx = gx.sum_to(x_shape);
                 let slot = &mut grads[x.id.index()];
                 *slot = Some(match *slot {
                     Some(acc) => acc + gx,

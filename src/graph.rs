@@ -415,6 +415,24 @@ impl<T: Scalar> Graph<T> {
                 let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
                 self.fail(op.name(), shapes, reason, caller, stand_in)
             }
+            // A view shares its first input's buffer, so it must hold exactly its
+            // elements at every number of rows: an op of a user's that says otherwise
+            // would make the machine slice past that buffer.
+            Ok(shape)
+                if op.is_view()
+                    && shapes.first().is_none_or(|s0| {
+                        s0.numel() != shape.numel() || s0.bound() != shape.bound()
+                    }) =>
+            {
+                let reason = match shapes.first() {
+                    None => String::from("a view needs an input whose data it shares"),
+                    Some(s0) => alloc::format!(
+                        "a view must hold its first input's elements, but {shape} does not \
+                         hold those of {s0}"
+                    ),
+                };
+                self.fail(op.name(), shapes, reason, caller, shape)
+            }
             Ok(shape) => self.push(
                 Kind::Op(Shared::new(op)),
                 inputs.iter().map(|t| t.id).collect(),

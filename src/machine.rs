@@ -350,8 +350,9 @@ impl<T: Scalar> Machine<T> {
         }
     }
 
-    /// The rows the machine computed on in its last run (or will compute on, for a
-    /// machine with no input with a run-time axis: the bound).
+    /// The rows the machine computed on in its last run, or will compute on: for a
+    /// machine with no input with a run-time axis, the bound of its other shapes that
+    /// have one, and 0 if no shape has one.
     pub fn rows(&self) -> usize {
         self.rows
     }

@@ -132,13 +132,17 @@ impl Shape {
         self.dims.iter().product()
     }
 
-    /// The number of elements, or `None` if it does not fit in an `isize` (the most an
-    /// array can hold): shapes built from a user's extents are checked with it.
+    /// The number of elements, or `None` if the product of the non-zero extents does not
+    /// fit in an `isize` (ndarray's rule, so that every view of the shape can be made, and
+    /// so that the product of any of its extents, as kernels and shape rules take it,
+    /// cannot overflow even when another extent is 0): shapes built from a user's extents
+    /// are checked with it.
     pub(crate) fn checked_numel(&self) -> Option<usize> {
         self.dims
             .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .filter(|&n| n <= isize::MAX as usize)
+            .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
+            .filter(|&n| n <= isize::MAX as usize)?;
+        Some(self.numel())
     }
 
     /// The extent of `axis`. Panics if `axis >= rank`; internal use only.

@@ -797,7 +797,7 @@ fn other_recording_errors_point_at_the_caller() {
     }
     /// Records one faulty op and returns the line it is on.
     type Build = fn(&Graph<f32>) -> u32;
-    let cases: [(&str, Shape, Build); 5] = [
+    let cases: [(&str, Shape, Build); 8] = [
         ("reshape", Shape::from([2, 3]), |g| {
             (g.input("x", [2, 3]).reshape([4]), line!()).1
         }),
@@ -812,6 +812,18 @@ fn other_recording_errors_point_at_the_caller() {
         }),
         ("matmul", Shape::from([2, 3]), |g| {
             (g.input("x", [2, 3]).matmul(g.input("v", [3])), line!()).1
+        }),
+        // split and chunk record `narrow`s: along a run-time axis they were refused at
+        // a line inside the crate
+        ("split", Shape::upto(4, &[3]), |g| {
+            (g.input("x", (Dim::upto(4), 3)).split(2, 0), line!()).1
+        }),
+        ("chunk", Shape::upto(4, &[3]), |g| {
+            (g.input("x", (Dim::upto(4), 3)).chunk(2, -2), line!()).1
+        }),
+        ("split_sizes", Shape::upto(4, &[3]), |g| {
+            let x = g.input("x", (Dim::upto(4), 3));
+            (x.split_sizes(&[2, 2], 0), line!()).1
         }),
     ];
     for (op, first_shape, build) in cases {
@@ -901,6 +913,25 @@ fn overflowing_extents_are_shape_errors() {
                 line!() - 1
             }),
             "one_hot",
+        ),
+        (
+            // no elements, but ndarray refuses it (the product of the non-zero extents
+            // passes isize::MAX): `flatten(1, 2)` overflowed while recording, and reading
+            // the input back panicked making its view
+            Box::new(|g| {
+                let x = g.input("x", [0, usize::MAX, usize::MAX]);
+                let _ = x.flatten(1, 2);
+                line!() - 2
+            }),
+            "input",
+        ),
+        (
+            Box::new(|g| {
+                let x = g.input("x", [0, 3]);
+                let _ = x.broadcast_to([usize::MAX, 2, 0, 3]).flatten(0, 1);
+                line!() - 1
+            }),
+            "broadcast_to",
         ),
     ];
     for (make, op) in cases {

@@ -153,6 +153,105 @@ fn custom_op_shape_error_points_at_the_call() {
     assert!(g.check().is_err());
 }
 
+/// A "view" that claims to share its input's buffer but has another element count (or
+/// no input at all): its own shape rule accepts it, recording it must not.
+#[derive(Debug)]
+struct Doubled;
+
+impl Op<f32> for Doubled {
+    fn name(&self) -> &'static str {
+        "doubled"
+    }
+    fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
+        Ok(Shape::from([inputs.first().map_or(2, |s| 2 * s.numel())]))
+    }
+    fn forward(&self, _: &Inputs<'_, f32>, _: &mut Out<'_, f32>) -> tapegrad::Result<()> {
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        inputs: &[Tensor<'g, f32>],
+        _: Tensor<'g, f32>,
+        _: Tensor<'g, f32>,
+    ) -> Vec<Option<Tensor<'g, f32>>> {
+        vec![None; inputs.len()]
+    }
+    fn is_view(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_custom_view_of_other_elements_is_a_located_shape_error() {
+    // was: `compile` or `run` panicked slicing past the input's buffer (or, without an
+    // input, indexing the planner's inputs)
+    for with_input in [true, false] {
+        let g = Graph::<f32>::new();
+        let x = g.input("x", [2]);
+        let inputs: &[Tensor<'_, f32>] = if with_input { &[x] } else { &[] };
+        let (y, line) = (g.custom(Doubled, inputs), line!());
+        match g.compile(&[y], &[]).unwrap_err() {
+            Error::Shape {
+                op, reason, caller, ..
+            } => {
+                assert_eq!(op, "doubled");
+                assert!(reason.contains("view"), "{reason}");
+                assert_eq!((caller.file, caller.line), (file!(), line));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// The identity with a VJP that gives its gradient transposed: a user's bug.
+#[derive(Debug)]
+struct TransposedVjp;
+
+impl Op<f64> for TransposedVjp {
+    fn name(&self) -> &'static str {
+        "transposed_vjp"
+    }
+    fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &Inputs<'_, f64>, out: &mut Out<'_, f64>) -> tapegrad::Result<()> {
+        out.slice().copy_from_slice(inputs.slice(0));
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        _: &[Tensor<'g, f64>],
+        _: Tensor<'g, f64>,
+        grad_out: Tensor<'g, f64>,
+    ) -> Vec<Option<Tensor<'g, f64>>> {
+        vec![Some(grad_out.t())]
+    }
+}
+
+#[test]
+fn a_custom_vjp_of_the_wrong_shape_is_an_error_at_the_op() {
+    // was: a [3, 2] gradient for a [2, 3] input was reshaped into it without a word,
+    // training on scrambled gradients (and a [7] one failed as a `reshape` at `grad`)
+    let g = Graph::<f64>::new();
+    let x = g.param("x", arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]));
+    let w = g.constant(arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]));
+    let (y, line) = (g.custom(TransposedVjp, &[x]), line!());
+    match g.grad((y * w).sum(), &[x]).unwrap_err() {
+        Error::Shape {
+            op,
+            shapes,
+            caller,
+            reason,
+        } => {
+            assert_eq!(op, "transposed_vjp");
+            assert_eq!(shapes, [Shape::from([2, 3]), Shape::from([3, 2])]);
+            assert!(reason.contains("does not sum back"), "{reason}");
+            assert_eq!((caller.file, caller.line), (file!(), line));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // An optimizer from outside the crate: signum (sign of a momentum), as in Bernstein et al.
 // 2018: m = beta m + (1 - beta) g; p -= lr sign(m). Its state is tied to the parameters'

@@ -832,3 +832,19 @@ fn cross_entropy_over_run_time_axes_of_different_bounds_is_a_shape_error() {
     let (_, line) = (logits.cross_entropy(ids), line!());
     shape_error_at(g.check().unwrap_err(), line, "different bounds");
 }
+
+#[test]
+fn rows_without_any_run_time_axis_are_zero() {
+    // as `Machine::rows` and `Out::rows` say: there is no bound to report
+    let g = Graph::<f64>::new();
+    let x = g.input("x", [3, 2]);
+    let mut m = g.compile(&[x.sum()], &[]).unwrap();
+    m.feed(x, &ndarray::Array2::zeros((3, 2))).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.rows(), 0);
+    // a shape with a run-time axis that no input has: its bound
+    let g = Graph::<f64>::new();
+    let c = g.full([2], 1.0).broadcast_to(Shape::upto(5, &[2]));
+    let m = g.compile(&[c], &[]).unwrap();
+    assert_eq!(m.rows(), 5);
+}

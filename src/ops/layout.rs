@@ -201,6 +201,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             Ok(axis) => axis,
             Err(stand_in) => return vec![stand_in],
         };
+        if let Err(reason) = self.shape().fixed_axis(axis) {
+            return vec![self.fail_with("split_sizes", reason, caller)];
+        }
         let extent = self.shape().dims()[axis];
         let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
         if total != Some(extent) {
@@ -217,6 +220,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         parts
     }
 
+    /// `#[track_caller]`: the `narrow`s it records are the user's call of `split` or
+    /// `chunk`.
+    #[track_caller]
     fn split_by<A: AxisArg>(
         self,
         op: &'static str,
@@ -230,6 +236,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         };
         if size == 0 {
             let reason = String::from("cannot split into pieces of size 0");
+            return vec![self.fail_with(op, reason, caller)];
+        }
+        if let Err(reason) = self.shape().fixed_axis(axis) {
             return vec![self.fail_with(op, reason, caller)];
         }
         let extent = self.shape().dims()[axis];

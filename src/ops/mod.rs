@@ -65,7 +65,9 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
 
     /// The vector-Jacobian product: given the gradient of the output, the gradient of each
     /// input (or `None` where none flows), written with ordinary ops. A gradient may have
-    /// the output's (broadcast) shape; it is summed back to the input's shape by the caller.
+    /// the output's (broadcast) shape; it is summed back to the input's shape by the
+    /// caller. One of a shape the input's does not broadcast to is a shape error located
+    /// at the op.
     fn vjp<'g>(
         &self,
         inputs: &[Tensor<'g, T>],
@@ -74,7 +76,8 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
     ) -> Vec<Option<Tensor<'g, T>>>;
 
     /// Whether the output is input 0's data unchanged (a reshape): the machine then
-    /// shares that buffer and never calls `forward`.
+    /// shares that buffer and never calls `forward`. Recording a view whose shape does
+    /// not hold exactly input 0's elements (or that has no input) is a shape error.
     fn is_view(&self) -> bool {
         false
     }
@@ -248,8 +251,9 @@ impl<T> Out<'_, T> {
         self.training
     }
 
-    /// The rows fed to the run-time axis in this run (the bound when the machine has no
-    /// input with a run-time axis).
+    /// The rows fed to the run-time axis in this run (see
+    /// [`Machine::rows`](crate::Machine::rows): 0 in a machine where no shape has a
+    /// run-time axis, so size a kernel's work from its shapes).
     pub fn rows(&self) -> usize {
         self.rows
     }

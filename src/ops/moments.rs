@@ -46,7 +46,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     }
 
     /// Standard deviation over `axes`: the square root of [`var`](Tensor::var), with the
-    /// same `correction` and `keepdim`. Its gradient is infinite where it is zero.
+    /// same `correction` and `keepdim`. Where it is zero (all elements equal) its
+    /// gradient is NaN (`0 * inf`), as in PyTorch.
     #[track_caller]
     pub fn std<A: AxisArg>(self, axes: &[A], correction: usize, keepdim: bool) -> Tensor<'g, T> {
         match self.axes_for("std", axes, Location::caller()) {
@@ -85,6 +86,22 @@ mod tests {
             f64::INFINITY
         );
         // d var / dx_i = 2 (x_i - mean) / (n - c): row 0 with c = 1 gives 2/3 [-1.5, -0.5, 0.5, 1.5]
+        // std of the constant row 1: d/dx = (x - mean) / ((n - c) std) = 0 / 0
+        let g = grads_of(xs, |_, t| t[0].std(&[1], 1, false));
+        assert!(
+            g[0].index_axis(ndarray::Axis(0), 1)
+                .iter()
+                .all(|v| v.is_nan()),
+            "{}",
+            g[0]
+        );
+        assert!(
+            g[0].index_axis(ndarray::Axis(0), 0)
+                .iter()
+                .all(|v| v.is_finite()),
+            "{}",
+            g[0]
+        );
         let g = grads_of(xs, |_, t| t[0].var(&[1], 1, false));
         let want = arr2(&[[-1.0, -1.0 / 3.0, 1.0 / 3.0, 1.0], [0.0; 4]]).into_dyn();
         assert_close(&g[0], &want);

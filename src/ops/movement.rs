@@ -271,7 +271,9 @@ impl<T: Scalar> Op<T> for Concat {
                 ));
             }
             t.fixed_axis(axis)?;
-            d[axis] += t.dim(axis);
+            d[axis] = d[axis]
+                .checked_add(t.dim(axis))
+                .ok_or_else(|| format!("the extents along axis {axis} add up past usize"))?;
         }
         Ok(Shape::with_dims_of(d, first.run()))
     }
@@ -547,6 +549,12 @@ mod tests {
             (x.permute(&[0, -3]), "axis -3 is out of range"),
             (x.pad(-3, 1, 1), "out of range"),
             (g.concat(&[x, x], 2), "axis 2 is out of range"),
+            // an input of isize::MAX elements is a valid declaration; three of them along
+            // that axis overflowed the extent's sum (a panic in debug builds)
+            (
+                g.concat(&[g.input("big", [isize::MAX as usize]); 3], 0),
+                "add up past usize",
+            ),
         ];
         let errs = g.inner.borrow().errors.clone();
         assert_eq!(errs.len(), cases.len());

@@ -296,6 +296,21 @@ mod tests {
     }
 
     #[test]
+    fn a_step_with_no_pairs_makes_no_state() {
+        // a machine compiled without gradients (`m.grads()` empty) stepped by mistake
+        // first: the optimizer stays free for the parameters of its first real step
+        let mut f = fixture([1.0, -1.0]);
+        f.run_with([1.0, 1.0]);
+        let mut opt = Adam::new(0.1);
+        opt.step(&mut f.m, &[]).unwrap();
+        opt.step(&mut f.m, &crate::GradHandles::default()).unwrap();
+        assert!(alloc::format!("{opt:?}").contains("params: 0"), "{opt:?}");
+        opt.step(&mut f.m, &f.grads).unwrap();
+        // the first step moves each element by lr
+        assert_relative_eq!(f.w()[0], 0.9, epsilon = 1e-6);
+    }
+
+    #[test]
     fn state_is_per_element_type() {
         let mut f = fixture([1.0, -1.0]);
         f.run_with([1.0, 1.0]);

@@ -49,7 +49,7 @@ pub trait Optimizer<T: Scalar>: LearningRate {
     /// [`Error::InvalidArgument`] naming a hyper-parameter that is out of range;
     /// [`Error::Mismatch`] if a pair is not one the machine was compiled with, or (for
     /// optimizers with state) the parameters are not those, by name and size, of the
-    /// first step; [`Error::WrongKind`] if a gradient is not a parameter's;
+    /// first step that had any; [`Error::WrongKind`] if a gradient is not a parameter's;
     /// [`Error::NotRun`] before a run.
     fn step<G: AsGrads + ?Sized>(&mut self, m: &mut Machine<T>, grads: &G) -> Result<()>;
 }
@@ -131,6 +131,11 @@ impl State {
         caller: Caller,
     ) -> Result<(u64, &mut [Vec<T>])> {
         m.check_pairs(pairs, what, caller)?;
+        if pairs.is_empty() && self.bufs.is_none() {
+            // nothing to step: making state here would tie the optimizer to no
+            // parameters, and refuse the first real step
+            return Ok((0, &mut []));
+        }
         let mismatch = |reason| Error::Mismatch {
             what,
             reason,

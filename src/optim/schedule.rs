@@ -79,8 +79,8 @@ impl StepLr {
 impl Schedule for StepLr {
     fn lr(&self, step: usize) -> f64 {
         match step.checked_div(self.step_size) {
-            Some(k) => self.base_lr * Float::powf(self.gamma, k as f64),
-            None => f64::NAN,
+            Some(k) if self.check().is_ok() => self.base_lr * Float::powf(self.gamma, k as f64),
+            _ => f64::NAN,
         }
     }
 
@@ -172,7 +172,7 @@ impl Schedule for WarmupCosineLr {
     }
 
     fn lr(&self, step: usize) -> f64 {
-        if self.warmup > self.total {
+        if self.check().is_err() {
             return f64::NAN;
         }
         let (base, min) = (self.base_lr, self.min_lr);
@@ -272,6 +272,15 @@ mod tests {
         assert!(e.to_string().starts_with("invalid step size"), "{e}");
         assert!(StepLr::new(0.1, 0, 0.5).lr(3).is_nan()); // no division by zero
         assert!(StepLr::new(0.1, 1, -0.5).check().is_err());
+        // every invalid setting gives NaN, as `lr` says (a negative gamma gave -0.05 at
+        // step 1, a minimum above the base a rate rising to it)
+        assert!(StepLr::new(0.1, 1, -0.5).lr(1).is_nan());
+        assert!(StepLr::new(-0.1, 1, 0.5).lr(0).is_nan());
+        assert!(WarmupCosineLr::new(0.1, 0.2, 0, 10).lr(5).is_nan());
+        assert!(WarmupCosineLr::new(0.1, 0.0, 2, 10)
+            .start_factor(-1.0)
+            .lr(0)
+            .is_nan());
         assert!(StepLr::new(f64::NAN, 1, 0.5).check().is_err());
         let e = WarmupCosineLr::new(0.1, 0.2, 0, 10).check().unwrap_err();
         assert_eq!(
