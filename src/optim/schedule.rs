@@ -108,8 +108,10 @@ impl Schedule for StepLr {
 ///            * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2    warmup <= step < total
 /// lr(step) = min_lr                                                   step >= total
 /// ```
-/// So `lr(0) = s * base_lr`, `lr(warmup) = base_lr`, and the rate reaches `min_lr` at
-/// `total` and stays there. With `warmup = 0` it is a plain cosine decay.
+/// So `lr(0) = s * base_lr`, `lr(warmup) = base_lr` (when `warmup < total`), and the
+/// rate reaches `min_lr` at `total` and stays there. With `warmup = 0` it is a plain
+/// cosine decay; with `warmup = total` there is no decay: the rate drops to `min_lr` at
+/// `total`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WarmupCosineLr {
     base_lr: f64,
