@@ -79,7 +79,14 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
             buf_of[i] = buf_of[root[s.inputs[k] as usize]];
             in_place[i] = Some(k);
         } else {
-            let fit = free.range((s.numel, 0)..).next().copied();
+            // A value kept after the run (an output, or what an output views) takes a free
+            // buffer only of exactly its size: a larger one would be kept whole. Leaves
+            // always get their own.
+            let fit = if last[i] == FOREVER {
+                free.range((s.numel, 0)..(s.numel + 1, 0)).next().copied()
+            } else {
+                free.range((s.numel, 0)..).next().copied()
+            };
             buf_of[i] = match (fit, s.inputs.is_empty()) {
                 (Some(key), false) => {
                     free.remove(&key);
@@ -226,9 +233,32 @@ mod tests {
             op(10, &[0], false),
             op(3, &[0], false),
             op(1, &[1, 2], false), // frees 10 and 3
-            op(2, &[3], true),     // takes the 3
+            op(2, &[3], false),    // takes the 3
+            op(1, &[4], true),
         ];
         let p = plan(&s);
         assert_eq!(p.buf_of[4], p.buf_of[2]);
+    }
+
+    #[test]
+    fn kept_values_take_buffers_of_their_own_size() {
+        let s = [
+            leaf(1),
+            op(10, &[0], false),
+            op(3, &[0], false),
+            op(1, &[1, 2], false), // frees 10 and 3
+            op(2, &[3], true),     // an output: neither 10 nor 3 is kept for it
+            op(3, &[3], false),
+            StepInfo {
+                view: true,
+                ..op(3, &[5], true) // an output that views step 5
+            },
+        ];
+        let p = plan(&s);
+        assert_eq!(p.sizes[p.buf_of[4] as usize], 2);
+        assert!(p.buf_of[4] != p.buf_of[1] && p.buf_of[4] != p.buf_of[2]);
+        // the root of a kept view is kept too: it may take the free 3, not the 10
+        assert_eq!(p.sizes[p.buf_of[5] as usize], 3);
+        assert_eq!(p.buf_of[6], p.buf_of[5]);
     }
 }
