@@ -5,6 +5,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+mod axis;
+mod run;
+
+pub use axis::AxisArg;
+pub use run::Dim;
+pub(crate) use run::RunAxis;
+
 /// The shape of a tensor: its extent along each axis, outermost first. A scalar has the
 /// empty shape `[]`.
 ///
@@ -39,35 +46,6 @@ fn pack(run: Option<RunAxis>) -> (u32, u32) {
         // Graph::input refuses bounds above u32::MAX; other axes do not reach such ranks.
         Some(r) => (r.axis as u32, r.bound.min(u32::MAX as usize) as u32),
         None => NO_RUN,
-    }
-}
-
-/// Where a shape's run-time axis is, and the bound on the rows fed.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct RunAxis {
-    /// The axis whose extent follows the rows fed: `rows * (dims[axis] / bound)`.
-    pub axis: usize,
-    /// The most rows an input may be fed.
-    pub bound: usize,
-}
-
-/// A run-time extent for an input's leading axis: `Dim::upto(256)` accepts any number of
-/// rows from 0 to 256 on each feed. Used in a shape: `g.input("x", (Dim::upto(256), 784))`,
-/// or `g.input("ids", Dim::upto(256))` for one axis.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Dim {
-    bound: usize,
-}
-
-impl Dim {
-    /// Any extent from 0 to `bound`, chosen at each feed.
-    pub fn upto(bound: usize) -> Self {
-        Dim { bound }
-    }
-
-    /// The bound.
-    pub fn bound(self) -> usize {
-        self.bound
     }
 }
 
@@ -203,70 +181,6 @@ impl Shape {
         Ok(s)
     }
 
-    /// The shape of `self`'s elements laid out as `target` (the same element count). A
-    /// run-time axis must stay whole with the same elements before it; `target` may give
-    /// it, or it is found as the first axis after those elements whose extent is a
-    /// multiple of the bound (`[..=B, 3, 4]` into `[B * 3, 4]` or `[B, 12]`).
-    pub(crate) fn reshaped(&self, target: &Shape) -> Result<Shape, String> {
-        let Some(count) = target.checked_numel() else {
-            return Err(format!("{target} has too many elements"));
-        };
-        if self.checked_numel() != Some(count) {
-            return Err(format!(
-                "cannot reshape {} elements into {target} ({} elements)",
-                self.numel(),
-                target.numel()
-            ));
-        }
-        let Some(r) = self.run() else {
-            return match target.run() {
-                None => Ok(target.clone()),
-                Some(_) => Err(format!(
-                    "cannot give {self}, which has no run-time axis, the run-time axis of {target}"
-                )),
-            };
-        };
-        let pre: usize = self.dims[..r.axis].iter().product();
-        let keeps = |j: usize| {
-            target.dims[..j].iter().product::<usize>() == pre && target.dims[j] % r.bound == 0
-        };
-        let axis = match target.run() {
-            Some(t) => (t.bound == r.bound && keeps(t.axis)).then_some(t.axis),
-            None => (0..target.rank()).find(|&j| keeps(j)),
-        };
-        match axis {
-            Some(axis) => Ok(Shape::with_dims_of(
-                target.dims.clone(),
-                Some(RunAxis { axis, ..r }),
-            )),
-            None => Err(format!(
-                "cannot reshape {self} into {target}: the run-time axis must stay whole, \
-                 after the same {pre} elements"
-            )),
-        }
-    }
-
-    /// The shape with axis `i` of the result being axis `axes[i]` of `self` (checked).
-    pub(crate) fn permuted(&self, axes: &[usize]) -> Shape {
-        let dims = axes.iter().map(|&a| self.dims[a]).collect();
-        let run = self.run().and_then(|r| {
-            let axis = axes.iter().position(|&a| a == r.axis)?;
-            Some(RunAxis { axis, ..r })
-        });
-        Shape::with_dims_of(dims, run)
-    }
-
-    /// An error if `axis` is the run-time axis (narrow, pad and concat along it).
-    pub(crate) fn fixed_axis(&self, axis: usize) -> Result<(), String> {
-        match self.run() {
-            Some(r) if r.axis == axis => Err(format!(
-                "axis {axis} of {self} is a run-time axis; only fixed axes can be sliced, padded \
-                 or joined"
-            )),
-            _ => Ok(()),
-        }
-    }
-
     /// The same dims with another run-time axis (or none).
     pub(crate) fn with_dims_of(dims: Vec<usize>, like: Option<RunAxis>) -> Shape {
         Shape {
@@ -376,153 +290,9 @@ impl From<Vec<usize>> for Shape {
     }
 }
 
-impl From<Dim> for Shape {
-    fn from(d: Dim) -> Self {
-        Shape::upto(d.bound, &[])
-    }
-}
-
-impl From<(Dim,)> for Shape {
-    fn from(d: (Dim,)) -> Self {
-        Shape::upto(d.0.bound, &[])
-    }
-}
-
-impl From<(Dim, usize)> for Shape {
-    fn from(d: (Dim, usize)) -> Self {
-        Shape::upto(d.0.bound, &[d.1])
-    }
-}
-
-impl From<(Dim, usize, usize)> for Shape {
-    fn from(d: (Dim, usize, usize)) -> Self {
-        Shape::upto(d.0.bound, &[d.1, d.2])
-    }
-}
-
-impl From<(Dim, usize, usize, usize)> for Shape {
-    fn from(d: (Dim, usize, usize, usize)) -> Self {
-        Shape::upto(d.0.bound, &[d.1, d.2, d.3])
-    }
-}
-
-impl From<(Dim, usize, usize, usize, usize)> for Shape {
-    fn from(d: (Dim, usize, usize, usize, usize)) -> Self {
-        Shape::upto(d.0.bound, &[d.1, d.2, d.3, d.4])
-    }
-}
-
 impl From<&Shape> for Shape {
     fn from(s: &Shape) -> Self {
         s.clone()
-    }
-}
-
-impl Shape {
-    /// `axis` as a position in this shape: a non-negative axis counts from the front, a
-    /// negative one from the back (`-1` is the last axis, as in PyTorch).
-    ///
-    /// # Errors
-    /// Why `axis` is out of range, in words.
-    ///
-    /// ```
-    /// use tapegrad::Shape;
-    /// let s = Shape::from([2, 3, 4]);
-    /// assert_eq!(s.resolve_axis(-1), Ok(2));
-    /// assert_eq!(s.resolve_axis(0usize), Ok(0));
-    /// assert!(s.resolve_axis(3).is_err());
-    /// ```
-    pub fn resolve_axis<A: AxisArg>(&self, axis: A) -> Result<usize, String> {
-        axis.resolve(self.rank()).ok_or_else(|| {
-            let r = self.rank() as i128;
-            let range = if r == 0 {
-                String::from("a scalar has no axes")
-            } else {
-                format!("axes go from {} to {}", -r, r - 1)
-            };
-            format!("axis {axis} is out of range for a tensor of rank {r} ({range})")
-        })
-    }
-
-    /// Where a new axis goes (`unsqueeze`, `stack`): `0..=rank`, a negative position
-    /// counting from the back (`-1` appends, as in PyTorch).
-    ///
-    /// # Errors
-    /// Why `axis` is out of range, in words.
-    pub fn resolve_new_axis<A: AxisArg>(&self, axis: A) -> Result<usize, String> {
-        let r = self.rank() as i128;
-        axis.resolve(self.rank() + 1).ok_or_else(|| {
-            format!(
-                "a new axis at {axis} is out of range for a tensor of rank {r} (positions go \
-                 from {} to {r})",
-                -r - 1
-            )
-        })
-    }
-
-    /// `axes` resolved as by [`resolve_axis`](Shape::resolve_axis), checked for repeats
-    /// (`1` and `-1` of a rank-2 shape are the same axis) and sorted.
-    ///
-    /// # Errors
-    /// Why an axis is out of range or given twice, in words.
-    pub fn resolve_axes<A: AxisArg>(&self, axes: &[A]) -> Result<Vec<usize>, String> {
-        let resolved = axes
-            .iter()
-            .map(|&a| self.resolve_axis(a))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.check_axes(&resolved)
-    }
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for usize {}
-    impl Sealed for isize {}
-    impl Sealed for i32 {}
-    impl Sealed for i64 {}
-}
-
-/// An axis argument: `usize` counts from the front; `isize`, `i32` and `i64` may also be
-/// negative and count from the back (`-1` is the last axis, as in PyTorch). Plain integer
-/// literals work everywhere an axis is taken: `x.softmax(-1)`,
-/// `x.sum_axes(&[0, -1], true)`. Sealed.
-pub trait AxisArg: Copy + fmt::Display + fmt::Debug + sealed::Sealed {
-    /// The axis of a tensor of `rank` axes, or `None` if out of range.
-    fn resolve(self, rank: usize) -> Option<usize>;
-}
-
-/// `axis` (non-negative from the front, negative from the back) against `rank`.
-fn resolve_signed(axis: i128, rank: usize) -> Option<usize> {
-    let r = rank as i128;
-    let a = if axis < 0 { axis + r } else { axis };
-    if (0..r).contains(&a) {
-        usize::try_from(a).ok()
-    } else {
-        None
-    }
-}
-
-impl AxisArg for usize {
-    fn resolve(self, rank: usize) -> Option<usize> {
-        (self < rank).then_some(self)
-    }
-}
-
-impl AxisArg for isize {
-    fn resolve(self, rank: usize) -> Option<usize> {
-        resolve_signed(self as i128, rank)
-    }
-}
-
-impl AxisArg for i32 {
-    fn resolve(self, rank: usize) -> Option<usize> {
-        resolve_signed(self.into(), rank)
-    }
-}
-
-impl AxisArg for i64 {
-    fn resolve(self, rank: usize) -> Option<usize> {
-        resolve_signed(self.into(), rank)
     }
 }
 
@@ -564,36 +334,6 @@ mod tests {
         assert!(s.check_axes(&[1, 1]).unwrap_err().contains("twice"));
         assert_eq!(s.reduced(&[1], true), Shape::from([2, 1]));
         assert_eq!(s.reduced(&[0, 1], false), Shape::scalar());
-    }
-
-    #[test]
-    fn negative_axes_resolve_from_the_back() {
-        let s = Shape::from([2, 3, 4]);
-        // rank 3: -1 -> 2, -3 -> 0; 3 and -4 are out of range
-        assert_eq!(s.resolve_axis(-1), Ok(2));
-        assert_eq!(s.resolve_axis(-3i64), Ok(0));
-        assert_eq!(s.resolve_axis(1isize), Ok(1));
-        assert_eq!(s.resolve_axis(2usize), Ok(2));
-        let e = s.resolve_axis(-4).unwrap_err();
-        assert!(e.contains("axis -4") && e.contains("-3 to 2"), "{e}");
-        assert!(s.resolve_axis(3usize).is_err());
-        assert!(s.resolve_axis(usize::MAX).is_err());
-        assert!(s.resolve_axis(i64::MIN).is_err());
-        assert!(Shape::scalar()
-            .resolve_axis(0)
-            .unwrap_err()
-            .contains("no axes"));
-        // a new axis: 0..=3, or -4..=-1 from the back
-        assert_eq!(s.resolve_new_axis(3), Ok(3));
-        assert_eq!(s.resolve_new_axis(-1), Ok(3));
-        assert_eq!(s.resolve_new_axis(-4), Ok(0));
-        let e = s.resolve_new_axis(4usize).unwrap_err();
-        assert!(e.contains("-4 to 3"), "{e}");
-        assert!(s.resolve_new_axis(-5).is_err());
-        assert_eq!(Shape::scalar().resolve_new_axis(-1), Ok(0));
-        // literals mixing signs fall back to i32
-        assert_eq!(s.resolve_axes(&[-1, 0]), Ok(alloc::vec![0, 2]));
-        assert!(s.resolve_axes(&[2, -1]).unwrap_err().contains("twice"));
     }
 
     // borrowed forms are what users write; that they convert is the point

@@ -1,0 +1,238 @@
+//! Feeding a machine: inputs (with their run-time axis: the rows fed, checked across
+//! inputs before a run, and every shape set for them) and parameters.
+
+use alloc::string::{String, ToString};
+
+use ndarray::{ArrayBase, Data, Dimension};
+
+use super::{FedRows, Machine, Step};
+use crate::error::{Caller, Error, Result};
+use crate::graph::AsHandle;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+impl<T: Scalar> Machine<T> {
+    /// Copies `data` into input `x`; its shape must be the one declared, but for a
+    /// run-time axis, which takes any number of rows up to its bound.
+    ///
+    /// # Errors
+    /// [`Error::Feed`] for a wrong shape, [`Error::WrongKind`] if `x` is not an input,
+    /// [`Error::NotCompiled`] / [`Error::WrongGraph`] if the machine does not hold `x`.
+    #[track_caller]
+    pub fn feed<S, D>(&mut self, x: impl AsHandle, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let caller = Caller::here();
+        let i = self.position(&x, caller)?;
+        self.expect_kind(i, "input", caller)?;
+        let d = data.shape();
+        if let Some(run) = self.input_run(i) {
+            let expected = &self.shapes[i].dims()[1..];
+            if d.is_empty() || d[0] > run.bound || &d[1..] != expected {
+                return Err(self.feed_error(i, Shape::from(d), caller));
+            }
+            self.write_flat(i, d[0] * run.row_len, data);
+            self.fed(i, d[0], caller);
+            return Ok(());
+        }
+        self.write(i, data, caller)?;
+        self.fed(i, 0, caller);
+        Ok(())
+    }
+
+    /// Marks input `i` fed (with `rows` rows for one with a run-time axis).
+    pub(super) fn fed(&mut self, i: usize, rows: usize, caller: Caller) {
+        if let Step::Input { fed, .. } = &mut self.steps[i] {
+            *fed = true;
+        }
+        let mut row_len = None;
+        if let Some(r) = self.run_inputs.iter_mut().find(|r| r.step as usize == i) {
+            r.rows = rows;
+            r.at = Some(caller);
+            row_len = Some(r.row_len);
+        }
+        if let Some(len) = row_len {
+            // read back as fed, before the next run sets every other shape
+            self.shapes[i].set_dim(0, rows);
+            self.numel[i] = rows * len;
+        }
+    }
+
+    pub(super) fn input_run(&self, i: usize) -> Option<FedRows> {
+        self.run_inputs
+            .iter()
+            .find(|r| r.step as usize == i)
+            .copied()
+    }
+
+    /// The rows every input with a run-time axis was fed (the current rows if none has
+    /// one).
+    pub(super) fn fed_rows(&self, caller: Caller) -> Result<usize> {
+        let mut first: Option<(usize, FedRows)> = None;
+        for r in &self.run_inputs {
+            let i = r.step as usize;
+            if !matches!(self.steps[i], Step::Input { fed: true, .. }) {
+                continue;
+            }
+            match first {
+                None => first = Some((i, *r)),
+                Some((j, f)) if f.rows != r.rows => {
+                    let name = |k: usize| match &self.steps[k] {
+                        Step::Input { name, .. } => name.clone(),
+                        _ => String::new(),
+                    };
+                    return Err(Error::Rows {
+                        first: name(j),
+                        first_rows: f.rows,
+                        first_fed_at: f.at.unwrap_or(caller),
+                        second: name(i),
+                        second_rows: r.rows,
+                        second_fed_at: r.at.unwrap_or(caller),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(first.map_or(self.rows, |(_, f)| f.rows))
+    }
+
+    /// Sets every shape with a run-time axis for `rows` rows (no allocation).
+    pub(super) fn set_rows(&mut self, rows: usize) {
+        if rows == self.rows {
+            return;
+        }
+        self.rows = rows;
+        for r in &self.runs {
+            let i = r.step as usize;
+            self.shapes[i].set_dim(r.axis as usize, rows * r.per_row);
+            self.numel[i] = self.shapes[i].numel();
+        }
+    }
+
+    /// The rows the machine computed on in its last run, or will compute on: for a
+    /// machine with no input with a run-time axis, the bound of its other shapes that
+    /// have one, and 0 if no shape has one.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Copies a flat row-major slice into input `x`; its length must be the element count.
+    ///
+    /// # Errors
+    /// As for [`feed`](Machine::feed).
+    #[track_caller]
+    pub fn feed_slice(&mut self, x: impl AsHandle, data: &[T]) -> Result<()> {
+        let caller = Caller::here();
+        let i = self.position(&x, caller)?;
+        self.expect_kind(i, "input", caller)?;
+        if let Some(run) = self.input_run(i) {
+            let whole = data.len() % run.row_len.max(1) == 0;
+            let rows = data.len() / run.row_len.max(1);
+            if !whole || rows > run.bound || run.row_len == 0 && !data.is_empty() {
+                return Err(self.feed_error(i, Shape::from([data.len()]), caller));
+            }
+            self.write_flat(i, data.len(), &ndarray::ArrayView1::from(data));
+            self.fed(i, rows, caller);
+            return Ok(());
+        }
+        if data.len() != self.numel[i] {
+            return Err(self.feed_error(i, Shape::from([data.len()]), caller));
+        }
+        self.data_mut(i).copy_from_slice(data);
+        self.fed(i, 0, caller);
+        Ok(())
+    }
+
+    /// Feeds the input called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`], and as for [`feed`](Machine::feed).
+    #[track_caller]
+    pub fn feed_named<S, D>(&mut self, name: &str, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let h = self.handle_of(name)?;
+        self.feed(h, data)
+    }
+
+    /// Overwrites the value of parameter `p`.
+    ///
+    /// # Errors
+    /// As for [`feed`](Machine::feed), with `p` a parameter.
+    #[track_caller]
+    pub fn set_param<S, D>(&mut self, p: impl AsHandle, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let caller = Caller::here();
+        let i = self.position(&p, caller)?;
+        self.expect_kind(i, "parameter", caller)?;
+        self.write(i, data, caller)
+    }
+
+    pub(super) fn feed_error(&self, i: usize, got: Shape, caller: Caller) -> Error {
+        let name = match &self.steps[i] {
+            Step::Input { name, .. } | Step::Param { name } => name.clone(),
+            s => s.kind().to_string(),
+        };
+        let expected = match self.input_run(i) {
+            Some(r) => Shape::upto(r.bound, &self.shapes[i].dims()[1..]),
+            None => self.shapes[i].clone(),
+        };
+        Error::Feed {
+            name,
+            expected,
+            got,
+            caller,
+        }
+    }
+
+    /// Copies the `len` elements of `data` to the front of step `i`'s buffer (an input
+    /// with a run-time axis; its buffer holds the bound).
+    pub(super) fn write_flat<S, D>(&mut self, i: usize, len: usize, data: &ArrayBase<S, D>)
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let b = self.buf_of[i] as usize;
+        let dst = &mut self.bufs[b][..len];
+        match data.as_slice() {
+            Some(s) => dst.copy_from_slice(s),
+            None => {
+                for (b, &v) in dst.iter_mut().zip(data.iter()) {
+                    *b = v;
+                }
+            }
+        }
+    }
+
+    pub(super) fn write<S, D>(
+        &mut self,
+        i: usize,
+        data: &ArrayBase<S, D>,
+        caller: Caller,
+    ) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        if data.shape() != self.shapes[i].dims() {
+            return Err(self.feed_error(i, Shape::from(data.shape()), caller));
+        }
+        let dst = self.data_mut(i);
+        match data.as_slice() {
+            Some(s) => dst.copy_from_slice(s),
+            None => {
+                for (b, &v) in dst.iter_mut().zip(data.iter()) {
+                    *b = v;
+                }
+            }
+        }
+        Ok(())
+    }
+}
