@@ -11,12 +11,15 @@
 //! through a layer, or its weight gradient) skip packing, which would cost more than the
 //! product: they stream the operands once (see `thin`). They keep the one chain per
 //! element, but for a few rows times a transposed `b`, which are dot products of
-//! contiguous rows summed in [`LANES`] interleaved partial sums. The bits still do not
+//! contiguous rows summed in [`LANES`](thin::LANES) interleaved partial sums. The bits still do not
 //! depend on the thread count.
 
 use core::mem::size_of;
 
 use crate::scalar::Scalar;
+
+mod thin;
+use thin::THIN;
 
 /// Micro-kernel tile (`mr × nr`) and cache blocking (`kc`, `mc`, `nc`) of one kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,7 +273,7 @@ fn gemm_with<T: Scalar>(
             View::new(a, k, 1)
         };
         match isa {
-            Isa::Portable => thin::<T, false>((m, k, n), a, b, b_t, c),
+            Isa::Portable => thin::thin::<T, false>((m, k, n), a, b, b_t, c),
             // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only chosen, or tested, where the CPU
             // has AVX2 and FMA.
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -379,91 +382,6 @@ fn micro_portable<T: Scalar, const MR: usize, const NR: usize>(
     micro::<T, MR, NR, false>(ap, bp, c, rsc, load)
 }
 
-/// Products with at most this many rows, or this depth, skip packing (`thin`).
-const THIN: usize = 4;
-
-/// Interleaved partial sums of a thin product's dot products.
-const LANES: usize = 16;
-
-/// `c = op(a) · op(b)` without packing, for `m <= THIN` or `k <= THIN`; `a` read as
-/// `[m, k]`, `b` stored `[k, n]` or, if `b_t`, `[n, k]`.
-#[inline(always)]
-fn thin<T: Scalar, const FUSED: bool>(
-    (m, k, n): (usize, usize, usize),
-    a: View<T>,
-    b: &[T],
-    b_t: bool,
-    c: &mut [T],
-) {
-    let fma = |x: T, y: T, acc: T| {
-        if FUSED {
-            x.mul_add(y, acc)
-        } else {
-            x * y + acc
-        }
-    };
-    let at = |i: usize, p: usize| a.data[i * a.rs + p * a.ds];
-    // `c_row = x * b_row` (the first multiply-add of a chain starting from zero), or
-    // `c_row += x * b_row`: no pass that only zeroes `c`.
-    let axpy = |c: &mut [T], x: T, b: &[T], first: bool| {
-        if first {
-            for (c, &y) in c.iter_mut().zip(b) {
-                *c = fma(x, y, T::zero());
-            }
-        } else {
-            for (c, &y) in c.iter_mut().zip(b) {
-                *c = fma(x, y, *c);
-            }
-        }
-    };
-    if !b_t {
-        // Row `i` of `c` is a chain of `axpy`s over the rows of `b`, in order: few rows of
-        // `c` stay in cache while `b` streams once; few rows of `b` stay while `c` streams.
-        if m <= THIN {
-            for (p, b) in b.chunks_exact(n).take(k).enumerate() {
-                for (i, c) in c.chunks_exact_mut(n).enumerate() {
-                    axpy(c, at(i, p), b, p == 0);
-                }
-            }
-        } else {
-            for (i, c) in c.chunks_exact_mut(n).enumerate() {
-                for (p, b) in b.chunks_exact(n).take(k).enumerate() {
-                    axpy(c, at(i, p), b, p == 0);
-                }
-            }
-        }
-    } else if m <= THIN && a.ds == 1 {
-        // `c[i, j]` is the dot product of rows `i` of `a` and `j` of `b`, both contiguous.
-        for (j, b) in b.chunks_exact(k).take(n).enumerate() {
-            for i in 0..m {
-                let a = &a.data[i * a.rs..][..k];
-                let mut acc = [T::zero(); LANES];
-                let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-                for (x, y) in (&mut xs).zip(&mut ys) {
-                    for ((acc, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-                        *acc = fma(x, y, *acc);
-                    }
-                }
-                let mut sum = acc.iter().fold(T::zero(), |s, &v| s + v);
-                for (&x, &y) in xs.remainder().iter().zip(ys.remainder()) {
-                    sum = fma(x, y, sum);
-                }
-                c[i * n + j] = sum;
-            }
-        }
-    } else {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = T::zero();
-                for p in 0..k {
-                    acc = fma(at(i, p), b[j * k + p], acc);
-                }
-                c[i * n + j] = acc;
-            }
-        }
-    }
-}
-
 /// The loop nest and micro-kernel compiled for wider vectors; the caller checks the CPU.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86 {
@@ -479,7 +397,7 @@ mod x86 {
         b_t: bool,
         c: &mut [T],
     ) {
-        super::thin::<T, true>(mkn, a, b, b_t, c)
+        super::thin::thin::<T, true>(mkn, a, b, b_t, c)
     }
 
     #[target_feature(enable = "avx2,fma")]
