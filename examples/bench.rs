@@ -165,43 +165,43 @@ fn batch_sizes() -> Result<(), Box<dyn std::error::Error>> {
         Ok(v) => v.split(',').filter_map(|r| r.parse().ok()).collect(),
         Err(_) => vec![1, 16, 64, 256],
     };
-    for &rows in &list {
-        let (xr, yr) = (
+    let rows_of = |rows: usize| {
+        (
             xb.slice_axis(Axis(0), Slice::from(..rows)),
             yb.slice_axis(Axis(0), Slice::from(..rows)),
-        );
-        let median = median_secs(|| {
-            m.feed(x, &xr)?;
-            m.feed(y, &yr)?;
-            m.run()?;
-            opt.step(&mut m, grads)
-        })?;
-        println!(
-            "mlp-step cfg=L threads=1 batch={rows} median_us={:.1} gflops={:.2}",
-            median * 1e6,
-            flops(sizes, rows) / median / 1e9
-        );
-    }
-    // The run alone (forward + backward, no update) on the same training machine.
-    for &rows in &list {
-        let (xr, yr) = (
-            xb.slice_axis(Axis(0), Slice::from(..rows)),
-            yb.slice_axis(Axis(0), Slice::from(..rows)),
-        );
-        let median = median_secs(|| {
-            m.feed(x, &xr)?;
-            m.feed(y, &yr)?;
-            m.run()
-        })?;
-        println!(
-            "mlp-run cfg=L threads=1 batch={rows} median_us={:.1}",
-            median * 1e6
-        );
+        )
+    };
+    // The step, then the run alone (forward + backward, no update), on the same machine.
+    for update in [true, false] {
+        for &rows in &list {
+            let (xr, yr) = rows_of(rows);
+            let median = median_secs(|| {
+                m.feed(x, &xr)?;
+                m.feed(y, &yr)?;
+                m.run()?;
+                if update {
+                    opt.step(&mut m, grads)?;
+                }
+                Ok(())
+            })?;
+            if update {
+                println!(
+                    "mlp-step cfg=L threads=1 batch={rows} median_us={:.1} gflops={:.2}",
+                    median * 1e6,
+                    flops(sizes, rows) / median / 1e9
+                );
+            } else {
+                println!(
+                    "mlp-run cfg=L threads=1 batch={rows} median_us={:.1}",
+                    median * 1e6
+                );
+            }
+        }
     }
     // The forward pass alone (serving, generating): a machine for the logits only.
     let mut fwd = g.compile(&[h], &[])?;
     for &rows in &list {
-        let xr = xb.slice_axis(Axis(0), Slice::from(..rows));
+        let (xr, _) = rows_of(rows);
         let median = median_secs(|| {
             fwd.feed(x, &xr)?;
             fwd.run()
