@@ -11,11 +11,11 @@
 //! Built with `release-small` (opt-level "z", LTO, one codegen unit, abort on panic,
 //! stripped) it measures how much tapegrad adds to a binary; README.md gives the sizes.
 
-use tapegrad::data::Batches;
+use tapegrad::data::{two_moons, Batches};
 use tapegrad::ndarray::{Array1, Array2};
 use tapegrad::prelude::*;
 use tapegrad::rand::rngs::StdRng;
-use tapegrad::rand::{Rng, SeedableRng};
+use tapegrad::rand::SeedableRng;
 
 const POINTS: usize = 600;
 const TRAIN: usize = 500;
@@ -24,7 +24,7 @@ const EPOCHS: usize = 40;
 
 fn main() -> Result<(), Error> {
     let mut rng = StdRng::seed_from_u64(3);
-    let (points, labels) = moons(POINTS, &mut rng);
+    let (points, labels) = two_moons(POINTS, 0.15, &mut rng);
 
     let g = Graph::<f32>::new();
     let x = g.input("x", (Dim::upto(BATCH), 2));
@@ -68,24 +68,4 @@ fn main() -> Result<(), Error> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-/// Two interleaving half circles with uniform noise, in random order: class 0 above,
-/// class 1 below.
-fn moons(n: usize, rng: &mut StdRng) -> (Array2<f32>, Array1<f32>) {
-    let mut points = Array2::zeros((n, 2));
-    let mut labels = Array1::zeros(n);
-    for i in 0..n {
-        let class = rng.random_range(0..2u8);
-        let t = rng.random_range(0.0..core::f32::consts::PI);
-        let (px, py) = if class == 0 {
-            (t.cos(), t.sin())
-        } else {
-            (1.0 - t.cos(), 0.5 - t.sin())
-        };
-        points[[i, 0]] = px + rng.random_range(-0.15..0.15);
-        points[[i, 1]] = py + rng.random_range(-0.15..0.15);
-        labels[i] = f32::from(class);
-    }
-    (points, labels)
 }

@@ -52,6 +52,9 @@ use rand::Rng;
 
 use crate::error::{Caller, Error, Result};
 
+mod moons;
+pub use moons::{two_moons, two_moons_into};
+
 /// Splits the row indices `0..n_rows` at random into a training part and a test part of
 /// `round(test_fraction * n_rows)` rows. Both parts are in the shuffled order; together
 /// they hold every index once.
