@@ -17,17 +17,19 @@
 //! fans 1.
 //!
 //! # Reproducibility
-//! Every value is computed from `rng.random::<f64>()` with `+ - * /` and `sqrt`, which
-//! IEEE 754 rounds the same way on every platform (the normal sampler's logarithm is
-//! written out below rather than taken from the platform's C library, whose last bits
-//! differ between systems). So a seeded portable generator such as
-//! `tapegrad::rand::rngs::StdRng` gives the same weights everywhere, for `f32` and `f64`
-//! alike (values are drawn in `f64`, then rounded), and in row-major order of the shape.
+//! Every value is computed in the element type `T` from uniform draws of 53 bits (one
+//! `rng.next_u64()` each, the numbers `rng.random::<f64>()` gives) with `+ - * /` and
+//! `sqrt`, which IEEE 754 rounds the same way on every platform (the normal sampler's
+//! logarithm is written out below rather than taken from the platform's C library, whose
+//! last bits differ between systems). So a seeded portable generator such as
+//! `tapegrad::rand::rngs::StdRng` gives the same weights everywhere, in row-major order
+//! of the shape. `f32` and `f64` weights come from the same draws: the `f32` ones are
+//! computed in `f32` (no `f64` arithmetic per element, which an f32-only FPU would do in
+//! software), so they are within a few `f32` ulp of the `f64` ones rounded.
 
 use core::f64::consts::{LN_2, SQRT_2};
 
 use ndarray::ArrayD;
-use num_traits::Float;
 use rand::Rng;
 
 use crate::scalar::Scalar;
@@ -55,9 +57,19 @@ pub fn uniform<T: Scalar, R: Rng + ?Sized>(
     hi: f64,
     rng: &mut R,
 ) -> ArrayD<T> {
-    ArrayD::from_shape_fn(shape.into().ix(), |_| {
-        T::of(lo + (hi - lo) * rng.random::<f64>())
-    })
+    uniform_in(shape.into(), T::of(lo), T::of(hi - lo), rng)
+}
+
+/// `lo + span · u` for `u` uniform in `[0, 1)`, in `T`.
+fn uniform_in<T: Scalar, R: Rng + ?Sized>(shape: Shape, lo: T, span: T, rng: &mut R) -> ArrayD<T> {
+    ArrayD::from_shape_fn(shape.ix(), |_| lo + span * unit(rng))
+}
+
+/// `rng.random::<f64>()`'s number, `k / 2^53` for the top 53 bits `k` of a `u64`, in `T`
+/// (for `f32`, `k` rounded to 24 bits).
+fn unit<T: Scalar, R: Rng + ?Sized>(rng: &mut R) -> T {
+    let k = T::from_u64(rng.next_u64() >> 11).unwrap_or_else(T::zero);
+    k * T::of(1.0 / (1u64 << 53) as f64)
 }
 
 /// Normal with mean `mean` and standard deviation `std`, as `torch.nn.init.normal_`.
@@ -70,14 +82,19 @@ pub fn normal<T: Scalar, R: Rng + ?Sized>(
     std: f64,
     rng: &mut R,
 ) -> ArrayD<T> {
+    normal_in(shape.into(), T::of(mean), T::of(std), rng)
+}
+
+/// `mean + std · z` for standard normal `z`, in `T`.
+fn normal_in<T: Scalar, R: Rng + ?Sized>(shape: Shape, mean: T, std: T, rng: &mut R) -> ArrayD<T> {
     let mut spare = None;
-    ArrayD::from_shape_fn(shape.into().ix(), |_| {
+    ArrayD::from_shape_fn(shape.ix(), |_| {
         let z = spare.take().unwrap_or_else(|| {
-            let (z0, z1) = standard_normal_pair(rng);
+            let (z0, z1) = standard_normal_pair::<T, R>(rng);
             spare = Some(z1);
             z0
         });
-        T::of(mean + std * z)
+        mean + std * z
     })
 }
 
@@ -110,8 +127,8 @@ pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> ArrayD<T> {
     let shape = shape.into();
-    let b = Float::sqrt(6.0 / fans(&shape).0.max(1) as f64);
-    uniform(shape, -b, b, rng)
+    let b = root_of::<T>(6, fans(&shape).0);
+    uniform_in(shape, -b, b + b, rng)
 }
 
 /// Kaiming/He normal for layers followed by ReLU, as `torch.nn.init.kaiming_normal_`
@@ -122,8 +139,8 @@ pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> ArrayD<T> {
     let shape = shape.into();
-    let std = Float::sqrt(2.0 / fans(&shape).0.max(1) as f64);
-    normal(shape, 0.0, std, rng)
+    let std = root_of::<T>(2, fans(&shape).0);
+    normal_in(shape, T::zero(), std, rng)
 }
 
 /// Xavier/Glorot uniform, as `torch.nn.init.xavier_uniform_` (gain 1): `U(-b, b)` with
@@ -134,8 +151,8 @@ pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
 ) -> ArrayD<T> {
     let shape = shape.into();
     let (i, o) = fans(&shape);
-    let b = Float::sqrt(6.0 / (i + o).max(1) as f64);
-    uniform(shape, -b, b, rng)
+    let b = root_of::<T>(6, i + o);
+    uniform_in(shape, -b, b + b, rng)
 }
 
 /// Xavier/Glorot normal, as `torch.nn.init.xavier_normal_` (gain 1): `N(0, std^2)` with
@@ -146,19 +163,26 @@ pub fn xavier_normal<T: Scalar, R: Rng + ?Sized>(
 ) -> ArrayD<T> {
     let shape = shape.into();
     let (i, o) = fans(&shape);
-    let std = Float::sqrt(2.0 / (i + o).max(1) as f64);
-    normal(shape, 0.0, std, rng)
+    let std = root_of::<T>(2, i + o);
+    normal_in(shape, T::zero(), std, rng)
+}
+
+/// `sqrt(a / fan)` in `T` (`fan` at least 1).
+fn root_of<T: Scalar>(a: u32, fan: usize) -> T {
+    let fan = T::from_usize(fan.max(1)).unwrap_or_else(T::one);
+    (T::from_u32(a).unwrap_or_else(T::one) / fan).root()
 }
 
 /// Two independent standard normal samples (Marsaglia's polar method): for `(u, v)`
 /// uniform in the unit disc with `s = u^2 + v^2`, `(u, v) * sqrt(-2 ln(s) / s)`.
-fn standard_normal_pair<R: Rng + ?Sized>(rng: &mut R) -> (f64, f64) {
+fn standard_normal_pair<T: Scalar, R: Rng + ?Sized>(rng: &mut R) -> (T, T) {
+    let (one, two) = (T::one(), T::one() + T::one());
     loop {
-        let u = 2.0 * rng.random::<f64>() - 1.0;
-        let v = 2.0 * rng.random::<f64>() - 1.0;
+        let u = two * unit::<T, R>(rng) - one;
+        let v = two * unit::<T, R>(rng) - one;
         let s = u * u + v * v;
-        if s > 0.0 && s < 1.0 {
-            let f = Float::sqrt(-2.0 * ln(s) / s);
+        if s >= T::min_positive_value() && s < one {
+            let f = (-two * ln(s) / s).root();
             return (u * f, v * f);
         }
     }
@@ -170,22 +194,26 @@ fn standard_normal_pair<R: Rng + ?Sized>(rng: &mut R) -> (f64, f64) {
 /// `x = m * 2^e` with `m` in `[sqrt(1/2), sqrt(2))`; `ln m = 2 atanh(r)` with
 /// `r = (m - 1) / (m + 1)`, `|r| <= 0.1716`, and `atanh r = r + r^3/3 + r^5/5 + ...`,
 /// whose terms fall by `r^2 <= 0.0295` each: 11 terms reach below 1e-17.
-fn ln(x: f64) -> f64 {
-    let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i32 - 1023;
-    // the mantissa with the exponent of 1.0: m in [1, 2)
-    let mut m = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
-    if m >= SQRT_2 {
-        m *= 0.5;
+fn ln<T: Scalar>(x: T) -> T {
+    // x = mantissa · 2^exponent, the mantissa an integer of `top + 1` bits
+    let (mantissa, exponent, _) = x.integer_decode();
+    let top = 63 - mantissa.leading_zeros().min(63);
+    let mut e = i32::from(exponent) + top as i32;
+    // m in [1, 2): the mantissa over 2^top, exact
+    let int = |v: u64| T::from_u64(v).unwrap_or_else(T::one);
+    let mut m = int(mantissa) / int(1 << top);
+    let (one, two) = (T::one(), T::one() + T::one());
+    if m >= T::of(SQRT_2) {
+        m = m / two;
         e += 1;
     }
-    let r = (m - 1.0) / (m + 1.0);
+    let r = (m - one) / (m + one);
     let r2 = r * r;
-    let mut series = 0.0;
-    for k in (0..11).rev() {
-        series = series * r2 + 1.0 / (2 * k + 1) as f64;
+    let mut series = T::zero();
+    for k in (0..11u32).rev() {
+        series = series * r2 + one / int(u64::from(2 * k + 1));
     }
-    2.0 * r * series + e as f64 * LN_2
+    two * r * series + T::from_i32(e).unwrap_or_else(T::zero) * T::of(LN_2)
 }
 
 #[cfg(test)]
@@ -280,10 +308,16 @@ mod tests {
             -0.5487621476191515,
         ];
         assert_eq!(w.as_slice().unwrap(), &want);
-        // f32 is the same draw, rounded
+        // f32 comes from the same draws, computed in f32: within a few f32 ulp
         let mut rng = StdRng::seed_from_u64(7);
         let w32: ArrayD<f32> = normal([4], 0.0, 1.0, &mut rng);
-        assert!(w32.iter().zip(want).all(|(&a, b)| a == b as f32));
+        for (&a, b) in w32.iter().zip(want) {
+            approx::assert_relative_eq!(
+                f64::from(a),
+                b,
+                max_relative = 4.0 * f64::from(f32::EPSILON)
+            );
+        }
         // uniform, likewise
         let mut rng = StdRng::seed_from_u64(7);
         let u: ArrayD<f64> = uniform([8], -1.0, 1.0, &mut rng);
@@ -312,6 +346,7 @@ mod tests {
             1e-300,
             1e300,
             f64::MIN_POSITIVE,
+            1e-310, // subnormal
             1.0 - 1e-16,
         ]);
         for x in xs.into_iter().filter(|&x| x > 0.0) {
@@ -322,5 +357,14 @@ mod tests {
             );
         }
         assert_eq!(ln(1.0), 0.0);
+        // f32: the same series in f32
+        for x in [1e-30f32, 1e-3, 0.3, 0.9, 0.999_999, 1.0, 1.5, 3e7, 1e-40] {
+            let (got, want) = (ln(x), f64::from(x).ln());
+            assert!(
+                (f64::from(got) - want).abs()
+                    <= 2.0 * f64::from(f32::EPSILON) * want.abs().max(1.0),
+                "ln({x}) = {got}, f64 says {want}"
+            );
+        }
     }
 }

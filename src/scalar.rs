@@ -22,10 +22,42 @@ pub trait Scalar:
         // `from_f64` never fails for f32 and f64 (out-of-range values become ±inf).
         <Self as FromPrimitive>::from_f64(v).unwrap_or_else(Self::nan)
     }
+
+    /// The square root, correctly rounded as IEEE 754 requires, by the FPU's instruction
+    /// where `Float::sqrt` would not use it: without `std`, `num_traits` calls `libm`,
+    /// which computes `sqrtf` in software on 32-bit Arm (a Cortex-M4F has `vsqrt.f32`).
+    #[doc(hidden)]
+    #[inline]
+    fn root(self) -> Self {
+        Float::sqrt(self)
+    }
 }
 
 impl Scalar for f32 {
     const NAME: &'static str = "f32";
+
+    #[cfg(all(target_arch = "arm", target_feature = "fpregs", not(feature = "std")))]
+    #[inline]
+    fn root(self) -> Self {
+        let bits: u32;
+        // SAFETY: saves s0, computes in it and restores it, so no register but the
+        // operands changes; touches only the stack it pushes and pops. `vsqrt.f32` is in
+        // every FPU of an Arm core with `fpregs`. (The `sreg` operand class would need the
+        // `vfp2` target feature enabled in Rust, which these targets leave off.)
+        unsafe {
+            core::arch::asm!(
+                "vpush {{s0}}",
+                "vmov s0, {x}",
+                "vsqrt.f32 s0, s0",
+                "vmov {r}, s0",
+                "vpop {{s0}}",
+                x = in(reg) self.to_bits(),
+                r = lateout(reg) bits,
+                options(pure, nomem, preserves_flags)
+            );
+        }
+        f32::from_bits(bits)
+    }
 }
 
 impl Scalar for f64 {

@@ -38,10 +38,15 @@ impl<T: Scalar> Op<T> for DropoutMask {
             return Ok(());
         }
         let keep = T::of(1.0 / (1.0 - self.0));
-        let p = self.0;
+        let below = drop_below(self.0);
         let (data, rng) = (&mut *out.data, &mut *out.rng);
         for d in data.iter_mut() {
-            *d = if rng.next_f64() < p { T::zero() } else { keep };
+            // `rng.next_f64() < p`, compared as integers: no f64 work per element
+            *d = if rng.next_u64() >> 11 < below {
+                T::zero()
+            } else {
+                keep
+            };
         }
         Ok(())
     }
@@ -52,6 +57,19 @@ impl<T: Scalar> Op<T> for DropoutMask {
         _: Tensor<'g, T>,
     ) -> Vec<Option<Tensor<'g, T>>> {
         vec![None]
+    }
+}
+
+/// The number of 53-bit draws `k` (`next_f64() = k / 2^53`) below `p`: an element is
+/// dropped when `k < drop_below(p)`, exactly when `next_f64() < p`. (`p · 2^53` is exact,
+/// and an integer `k` is below a real `y` when it is below `ceil(y)`.)
+fn drop_below(p: f64) -> u64 {
+    let y = p * (1u64 << 53) as f64;
+    let k = y as u64; // y is in [0, 2^53): truncation is floor
+    if (k as f64) < y {
+        k + 1
+    } else {
+        k
     }
 }
 
@@ -88,7 +106,26 @@ impl<'g, T: Scalar> Tensor<'g, T> {
 #[cfg(test)]
 mod tests {
     use crate::prelude::*;
+    use crate::rng::KernelRng;
     use ndarray::Array1;
+
+    #[test]
+    fn the_integer_threshold_drops_exactly_what_the_float_compare_drops() {
+        // the same decisions as `next_f64() < p`, for awkward p and for the draws next to
+        // the threshold
+        for p in [0.0, 0.1, 0.25, 1.0 / 3.0, 0.5, 0.9, 1.0 - f64::EPSILON] {
+            let below = super::drop_below(p);
+            for k in [below.saturating_sub(1), below, below + 1, 0, (1 << 53) - 1] {
+                let f = k as f64 * (1.0 / (1u64 << 53) as f64);
+                assert_eq!(k < below, f < p, "p {p} k {k}");
+            }
+            let mut rng = KernelRng::new(9);
+            for _ in 0..10_000 {
+                let mut twin = rng.clone();
+                assert_eq!(rng.next_u64() >> 11 < below, twin.next_f64() < p);
+            }
+        }
+    }
 
     #[test]
     fn gradient_goes_through_the_same_mask_and_seeds_repeat() {

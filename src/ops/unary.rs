@@ -122,7 +122,7 @@ pub struct Sqrt;
 impl UnaryFn for Sqrt {
     const NAME: &'static str = "sqrt";
     fn f<T: Scalar>(&self, x: T) -> T {
-        x.sqrt()
+        x.root()
     }
     fn vjp<'g, T: Scalar>(
         &self,

@@ -2,8 +2,6 @@
 
 use core::panic::Location;
 
-use num_traits::Float;
-
 use super::{check_lr, check_non_negative, check_unit, LearningRate, Optimizer, State};
 use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
@@ -136,10 +134,11 @@ impl Adam {
         let lr = self.lr;
         let (wd, decoupled) = (self.weight_decay, self.decoupled);
         let (t, bufs) = self.state.buffers(m, pairs, 2, what, caller)?;
-        // Bias corrections in f64, as PyTorch computes them on Python floats.
-        let t = t as f64;
-        let step_size = T::of(lr / (1.0 - Float::powf(b1, t)));
-        let bc2_sqrt = T::of(Float::sqrt(1.0 - Float::powf(b2, t)));
+        // Bias corrections in f64, as PyTorch computes them on Python floats: a few f64
+        // operations per step, none per element; beta^t by repeated squaring, so no f64
+        // `pow` (nor `sqrt`) is linked into f32 firmware, and the root is taken in `T`.
+        let step_size = T::of(lr / (1.0 - powi(b1, t)));
+        let bc2_sqrt = T::of(1.0 - powi(b2, t)).root();
         let (b1, b2, eps) = (T::of(b1), T::of(b2), T::of(self.eps));
         let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
         let l2 = T::of(if decoupled { 0.0 } else { wd });
@@ -151,10 +150,24 @@ impl Adam {
                 *p = *p * shrink;
                 *m1 = b1 * *m1 + one_b1 * g;
                 *v = b2 * *v + one_b2 * g * g;
-                *p = *p - step_size * *m1 / (v.sqrt() / bc2_sqrt + eps);
+                *p = *p - step_size * *m1 / (v.root() / bc2_sqrt + eps);
             }
         })
     }
+}
+
+/// `b^t` by repeated squaring: within about `2·log2(t)` ulp of the exact power, with no
+/// `pow` from a math library.
+fn powi(b: f64, mut t: u64) -> f64 {
+    let (mut acc, mut sq) = (1.0, b);
+    while t > 0 {
+        if t & 1 == 1 {
+            acc *= sq;
+        }
+        sq *= sq;
+        t >>= 1;
+    }
+    acc
 }
 
 impl LearningRate for Adam {
@@ -182,6 +195,17 @@ mod tests {
     use crate::optim::test_util::fixture;
     use alloc::string::ToString;
     use approx::assert_relative_eq;
+
+    #[test]
+    fn powi_by_squaring_matches_the_library_power() {
+        assert_eq!(powi(0.9, 0), 1.0);
+        assert_eq!(powi(0.9, 1), 0.9);
+        for t in [2u64, 3, 7, 10, 100, 1000, 12_345, 1 << 20] {
+            for b in [0.9, 0.999, 0.5, 0.0] {
+                assert_relative_eq!(powi(b, t), b.powf(t as f64), max_relative = 1e-13);
+            }
+        }
+    }
 
     /// Adam written out for one element with the textbook bias-corrected moments,
     /// independently of the optimizer: returns `p` after the steps.
