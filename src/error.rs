@@ -229,6 +229,19 @@ pub enum Error {
         /// Where it was called.
         caller: Caller,
     },
+    /// A machine does not fit the byte budget given to
+    /// [`Graph::compile_within`](crate::Graph::compile_within). Nothing was allocated for
+    /// its values.
+    Budget {
+        /// The budget, in bytes.
+        budget: usize,
+        /// The bytes the machine needs: `memory.total()`.
+        needed: usize,
+        /// The bytes it needs, by role.
+        memory: crate::Memory,
+        /// Where it was compiled.
+        caller: Caller,
+    },
     /// Weights are not a valid safetensors file: empty, cut short, or not safetensors at
     /// all. Nothing was loaded.
     WeightsFormat {
@@ -427,6 +440,26 @@ impl fmt::Display for Error {
                 reason,
                 caller,
             } => write!(f, "I/O error on {path:?} at {caller}: {reason}"),
+            Error::Budget {
+                budget,
+                needed,
+                memory: m,
+                caller,
+            } => write!(
+                f,
+                "the machine compiled at {caller} needs {needed} bytes but the budget is \
+                 {budget}: {} bytes short (params {}, inputs {}, constants {}, grads {}, \
+                 outputs {}, workspace {}, scratch {}, metadata {})",
+                needed.saturating_sub(*budget),
+                m.params,
+                m.inputs,
+                m.constants,
+                m.grads,
+                m.outputs,
+                m.workspace,
+                m.scratch,
+                m.metadata
+            ),
             Error::WeightsFormat {
                 origin,
                 reason,

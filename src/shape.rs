@@ -99,6 +99,11 @@ impl Shape {
         &self.dims
     }
 
+    /// The bytes of its extents on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.dims.capacity() * core::mem::size_of::<usize>()
+    }
+
     /// The number of axes.
     pub fn rank(&self) -> usize {
         self.dims.len()

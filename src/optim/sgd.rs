@@ -53,6 +53,14 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// Bytes of the heap its state holds, outside any machine ([`Machine::memory`]
+    /// does not count them): with momentum, one buffer per parameter's elements, and the parameters' names. 0 until a step makes the state.
+    ///
+    /// [`Machine::memory`]: crate::Machine::memory
+    pub fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
     /// SGD with learning rate `lr`, no momentum and no weight decay. The learning rate
     /// must be a finite number >= 0, checked at each [`step`](Optimizer::step).
     pub fn new(lr: f64) -> Self {
