@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 LIMIT_STD=$((350 * 1024))
 LIMIT_DEFAULT=$((450 * 1024))
 
-bin=target/release-small/examples/edge_train
+bin="${CARGO_TARGET_DIR:-target}/release-small/examples/edge_train"
 size_of() { stat -c %s "$1"; }
 
 cargo build -q --profile release-small --example edge_train --no-default-features --features std
