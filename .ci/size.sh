@@ -4,7 +4,7 @@
 # without default features, beside a hello world built the same way (the floor: what std
 # alone costs). Fails if a size is over its target (issue 10, item 7).
 #
-# Needs only cargo (rustup's stable toolchain); no apt packages. About 3 minutes on 2
+# Needs only cargo (rustup's stable toolchain); no apt packages. About 1.5 minutes on 2
 # cores from a clean target directory, seconds when it is warm.
 #
 #   .ci/size.sh                     # build, print, fail over a target
