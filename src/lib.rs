@@ -68,7 +68,7 @@
 //!
 //! ## Features
 //! - `std` (default): `std::error::Error` for [`Error`], and weights in files
-//!   ([`Machine::save`], [`Machine::load`]). Without it the crate is `#![no_std]` +
+//!   (`Machine::save`, `Machine::load`). Without it the crate is `#![no_std]` +
 //!   `alloc`; weights still load from and save to bytes ([`weights`]).
 //! - `rayon` (default): large matrix products and elementwise kernels split over threads
 //!   ([`set_threads`]); results are bit-identical at any thread count.

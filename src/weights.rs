@@ -58,6 +58,9 @@
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
+// Without `std` the file methods these docs link to do not exist.
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
+
 use core::any::{Any, TypeId};
 
 use alloc::format;
