@@ -1,6 +1,8 @@
 //! The hand-written safetensors reader and writer against the reference implementation
 //! (the `safetensors` crate, a dev-dependency), and on corrupt inputs.
 
+extern crate std;
+
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
