@@ -51,6 +51,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::error::{Caller, Error, Result};
+use crate::num::Num;
 
 /// Splits the row indices `0..n_rows` at random into a training part and a test part of
 /// `round(test_fraction * n_rows)` rows. Both parts are in the shuffled order; together
@@ -74,7 +75,7 @@ pub fn train_test_split<R: Rng + ?Sized>(
     if !(0.0..=1.0).contains(&test_fraction) {
         return Err(Error::InvalidArgument {
             what: "test fraction",
-            reason: format!("{test_fraction} is not in [0, 1]"),
+            reason: format!("{} is not in [0, 1]", Num(test_fraction)),
         });
     }
     let n_test = round_usize(test_fraction * n_rows as f64).min(n_rows);

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::panic::Location;
 
+use crate::num::{Num, Sci};
 use crate::shape::Shape;
 
 /// Where in the user's code a call was made (from `#[track_caller]`).
@@ -49,8 +50,10 @@ impl fmt::Display for Caller {
 }
 
 /// Everything that can go wrong in tapegrad. Nothing a user passes makes the crate panic;
-/// it returns one of these instead.
-#[derive(Clone, Debug, PartialEq)]
+/// it returns one of these instead. Its `Debug` is its message, as `Display` writes it
+/// (so that `fn main() -> Result<(), Error>` and `unwrap` print the message, and a
+/// program links no float formatting for it).
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
     /// An op was recorded with operands whose shapes it cannot take.
@@ -399,7 +402,7 @@ impl fmt::Display for Error {
                 if let Some(at) = caller {
                     write!(f, " recorded at {at}")?;
                 }
-                write!(f, ": {of} id {value} at position {position} ")?;
+                write!(f, ": {of} id {} at position {position} ", Num(*value))?;
                 let plural = match (*bound, of.ends_with('s')) {
                     (1, _) => "",
                     (_, true) => "es",
@@ -433,7 +436,9 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "gradient check failed for input {input} at flat index {index}: \
-                 analytic {analytic:e}, numeric {numeric:e}"
+                 analytic {}, numeric {}",
+                Sci(*analytic),
+                Sci(*numeric)
             ),
             Error::Io {
                 path,
@@ -480,6 +485,12 @@ impl fmt::Display for Error {
                  {found}; nothing was loaded"
             ),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

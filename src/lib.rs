@@ -87,6 +87,7 @@ mod graph;
 pub mod init;
 mod machine;
 pub mod nn;
+mod num;
 pub mod ops;
 pub mod optim;
 mod par;

@@ -9,6 +9,7 @@ use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::graph::Handle;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// Adam, as `torch.optim.Adam` (without `amsgrad`).
@@ -138,7 +139,7 @@ impl Adam {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(Error::InvalidArgument {
                 what: "eps",
-                reason: alloc::format!("{} is not a finite number > 0", self.eps),
+                reason: alloc::format!("{} is not a finite number > 0", Num(self.eps)),
             });
         }
         check_non_negative("weight decay", self.weight_decay)?;

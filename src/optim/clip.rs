@@ -7,6 +7,7 @@ use num_traits::Float;
 use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// Scales the gradients of `grads` (a [`Grads`](crate::Grads) or its
@@ -52,7 +53,7 @@ pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
     if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::InvalidArgument {
             what: "max_norm",
-            reason: alloc::format!("{max_norm} is not a number >= 0"),
+            reason: alloc::format!("{} is not a number >= 0", Num(max_norm)),
         });
     }
     let mut sum = 0.0f64;

@@ -31,6 +31,7 @@ use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::graph::Handle;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// An update rule applied to parameters from their gradients, in place and without
@@ -100,7 +101,7 @@ fn check(what: &'static str, v: f64, ok: bool, why: &str) -> Result<f64> {
     } else {
         Err(Error::InvalidArgument {
             what,
-            reason: format!("{v} {why}"),
+            reason: format!("{} {why}", Num(v)),
         })
     }
 }

@@ -6,6 +6,7 @@ use super::{check_lr, check_non_negative, check_unit, LearningRate, Optimizer, S
 use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// Stochastic gradient descent, as `torch.optim.SGD`.
@@ -112,7 +113,7 @@ impl Sgd {
         if !(0.0..=1.0).contains(&self.dampening) {
             return Err(Error::InvalidArgument {
                 what: "dampening",
-                reason: alloc::format!("{} is not in [0, 1]", self.dampening),
+                reason: alloc::format!("{} is not in [0, 1]", Num(self.dampening)),
             });
         }
         check_non_negative("weight decay", self.weight_decay)?;
@@ -122,8 +123,8 @@ impl Sgd {
                 reason: alloc::format!(
                     "it needs a momentum > 0 and zero dampening, but momentum is {} and \
                      dampening {}",
-                    self.momentum,
-                    self.dampening
+                    Num(self.momentum),
+                    Num(self.dampening)
                 ),
             });
         }
