@@ -88,7 +88,7 @@ fn mlp_step(c: &mut Criterion) {
             cfg.id,
             cfg.widths,
             cfg.batch,
-            m.memory().total() as f64 / 1024.0
+            m.memory().buffers() as f64 / 1024.0
         );
         group
             .sample_size(cfg.samples)

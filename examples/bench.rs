@@ -114,7 +114,8 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     let mem = m.memory();
     eprintln!(
         "  memory cfg={name}: params {} B, grads {} B, inputs {} B, workspace {} B, \
-         outputs {} B, constants {} B, scratch {} B, total {} B, unplanned {} B; loss {:.4}",
+         outputs {} B, constants {} B, scratch {} B, metadata {} B, total {} B, \
+         unplanned {} B; loss {:.4}",
         mem.params,
         mem.grads,
         mem.inputs,
@@ -122,6 +123,7 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
         mem.outputs,
         mem.constants,
         mem.scratch,
+        mem.metadata,
         mem.total(),
         mem.unplanned,
         m.item(loss)?

@@ -51,6 +51,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::error::{Caller, Error, Result};
+use crate::num::Num;
 
 mod moons;
 pub use moons::{two_moons, two_moons_into};
@@ -77,7 +78,7 @@ pub fn train_test_split<R: Rng + ?Sized>(
     if !(0.0..=1.0).contains(&test_fraction) {
         return Err(Error::InvalidArgument {
             what: "test fraction",
-            reason: format!("{test_fraction} is not in [0, 1]"),
+            reason: format!("{} is not in [0, 1]", Num(test_fraction)),
         });
     }
     let n_test = round_usize(test_fraction * n_rows as f64).min(n_rows);

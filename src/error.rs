@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::panic::Location;
 
+use crate::num::{Num, Sci};
 use crate::shape::Shape;
 
 /// Where in the user's code a call was made (from `#[track_caller]`).
@@ -49,8 +50,10 @@ impl fmt::Display for Caller {
 }
 
 /// Everything that can go wrong in tapegrad. Nothing a user passes makes the crate panic;
-/// it returns one of these instead.
-#[derive(Clone, Debug, PartialEq)]
+/// it returns one of these instead. Its `Debug` is its message, as `Display` writes it
+/// (so that `fn main() -> Result<(), Error>` and `unwrap` print the message, and a
+/// program links no float formatting for it).
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
     /// An op was recorded with operands whose shapes it cannot take.
@@ -229,6 +232,19 @@ pub enum Error {
         /// Where it was called.
         caller: Caller,
     },
+    /// A machine does not fit the byte budget given to
+    /// [`Graph::compile_within`](crate::Graph::compile_within). Nothing was allocated for
+    /// its values.
+    Budget {
+        /// The budget, in bytes.
+        budget: usize,
+        /// The bytes the machine needs: `memory.total()`.
+        needed: usize,
+        /// The bytes it needs, by role.
+        memory: crate::Memory,
+        /// Where it was compiled.
+        caller: Caller,
+    },
     /// Weights are not a valid safetensors file: empty, cut short, or not safetensors at
     /// all. Nothing was loaded.
     WeightsFormat {
@@ -386,7 +402,7 @@ impl fmt::Display for Error {
                 if let Some(at) = caller {
                     write!(f, " recorded at {at}")?;
                 }
-                write!(f, ": {of} id {value} at position {position} ")?;
+                write!(f, ": {of} id {} at position {position} ", Num(*value))?;
                 let plural = match (*bound, of.ends_with('s')) {
                     (1, _) => "",
                     (_, true) => "es",
@@ -420,13 +436,35 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "gradient check failed for input {input} at flat index {index}: \
-                 analytic {analytic:e}, numeric {numeric:e}"
+                 analytic {}, numeric {}",
+                Sci(*analytic),
+                Sci(*numeric)
             ),
             Error::Io {
                 path,
                 reason,
                 caller,
             } => write!(f, "I/O error on {path:?} at {caller}: {reason}"),
+            Error::Budget {
+                budget,
+                needed,
+                memory: m,
+                caller,
+            } => write!(
+                f,
+                "the machine compiled at {caller} needs {needed} bytes but the budget is \
+                 {budget}: {} bytes short (params {}, inputs {}, constants {}, grads {}, \
+                 outputs {}, workspace {}, scratch {}, metadata {})",
+                needed.saturating_sub(*budget),
+                m.params,
+                m.inputs,
+                m.constants,
+                m.grads,
+                m.outputs,
+                m.workspace,
+                m.scratch,
+                m.metadata
+            ),
             Error::WeightsFormat {
                 origin,
                 reason,
@@ -447,6 +485,12 @@ impl fmt::Display for Error {
                  {found}; nothing was loaded"
             ),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -309,11 +309,10 @@ fn gemm_with<T: Scalar>(
     };
     #[cfg(feature = "rayon")]
     if p.threads > 1 {
-        use rayon::prelude::*;
-        c.par_chunks_mut(p.rows * n)
-            .zip(scratch.par_chunks_mut(p.per_thread))
-            .enumerate()
-            .for_each(|(i, (c, s))| part(i * p.rows, c, s));
+        let rows = p.rows;
+        crate::par::pieces(c, rows * n, scratch, p.per_thread, &[], 0, &|i, c, s, _| {
+            part(i * rows, c, s)
+        });
         return;
     }
     part(0, c, scratch);

@@ -170,6 +170,11 @@ pub struct GradHandles {
 }
 
 impl GradHandles {
+    /// The bytes of its list of pairs on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * core::mem::size_of::<(Handle, Handle)>()
+    }
+
     /// How many pairs.
     pub fn len(&self) -> usize {
         self.pairs.len()

@@ -388,9 +388,22 @@ impl<T: Scalar> Graph<T> {
 
     /// Records `op` applied to `inputs`, or, if the shapes do not fit or the inputs come
     /// from another graph, records the error and returns a stand-in node.
+    ///
+    /// Generic only to box the op: the recording itself is compiled once per element
+    /// type, not once per op (each copy was about 1 KiB of every binary).
     pub(crate) fn apply<O: Op<T>>(
         &self,
         op: O,
+        inputs: &[Tensor<'_, T>],
+        caller: &'static Location<'static>,
+    ) -> Tensor<'_, T> {
+        self.apply_shared(Shared::new(op), inputs, caller)
+    }
+
+    #[inline(never)]
+    fn apply_shared(
+        &self,
+        op: Shared<dyn Op<T>>,
         inputs: &[Tensor<'_, T>],
         caller: &'static Location<'static>,
     ) -> Tensor<'_, T> {
@@ -437,7 +450,7 @@ impl<T: Scalar> Graph<T> {
                 self.fail(op.name(), shapes, reason, caller, shape)
             }
             Ok(shape) => self.push(
-                Kind::Op(Shared::new(op)),
+                Kind::Op(op),
                 inputs.iter().map(|t| t.id).collect(),
                 shape,
                 caller.into(),

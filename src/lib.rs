@@ -67,8 +67,9 @@
 //! [`Graph::check`]). Nothing a user passes makes the crate panic.
 //!
 //! ## Features
-//! - `std` (default): `std::error::Error` for [`Error`]. Without it the crate is
-//!   `#![no_std]` + `alloc`.
+//! - `std` (default): `std::error::Error` for [`Error`], and weights in files
+//!   (`Machine::save`, `Machine::load`). Without it the crate is `#![no_std]` +
+//!   `alloc`; weights still load from and save to bytes ([`weights`]).
 //! - `rayon` (default): large matrix products and elementwise kernels split over threads
 //!   ([`set_threads`]); results are bit-identical at any thread count.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -86,6 +87,7 @@ mod graph;
 pub mod init;
 mod machine;
 pub mod nn;
+mod num;
 pub mod ops;
 pub mod optim;
 mod par;
@@ -94,7 +96,6 @@ pub mod rng;
 mod scalar;
 mod shape;
 mod shared;
-#[cfg(feature = "std")]
 pub mod weights;
 
 pub use error::{Caller, Error, Result};

@@ -19,7 +19,10 @@ use crate::shared::Shared;
 
 mod compile;
 mod feed;
+mod memory;
 mod pairs;
+
+pub use memory::Memory;
 
 const ABSENT: u32 = u32::MAX;
 
@@ -140,41 +143,6 @@ impl<T: Scalar> fmt::Debug for Machine<T> {
             .field("steps", &self.steps.len())
             .field("memory", &self.memory())
             .finish()
-    }
-}
-
-/// Bytes held by a machine's buffers, by role, after buffer planning; and what the same
-/// tape would take with every node in a buffer of its own.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Memory {
-    /// Parameters.
-    pub params: usize,
-    /// Fed inputs.
-    pub inputs: usize,
-    /// Constants.
-    pub constants: usize,
-    /// The outputs passed to `compile` as `grads`.
-    pub grads: usize,
-    /// The other outputs passed to `compile`.
-    pub outputs: usize,
-    /// Everything else: activations and intermediate results, in reused buffers.
-    pub workspace: usize,
-    /// The kernels' shared scratch memory (GEMM packing buffers).
-    pub scratch: usize,
-    /// The total without planning: every node its own buffer (and the same scratch).
-    pub unplanned: usize,
-}
-
-impl Memory {
-    /// The bytes held, all roles together.
-    pub fn total(&self) -> usize {
-        self.params
-            + self.inputs
-            + self.constants
-            + self.grads
-            + self.outputs
-            + self.workspace
-            + self.scratch
     }
 }
 
@@ -400,9 +368,27 @@ impl<T: Scalar> Machine<T> {
         Ok(copied)
     }
 
-    /// Bytes held, by role, and what they would be without buffer planning.
+    /// Every byte of the heap this machine holds, by role (see [`Memory`]): its buffers,
+    /// and the tape's own tables in [`Memory::metadata`]. Known once `compile` returns,
+    /// before anything runs, and unchanged by feeding and running.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", [4, 3]);
+    /// let w = g.param("w", init::zeros([3, 2]));
+    /// let m = g.compile(&[x.matmul(w)], &[])?;
+    /// let mem = m.memory();
+    /// assert_eq!((mem.inputs, mem.params, mem.outputs), (48, 24, 32));
+    /// assert!(mem.metadata > 0);
+    /// assert_eq!(mem.total(), mem.buffers() + mem.metadata);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn memory(&self) -> Memory {
-        self.memory
+        Memory {
+            metadata: self.metadata_bytes(),
+            ..self.memory
+        }
     }
 
     /// Training mode or evaluation mode: ops such as [`dropout`](crate::Tensor::dropout)

@@ -27,7 +27,7 @@ pub fn threads() -> usize {
     #[cfg(feature = "rayon")]
     {
         match THREADS.load(Ordering::Relaxed) {
-            0 => rayon::current_num_threads(),
+            0 => rayon_core::current_num_threads(),
             n => n,
         }
     }
@@ -45,16 +45,12 @@ pub(crate) fn zip<T: Scalar>(o: &mut [T], a: &[T], f: impl Fn(&mut T, T, usize) 
     {
         let t = threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
-            use rayon::prelude::*;
             let chunk = o.len().div_ceil(t);
-            o.par_chunks_mut(chunk)
-                .zip(a.par_chunks(chunk))
-                .enumerate()
-                .for_each(|(c, (o, a))| {
-                    for (j, (o, &a)) in o.iter_mut().zip(a).enumerate() {
-                        f(o, a, c * chunk + j);
-                    }
-                });
+            pieces(o, chunk, &mut [], 0, a, chunk, &|c, o, _, a| {
+                for (j, (o, &a)) in o.iter_mut().zip(a).enumerate() {
+                    f(o, a, c * chunk + j);
+                }
+            });
             return;
         }
     }
@@ -69,9 +65,8 @@ pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
     {
         let t = threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
-            use rayon::prelude::*;
             let chunk = o.len().div_ceil(t);
-            o.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
+            pieces(o, chunk, &mut [], 0, &[], 0, &|c, o, _, _| {
                 for (j, o) in o.iter_mut().enumerate() {
                     f(o, c * chunk + j);
                 }
@@ -81,5 +76,87 @@ pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
     }
     for (i, o) in o.iter_mut().enumerate() {
         f(o, i);
+    }
+}
+
+/// A piece's work: its index and its parts of the three slices given to [`pieces`].
+#[cfg(feature = "rayon")]
+pub(crate) type Piece<'f, T> = dyn Fn(usize, &mut [T], &mut [T], &[T]) + Sync + 'f;
+
+/// Cuts `o`, `s` and `a` into pieces of `oc`, `sc` and `ac` elements (a slice given a
+/// piece size of 0, or shorter than its pieces, gives empty or short parts) and runs `f` on
+/// piece `k` of each, for every `k`, on rayon's pool: halves are handed to
+/// `rayon_core::join` until one piece is left, as rayon's `par_chunks_mut` does, so no
+/// piece allocates. Taking `f` as a trait object, this is compiled once per element type,
+/// not once per kernel: the kernels' loops stay inlined in their closures.
+#[cfg(feature = "rayon")]
+pub(crate) fn pieces<T: Send + Sync>(
+    o: &mut [T],
+    oc: usize,
+    s: &mut [T],
+    sc: usize,
+    a: &[T],
+    ac: usize,
+    f: &Piece<'_, T>,
+) {
+    fn go<T: Send + Sync>(
+        first: usize,
+        (o, oc): (&mut [T], usize),
+        (s, sc): (&mut [T], usize),
+        (a, ac): (&[T], usize),
+        f: &Piece<'_, T>,
+    ) {
+        let n = o.len().div_ceil(oc.max(1));
+        if n <= 1 {
+            f(first, o, s, a);
+            return;
+        }
+        let half = n / 2;
+        let (o0, o1) = o.split_at_mut((half * oc).min(o.len()));
+        let (s0, s1) = s.split_at_mut((half * sc).min(s.len()));
+        let (a0, a1) = a.split_at((half * ac).min(a.len()));
+        rayon_core::join(
+            || go(first, (o0, oc), (s0, sc), (a0, ac), f),
+            || go(first + half, (o1, oc), (s1, sc), (a1, ac), f),
+        );
+    }
+    go(0, (o, oc), (s, sc), (a, ac), f);
+}
+
+#[cfg(all(test, feature = "rayon"))]
+mod tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use std::sync::Mutex;
+
+    use super::pieces;
+
+    #[test]
+    fn every_piece_runs_once_with_its_parts() {
+        for len in [1usize, 2, 5, 7, 64, 100] {
+            for oc in [1usize, 2, 3, 7, 64, 200] {
+                let n = len.div_ceil(oc);
+                let mut o = vec![0.0f32; len];
+                let mut s = vec![0.0f32; n * 2];
+                let a: Vec<f32> = (0..len * 3).map(|i| i as f32).collect();
+                let seen = Mutex::new(Vec::new());
+                pieces(&mut o, oc, &mut s, 2, &a, oc * 3, &|k, o, s, a| {
+                    // piece k: elements k * oc.. of o, 2 of scratch, 3 * oc of a
+                    for (j, x) in o.iter_mut().enumerate() {
+                        *x += (k * oc + j) as f32 + 1.0;
+                    }
+                    s.fill(k as f32 + 1.0);
+                    assert_eq!(a.first().copied(), Some((k * oc * 3) as f32));
+                    seen.lock().unwrap().push(k);
+                });
+                let mut seen = seen.into_inner().unwrap();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..n).collect::<Vec<_>>(), "len {len} oc {oc}");
+                let want: Vec<f32> = (0..len).map(|i| i as f32 + 1.0).collect();
+                assert_eq!(o, want, "len {len} oc {oc}");
+                let parts: Vec<f32> = (0..n * 2).map(|i| (i / 2 + 1) as f32).collect();
+                assert_eq!(s, parts, "len {len} oc {oc}");
+            }
+        }
     }
 }

@@ -6,7 +6,6 @@
 //! (reshape, detach) writes nothing and shares its input's buffer, which then lives as long
 //! as the view's readers too.
 
-use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -62,8 +61,14 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
     }
     let mut buf_of = vec![0u32; n];
     let mut sizes: Vec<usize> = Vec::new();
-    // Free buffers by (size, id): the best fit is the first at or above the size wanted.
-    let mut free: BTreeSet<(usize, u32)> = BTreeSet::new();
+    // Free buffers by (size, id), sorted: the best fit is the first at or above the size
+    // wanted. A sorted `Vec` rather than a `BTreeSet`: compile time is not at stake, and
+    // the tree's code is several KiB of every binary.
+    let mut free: Vec<(usize, u32)> = Vec::new();
+    let release = |free: &mut Vec<(usize, u32)>, key: (usize, u32)| {
+        let at = free.partition_point(|&k| k < key);
+        free.insert(at, key);
+    };
     let mut in_place = vec![None; n];
     for (i, s) in steps.iter().enumerate() {
         // In place: an input read for the last time here, by this operand only, whose
@@ -82,15 +87,14 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
             // A value kept after the run (an output, or what an output views) takes a free
             // buffer only of exactly its size: a larger one would be kept whole. Leaves
             // always get their own.
-            let fit = if last[i] == FOREVER {
-                free.range((s.numel, 0)..(s.numel + 1, 0)).next().copied()
-            } else {
-                free.range((s.numel, 0)..).next().copied()
-            };
+            let at = free.partition_point(|&(n, _)| n < s.numel);
+            let fit = free
+                .get(at)
+                .filter(|&&(n, _)| last[i] != FOREVER || n == s.numel);
             buf_of[i] = match (fit, s.inputs.is_empty()) {
-                (Some(key), false) => {
-                    free.remove(&key);
-                    key.1
+                (Some(&(_, b)), false) => {
+                    free.remove(at);
+                    b
                 }
                 _ => {
                     sizes.push(s.numel);
@@ -106,13 +110,13 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
             let seen = s.inputs[..k].iter().any(|&p| root[p as usize] == r);
             if last[r] == i && !seen && in_place[i] != Some(k) {
                 let b = buf_of[r];
-                free.insert((sizes[b as usize], b));
+                release(&mut free, (sizes[b as usize], b));
             }
         }
         // A value nobody reads (possible only for an unpinned dead step) frees at once.
         if !s.view && last[i] < i {
             let b = buf_of[i];
-            free.insert((sizes[b as usize], b));
+            release(&mut free, (sizes[b as usize], b));
         }
     }
     let kept = root.iter().map(|&r| last[r] == FOREVER).collect();

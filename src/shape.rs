@@ -99,6 +99,11 @@ impl Shape {
         &self.dims
     }
 
+    /// The bytes of its extents on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.dims.capacity() * core::mem::size_of::<usize>()
+    }
+
     /// The number of axes.
     pub fn rank(&self) -> usize {
         self.dims.len()
@@ -211,7 +216,7 @@ impl Shape {
     /// sorted.
     pub(crate) fn check_axes(&self, axes: &[usize]) -> Result<Vec<usize>, String> {
         let mut sorted = axes.to_vec();
-        sorted.sort_unstable();
+        heapsort(&mut sorted);
         for w in sorted.windows(2) {
             if w[0] == w[1] {
                 return Err(format!("axis {} is given twice", w[0]));
@@ -308,10 +313,49 @@ impl From<&Vec<usize>> for Shape {
     }
 }
 
+/// Sorts a list of axes in place: a few lines of heapsort in place of the standard
+/// library's sort, whose several KiB would be in every binary for lists of a few axes (and
+/// a heapsort stays O(n log n) for any list a user passes).
+fn heapsort(v: &mut [usize]) {
+    fn sift(v: &mut [usize], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v[child] < v[child + 1] {
+                child += 1;
+            }
+            if v[root] >= v[child] {
+                return;
+            }
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    for i in (0..v.len() / 2).rev() {
+        sift(v, i, v.len());
+    }
+    for end in (1..v.len()).rev() {
+        v.swap(0, end);
+        sift(v, 0, end);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn heapsort_sorts(mut v in proptest::collection::vec(0usize..8, 0..40)) {
+            let mut want = v.clone();
+            want.sort_unstable();
+            heapsort(&mut v);
+            prop_assert_eq!(v, want);
+        }
+    }
 
     #[test]
     fn broadcast_known() {

@@ -1,5 +1,10 @@
-//! A machine's parameters on disk, in the [safetensors] format that PyTorch and Hugging
-//! Face read and write (feature `std`).
+//! A machine's parameters as bytes or on disk, in the [safetensors] format that PyTorch
+//! and Hugging Face read and write.
+//!
+//! [`Machine::load_from_bytes`] and [`Machine::save_to_bytes`] need no `std`: a firmware
+//! loads weights it was built with (`m.load_from_bytes(include_bytes!("w.safetensors"))`).
+//! The files (`save`, `load` and their `_with` forms) need the `std` feature. The format
+//! is read and written here (no serde): strictly, every malformed input an `Err`.
 //!
 //! [`Machine::save`] writes one tensor per parameter, named as the parameter, of dtype
 //! `F32` or `F64` as the machine computes, row-major, with no `__metadata__`.
@@ -53,24 +58,27 @@
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
-use std::any::{Any, TypeId};
-use std::borrow::Cow;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+// Without `std` the file methods these docs link to do not exist.
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
+
+use core::any::{Any, TypeId};
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use ndarray::{ArrayD, IxDyn};
-use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
+
+use format::Dtype;
 
 use crate::error::{Caller, Error, Result};
 use crate::graph::Handle;
 use crate::machine::Machine;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
+
+#[cfg(feature = "std")]
+mod file;
+mod format;
 
 /// Which file tensor each parameter of a machine is, and which are stored transposed; and
 /// whether loading accepts tensors that no parameter takes. A parameter the map does not
@@ -147,29 +155,6 @@ impl WeightMap {
 }
 
 impl<T: Scalar> Machine<T> {
-    /// Saves every parameter to the safetensors file `path`, under its own name, as `F32`
-    /// or `F64`. The file is written whole beside `path`, synced, then renamed over it.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the file cannot be written (no such directory, for instance); an
-    /// existing file at `path` is then left as it was.
-    #[track_caller]
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.save_with(path, &WeightMap::new())
-    }
-
-    /// [`save`](Machine::save) under the names and layouts of `map`.
-    ///
-    /// # Errors
-    /// As for `save`, and [`Error::Mismatch`] if `map` gives two parameters one name.
-    #[track_caller]
-    pub fn save_with(&self, path: impl AsRef<Path>, map: &WeightMap) -> Result<()> {
-        let caller = Caller::here();
-        let path = path.as_ref();
-        let bytes = self.encode(map, caller)?;
-        write_atomic(path, &bytes).map_err(|e| io_error(path, &e, caller))
-    }
-
     /// The bytes of the safetensors file that [`save`](Machine::save) writes.
     ///
     /// # Errors
@@ -188,33 +173,21 @@ impl<T: Scalar> Machine<T> {
         self.encode(map, Caller::here())
     }
 
-    /// Loads every parameter from the safetensors file `path` (see the
-    /// [module docs](crate::weights) for the rules). All or nothing: after an `Err` the
-    /// parameters are unchanged.
+    /// [`load`](Machine::load) from the bytes of a safetensors file; needs no `std`, so a
+    /// firmware can load weights it was built with:
     ///
-    /// # Errors
-    /// [`Error::Io`] if the file cannot be read; [`Error::WeightsFormat`] if it is not
-    /// safetensors (empty, cut short, corrupt); [`Error::Weights`] for the first
-    /// parameter whose tensor is missing or of another shape or dtype, else for the first
-    /// (by name) tensor that no parameter takes.
-    #[track_caller]
-    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        self.load_with(path, &WeightMap::new())
-    }
-
-    /// [`load`](Machine::load) under the names and layouts of `map`.
-    ///
-    /// # Errors
-    /// As for `load`.
-    #[track_caller]
-    pub fn load_with(&mut self, path: impl AsRef<Path>, map: &WeightMap) -> Result<()> {
-        let caller = Caller::here();
-        let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|e| io_error(path, &e, caller))?;
-        self.decode(&bytes, &path.display().to_string(), map, caller)
-    }
-
-    /// [`load`](Machine::load) from the bytes of a safetensors file.
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let w = g.param("w", init::zeros([2, 3]));
+    /// let y = w.sum();
+    /// let trained = g.compile(&[y], &[])?;
+    /// let bytes = trained.save_to_bytes()?; // e.g. include_bytes!("w.safetensors")
+    /// let mut m = g.compile(&[y], &[])?;
+    /// m.load_from_bytes(&bytes)?;
+    /// assert!(m.load_from_bytes(&bytes[..bytes.len() - 1]).is_err()); // cut short
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for `load`, bar I/O.
@@ -233,7 +206,7 @@ impl<T: Scalar> Machine<T> {
     }
 
     fn encode(&self, map: &WeightMap, caller: Caller) -> Result<Vec<u8>> {
-        let mut tensors: Vec<(&str, Owned)> = Vec::new();
+        let mut tensors: Vec<format::Out<'_>> = Vec::new();
         for (name, shape) in self.params() {
             let (tensor, transposed) = map.target(name, shape);
             if let Some((other, _)) = self.params().find(|(p, s)| map.target(p, s).0 == tensor) {
@@ -253,21 +226,17 @@ impl<T: Scalar> Machine<T> {
             } else {
                 value
             };
-            tensors.push((
-                tensor,
-                Owned {
-                    dtype: dtype_of::<T>(),
-                    shape: value.shape().to_vec(),
-                    data: to_le_bytes(value.iter().copied().collect()),
-                },
-            ));
+            tensors.push(format::Out {
+                name: tensor,
+                dtype: dtype_of::<T>(),
+                shape: value.shape().to_vec(),
+                data: to_le_bytes(value.iter().copied().collect()),
+            });
         }
-        safetensors::serialize(tensors.iter().map(|(n, t)| (*n, t)), None).map_err(|e| {
-            Error::Mismatch {
-                what: "safetensors header",
-                reason: e.to_string(),
-                caller,
-            }
+        format::write(tensors).map_err(|reason| Error::Mismatch {
+            what: "safetensors header",
+            reason,
+            caller,
         })
     }
 
@@ -278,9 +247,9 @@ impl<T: Scalar> Machine<T> {
         map: &WeightMap,
         caller: Caller,
     ) -> Result<()> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsFormat {
+        let file = format::read(bytes).map_err(|why| Error::WeightsFormat {
             origin: origin.to_string(),
-            reason: format_reason(&e, bytes.len()),
+            reason: format!("{} bytes: {why}", bytes.len()),
             caller,
         })?;
         let params: Vec<(String, Shape)> = self
@@ -305,11 +274,11 @@ impl<T: Scalar> Machine<T> {
             };
             let view = file
                 .tensor(tensor)
-                .map_err(|_| mismatch("no tensor of that name".into()))?;
-            if view.dtype() != dtype || view.shape() != dims.as_slice() {
-                return Err(mismatch(describe(view.dtype(), view.shape())));
+                .ok_or_else(|| mismatch("no tensor of that name".into()))?;
+            if view.dtype != dtype || view.shape != dims {
+                return Err(mismatch(describe(view.dtype, &view.shape)));
             }
-            let values = from_le_bytes::<T>(view.data());
+            let values = from_le_bytes::<T>(view.data);
             let value =
                 ArrayD::from_shape_vec(IxDyn(&dims), values).map_err(|_| Error::WeightsFormat {
                     origin: origin.to_string(),
@@ -326,15 +295,16 @@ impl<T: Scalar> Machine<T> {
         }
         if !map.allow_extra {
             let mut extra: Vec<&str> = file
-                .names()
-                .into_iter()
+                .tensors
+                .iter()
+                .map(|t| t.name.as_str())
                 .filter(|n| !taken.contains(n))
                 .collect();
             extra.sort_unstable();
             if let Some(&name) = extra.first() {
                 let found = file
                     .tensor(name)
-                    .map_or_else(|_| "a tensor".into(), |v| describe(v.dtype(), v.shape()));
+                    .map_or_else(|| "a tensor".into(), |v| describe(v.dtype, &v.shape));
                 return Err(Error::Weights {
                     name: name.to_string(),
                     expected: "no tensor: no parameter of this machine takes it \
@@ -352,28 +322,6 @@ impl<T: Scalar> Machine<T> {
     }
 }
 
-/// A tensor to serialize, its data already little-endian bytes.
-struct Owned {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl View for &Owned {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
 fn dtype_of<T: Scalar>() -> Dtype {
     if TypeId::of::<T>() == TypeId::of::<f32>() {
         Dtype::F32
@@ -384,11 +332,7 @@ fn dtype_of<T: Scalar>() -> Dtype {
 
 /// `"f32 [16, 4]"`.
 fn describe(dtype: Dtype, dims: &[usize]) -> String {
-    format!(
-        "{} {}",
-        format!("{dtype:?}").to_lowercase(),
-        Shape::from(dims)
-    )
+    format!("{} {}", dtype.name().to_lowercase(), Shape::from(dims))
 }
 
 // `Scalar` is sealed to f32 and f64: the downcasts below copy bits exactly (NaN payloads
@@ -423,67 +367,5 @@ fn from_le_bytes<T: Scalar>(bytes: &[u8]) -> Vec<T> {
     out
 }
 
-fn format_reason(e: &SafeTensorError, len: usize) -> String {
-    use SafeTensorError as E;
-    let what = match e {
-        E::HeaderTooSmall => "shorter than the 8-byte header length".into(),
-        E::InvalidHeaderLength => {
-            "the header length in the first 8 bytes runs past the end of the file".into()
-        }
-        E::HeaderTooLarge => "the header length in the first 8 bytes is over 100 MB".into(),
-        E::MetadataIncompleteBuffer => "the tensors' data does not end where the file ends".into(),
-        E::InvalidHeader(_) | E::InvalidHeaderDeserialization(_) => {
-            format!("the header is not the JSON of a safetensors file ({e})")
-        }
-        _ => e.to_string(),
-    };
-    format!("{len} bytes: {what}")
-}
-
-fn io_error(path: &Path, e: &io::Error, caller: Caller) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-        caller,
-    }
-}
-
-/// Writes `bytes` to a new file beside `path`, syncs it, and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return written;
-    }
-    // The rename itself is durable once the directory is synced; not every platform lets
-    // a directory be opened for that, and the new file is complete either way.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests;

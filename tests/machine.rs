@@ -393,18 +393,19 @@ fn memory_totals_match_a_hand_count() {
     // the scalar 2.0: 1 float
     assert_eq!(m.constants, 4);
     // h [2, 4] + a [2, 4] + s [2, 4] + loss []: 25 floats; in all 6 + 16 + 1 + 25 = 48,
-    // beside the GEMM's packing scratch
+    // beside the GEMM's packing scratch and the tape's own tables
     assert!(m.scratch > 0);
-    assert_eq!(m.total() - m.scratch, 48 * 4);
+    assert_eq!(m.buffers() - m.scratch, 48 * 4);
+    assert_eq!(m.total(), m.buffers() + m.metadata);
     // f64 doubles every buffer
     let m64 = build::<f64>(false);
-    assert_eq!(m64.total() - m64.scratch, 48 * 8);
+    assert_eq!(m64.buffers() - m64.scratch, 48 * 8);
     assert_eq!(m64.params, 16 * 8);
     // asking only for the loss never needs more
     let lean = build::<f32>(true);
     assert_eq!((lean.inputs, lean.params, lean.constants), (24, 64, 4));
-    assert!(lean.total() <= m.total());
-    assert!(lean.total() >= (6 + 16 + 1 + 1) * 4);
+    assert!(lean.buffers() <= m.buffers());
+    assert!(lean.buffers() >= (6 + 16 + 1 + 1) * 4);
 }
 
 /// Solves the 3×3 system `a z = r` by Cramer's rule.

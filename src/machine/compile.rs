@@ -47,11 +47,57 @@ impl<T: Scalar> Graph<T> {
         outputs: &[Tensor<'_, T>],
         grads: &G,
     ) -> Result<Machine<T>> {
-        let caller = Caller::here();
+        self.build(outputs, grads.grad_pairs(), None, Caller::here())
+    }
+
+    /// [`compile`](Graph::compile) within a budget of `bytes`: the machine's whole
+    /// [`Memory::total`] (buffers and metadata) must fit in it. The plan is checked
+    /// before any value buffer is allocated, so a machine that would not fit costs only
+    /// its tables, briefly: on a device, the budget is the heap left for the machine.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", (Dim::upto(64), 784));
+    /// let w = g.param("w", init::zeros([784, 10]));
+    /// let y = x.matmul(w).relu().sum();
+    /// let grads = g.grad(y, &[w])?;
+    ///
+    /// let needed = g.compile(&[y], &grads)?.memory().total();
+    /// let m = g.compile_within(&[y], &grads, needed)?; // fits exactly
+    /// assert_eq!(m.memory().total(), needed);
+    ///
+    /// let err = g.compile_within(&[y], &grads, 64 * 1024).unwrap_err();
+    /// let Error::Budget { budget, needed: n, .. } = err else { panic!() };
+    /// assert_eq!((budget, n), (64 * 1024, needed));
+    /// assert!(err.to_string().contains("short")); // the shortfall, by role
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for `compile`, and [`Error::Budget`] (the budget, the bytes needed, the
+    /// shortfall and the bytes by role, at the caller's line) if the machine needs more
+    /// than `bytes`.
+    #[track_caller]
+    pub fn compile_within<G: AsGrads + ?Sized>(
+        &self,
+        outputs: &[Tensor<'_, T>],
+        grads: &G,
+        bytes: usize,
+    ) -> Result<Machine<T>> {
+        self.build(outputs, grads.grad_pairs(), Some(bytes), Caller::here())
+    }
+
+    fn build(
+        &self,
+        outputs: &[Tensor<'_, T>],
+        pairs: &[(Handle, Handle)],
+        budget: Option<usize>,
+        caller: Caller,
+    ) -> Result<Machine<T>> {
         for t in outputs {
             self.owns(t, "compile", caller)?;
         }
-        let pairs = grads.grad_pairs();
         for &(x, dx) in pairs {
             if x.graph != self.id || dx.graph != self.id {
                 return Err(Error::WrongGraph {
@@ -201,25 +247,14 @@ impl<T: Scalar> Graph<T> {
             steps.push(step);
         }
         let plan = plan::plan(&infos);
-        let mut bufs: Vec<Vec<T>> = plan.sizes.iter().map(|&n| vec![T::zero(); n]).collect();
         let mut memory = Memory::default();
         let size = mem::size_of::<T>();
         // A buffer counts once, under the first role that holds it in this order:
         // input, parameter, constant, gradient, output, workspace.
-        let mut role = vec![5usize; bufs.len()];
+        let mut role = vec![5usize; plan.sizes.len()];
         for (k, &i) in order.iter().enumerate() {
-            let b = plan.buf_of[k] as usize;
-            let node = &nodes[i];
-            let init = match &node.kind {
-                Kind::Param { init, .. } => Some(init),
-                Kind::Const(v) => Some(&**v),
-                _ => None,
-            };
-            for (d, &v) in bufs[b].iter_mut().zip(init.into_iter().flatten()) {
-                *d = v;
-            }
             if !infos[k].view {
-                memory.unplanned += node.shape.numel() * size;
+                memory.unplanned += nodes[i].shape.numel() * size;
             }
             let r = match &steps[k] {
                 Step::Input { .. } => 0,
@@ -229,9 +264,10 @@ impl<T: Scalar> Graph<T> {
                 _ if is_out(i) => 4,
                 _ => 5,
             };
+            let b = plan.buf_of[k] as usize;
             role[b] = role[b].min(r);
         }
-        for (buf, r) in bufs.iter().zip(role) {
+        for (&n, r) in plan.sizes.iter().zip(role) {
             let field = match r {
                 0 => &mut memory.inputs,
                 1 => &mut memory.params,
@@ -240,7 +276,7 @@ impl<T: Scalar> Graph<T> {
                 4 => &mut memory.outputs,
                 _ => &mut memory.workspace,
             };
-            *field += buf.len() * size;
+            *field += n * size;
         }
         let scratch_len = order
             .iter()
@@ -290,10 +326,11 @@ impl<T: Scalar> Graph<T> {
             kept: plan.kept,
             root: plan.root,
             in_place: plan.in_place,
-            bufs,
+            // allocated below, once the budget is known to hold them
+            bufs: Vec::with_capacity(plan.sizes.len()),
             args,
             ranges,
-            scratch: vec![T::zero(); scratch_len],
+            scratch: Vec::new(),
             rng: crate::rng::KernelRng::new(0),
             // what a machine is for decides the mode dropout starts in: see `compile`
             training: !grads.is_empty(),
@@ -302,6 +339,31 @@ impl<T: Scalar> Graph<T> {
             grads: GradHandles::from_pairs(pairs.to_vec()),
             distinct,
         };
+        if let Some(budget) = budget {
+            let needed = m.memory().total();
+            if needed > budget {
+                return Err(Error::Budget {
+                    budget,
+                    needed,
+                    memory: m.memory(),
+                    caller,
+                });
+            }
+        }
+        m.bufs
+            .extend(plan.sizes.iter().map(|&n| vec![T::zero(); n]));
+        m.scratch = vec![T::zero(); scratch_len];
+        for (k, &i) in order.iter().enumerate() {
+            let init = match &nodes[i].kind {
+                Kind::Param { init, .. } => init,
+                Kind::Const(v) => &**v,
+                _ => continue,
+            };
+            let b = m.buf_of[k] as usize;
+            for (d, &v) in m.bufs[b].iter_mut().zip(init.iter()) {
+                *d = v;
+            }
+        }
         // Shapes are recorded at their own bounds; inputs of different bounds meet at the
         // smallest one.
         m.set_rows(most_rows.unwrap_or(0));

@@ -5,8 +5,6 @@ use alloc::vec::Vec;
 use core::fmt::Debug;
 use core::panic::Location;
 
-use ndarray::Zip;
-
 use super::{grads, Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::Tensor;
@@ -89,25 +87,37 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
         } else if a.len() == 1 && b.len() == o.len() {
             let a = a[0];
             crate::par::zip(o, b, |o, b, _| *o = f(a, b));
-        } else if a.len() == o.len() && is_trailing(x.shape(1), out_shape) {
-            // a row broadcast over the leading axes, such as a bias
-            for (o, a) in o.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(a, b);
-                }
-            }
-        } else if b.len() == o.len() && is_trailing(x.shape(0), out_shape) {
-            for (o, b) in o.chunks_exact_mut(a.len()).zip(b.chunks_exact(a.len())) {
-                for ((o, &b), &a) in o.iter_mut().zip(b).zip(a) {
-                    *o = f(a, b);
-                }
-            }
         } else {
-            let (a, b) = (x.view(0), x.view(1));
-            Zip::from(out.view())
-                .and_broadcast(&a)
-                .and_broadcast(&b)
-                .for_each(|o, &a, &b| *o = f(a, b));
+            // Broadcasting: row by row along the output's last axis, each operand's row
+            // found by `row_start` (not generic, so not copied into every op).
+            let (d, da, db) = (out_shape.dims(), x.shape(0).dims(), x.shape(1).dims());
+            let len = d.last().copied().unwrap_or(1);
+            if len == 0 {
+                return Ok(());
+            }
+            let (sa, sb) = (inner_step(d, da), inner_step(d, db));
+            let full = o.len();
+            // a full operand's row is the output's; a single row (a bias) is always row 0
+            let start = |r: usize, x: &[usize], n: usize, step: usize| match (n, step) {
+                (n, _) if n == full => r * len,
+                (n, 1) if n == len => 0,
+                _ => row_start(r, d, x),
+            };
+            for (r, o) in o.chunks_exact_mut(len).enumerate() {
+                let (a, b) = (
+                    &a[start(r, da, a.len(), sa)..],
+                    &b[start(r, db, b.len(), sb)..],
+                );
+                if sa == 1 && sb == 1 {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        *o = f(a, b);
+                    }
+                } else {
+                    for (j, o) in o.iter_mut().enumerate() {
+                        *o = f(a[j * sa], b[j * sb]);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -122,12 +132,40 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
     }
 }
 
-/// Whether `small` (non-empty), leading 1s aside, is the trailing part of `out`: then it
-/// repeats as whole rows of `out`.
-fn is_trailing(small: &Shape, out: &Shape) -> bool {
-    let d = small.dims();
-    let d = &d[d.iter().take_while(|&&e| e == 1).count()..];
-    small.numel() > 0 && out.dims().ends_with(d)
+/// The extent of `x` (aligned to the right of `out`'s `rank` axes) along axis `k`.
+fn extent(x: &[usize], rank: usize, k: usize) -> usize {
+    (k + x.len()).checked_sub(rank).map_or(1, |i| x[i])
+}
+
+/// The step of operand `x` along the output's last axis: 1, or 0 where it is broadcast.
+fn inner_step(out: &[usize], x: &[usize]) -> usize {
+    match out.len() {
+        0 => 0,
+        r => usize::from(extent(x, r, r - 1) != 1),
+    }
+}
+
+/// Where row `r` of the output (its elements along the last axis) starts in operand `x`,
+/// which broadcasts to `out`: the row's index along each outer axis, times `x`'s stride
+/// there (0 along an axis `x` broadcasts).
+#[inline(never)]
+fn row_start(mut r: usize, out: &[usize], x: &[usize]) -> usize {
+    let rank = out.len();
+    if rank == 0 {
+        return 0;
+    }
+    let mut stride = extent(x, rank, rank - 1);
+    let mut at = 0;
+    for k in (0..rank - 1).rev() {
+        let i = r % out[k];
+        r /= out[k];
+        let e = extent(x, rank, k);
+        if e != 1 {
+            at += i * stride;
+        }
+        stride *= e;
+    }
+    at
 }
 
 /// `a + b`.
@@ -430,6 +468,33 @@ mod tests {
         );
         assert_abs_diff_eq!(g[0][[0]], 0.5);
         assert_abs_diff_eq!(g[1][[0]], -0.75);
+    }
+
+    #[test]
+    fn every_broadcast_agrees_with_ndarray() {
+        // each row-walk case: a row broadcast over leading axes, columns against rows,
+        // axes of 1 inside, a scalar-like [1, 1], empty axes, and either side the small one
+        let shapes: [(&[usize], &[usize]); 11] = [
+            (&[2, 3], &[3]),
+            (&[3], &[2, 3]),
+            (&[3, 1], &[1, 4]),
+            (&[2, 1, 3], &[4, 1]),
+            (&[4, 1], &[2, 1, 3]),
+            (&[2, 3, 1], &[1, 3, 4]),
+            (&[1, 1], &[2, 3]),
+            (&[2, 1, 1, 5], &[3, 1, 5]),
+            (&[0, 3], &[3]),
+            (&[2, 0], &[1, 1]),
+            (&[5, 1], &[5, 5]),
+        ];
+        for (i, (sa, sb)) in shapes.iter().enumerate() {
+            let a = rand_array(sa, i as u64, -2.0, 2.0);
+            let b = rand_array(sb, 50 + i as u64, 0.5, 1.5);
+            let ab = [a.clone(), b.clone()];
+            assert_eq!(eval(&ab, |_, x| x[0] + x[1]), &a + &b, "{sa:?} + {sb:?}");
+            assert_eq!(eval(&ab, |_, x| x[0] / x[1]), &a / &b, "{sa:?} / {sb:?}");
+            assert_eq!(eval(&ab, |_, x| x[1] - x[0]), &b - &a, "{sb:?} - {sa:?}");
+        }
     }
 
     #[test]

@@ -11,13 +11,19 @@ use core::panic::Location;
 use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::Tensor;
+use crate::num::Num;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 /// The mask of [`Tensor::dropout`], shaped like its input (which it reads only for the
 /// shape); no gradient.
-#[derive(Debug)]
 pub struct DropoutMask(f64);
+
+impl core::fmt::Debug for DropoutMask {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "DropoutMask({})", Num(self.0))
+    }
+}
 
 impl<T: Scalar> Op<T> for DropoutMask {
     fn name(&self) -> &'static str {
@@ -25,7 +31,10 @@ impl<T: Scalar> Op<T> for DropoutMask {
     }
     fn shape(&self, s: &[&Shape]) -> core::result::Result<Shape, String> {
         if !(0.0..1.0).contains(&self.0) {
-            return Err(format!("the drop probability {} is not in [0, 1)", self.0));
+            return Err(format!(
+                "the drop probability {} is not in [0, 1)",
+                Num(self.0)
+            ));
         }
         Ok(s[0].clone())
     }

@@ -108,6 +108,13 @@ pub trait Op<T: Scalar>: Debug + Send + Sync + 'static {
         let _ = inputs;
         0
     }
+
+    /// Bytes the op itself holds on the heap beyond its own size (the storage of a
+    /// `Vec` or [`Shape`] among its fields), which [`Machine::memory`](crate::Machine::memory)
+    /// counts. The default, 0, is right for an op whose fields are plain numbers.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
 impl<T: Scalar> Graph<T> {

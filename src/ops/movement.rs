@@ -22,6 +22,9 @@ type ShapeResult = core::result::Result<Shape, String>;
 pub struct Reshape(Shape);
 
 impl<T: Scalar> Op<T> for Reshape {
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
     fn is_view(&self) -> bool {
         true
     }
@@ -53,6 +56,9 @@ impl<T: Scalar> Op<T> for Reshape {
 pub struct Permute(Vec<usize>);
 
 impl<T: Scalar> Op<T> for Permute {
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity() * core::mem::size_of::<usize>()
+    }
     fn name(&self) -> &'static str {
         "permute"
     }
@@ -96,6 +102,9 @@ impl<T: Scalar> Op<T> for Permute {
 pub struct BroadcastTo(Shape);
 
 impl<T: Scalar> Op<T> for BroadcastTo {
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
     fn name(&self) -> &'static str {
         "broadcast_to"
     }

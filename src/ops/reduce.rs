@@ -95,6 +95,9 @@ fn reduced_shape(s: &Shape, axes: &[usize], keepdim: bool) -> core::result::Resu
 }
 
 impl<T: Scalar> Op<T> for Sum {
+    fn heap_bytes(&self) -> usize {
+        self.axes.capacity() * core::mem::size_of::<usize>()
+    }
     fn name(&self) -> &'static str {
         "sum"
     }
@@ -129,6 +132,9 @@ impl<T: Scalar> Op<T> for Sum {
 }
 
 impl<T: Scalar> Op<T> for Max {
+    fn heap_bytes(&self) -> usize {
+        self.axes.capacity() * core::mem::size_of::<usize>()
+    }
     fn name(&self) -> &'static str {
         "max"
     }

@@ -9,6 +9,7 @@ use core::panic::Location;
 use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::Tensor;
+use crate::num::Num;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
@@ -284,7 +285,6 @@ impl crate::ops::BinaryFn for ReluGrad {
 }
 
 /// `x` where positive, `alpha * x` elsewhere; d/dx = 1 or alpha.
-#[derive(Debug)]
 pub struct LeakyRelu(pub f64);
 impl UnaryFn for LeakyRelu {
     const NAME: &'static str = "leaky_relu";
@@ -307,8 +307,20 @@ impl UnaryFn for LeakyRelu {
 }
 
 /// `x^p` for a scalar exponent; d/dx = p x^(p-1).
-#[derive(Debug)]
 pub struct Powf(pub f64);
+
+// By hand, as the other ops' `Debug` with an `f64`: see `num.rs`.
+impl Debug for LeakyRelu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "LeakyRelu({})", Num(self.0))
+    }
+}
+
+impl Debug for Powf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Powf({})", Num(self.0))
+    }
+}
 impl UnaryFn for Powf {
     const NAME: &'static str = "powf";
     fn f<T: Scalar>(&self, x: T) -> T {

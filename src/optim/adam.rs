@@ -7,6 +7,7 @@ use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::graph::Handle;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// Adam, as `torch.optim.Adam` (without `amsgrad`).
@@ -59,6 +60,28 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// Bytes of the heap its state holds, outside any machine ([`Machine::memory`]
+    /// does not count them): two buffers of each parameter's elements (the moments), and the parameters' names. 0 until a step makes the state.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let w = g.param("w", init::zeros([100]));
+    /// let grads = g.grad(w.square().sum(), &[w])?;
+    /// let mut m = g.compile(&[], &grads)?;
+    /// let mut opt = Adam::new(1e-3);
+    /// assert_eq!(opt.state_bytes(), 0);
+    /// m.run()?;
+    /// opt.step(&mut m, &grads)?;
+    /// assert!(opt.state_bytes() >= 2 * 100 * 4); // two moments of 100 f32
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// [`Machine::memory`]: crate::Machine::memory
+    pub fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
     /// Adam with learning rate `lr` (a finite number >= 0) and PyTorch's defaults for the
     /// rest.
     pub fn new(lr: f64) -> Self {
@@ -114,7 +137,7 @@ impl Adam {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(Error::InvalidArgument {
                 what: "eps",
-                reason: alloc::format!("{} is not a finite number > 0", self.eps),
+                reason: alloc::format!("{} is not a finite number > 0", Num(self.eps)),
             });
         }
         check_non_negative("weight decay", self.weight_decay)?;

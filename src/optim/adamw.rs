@@ -27,6 +27,11 @@ pub struct AdamW {
 }
 
 impl AdamW {
+    /// Bytes of the heap its state holds: as [`Adam::state_bytes`].
+    pub fn state_bytes(&self) -> usize {
+        self.adam.state_bytes()
+    }
+
     /// AdamW with learning rate `lr` (a finite number >= 0), weight decay 0.01 and
     /// Adam's defaults for the rest.
     pub fn new(lr: f64) -> Self {

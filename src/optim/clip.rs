@@ -5,6 +5,7 @@ use core::panic::Location;
 use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// Scales the gradients of `grads` (a [`Grads`](crate::Grads) or its
@@ -51,7 +52,7 @@ pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
     if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::InvalidArgument {
             what: "max_norm",
-            reason: alloc::format!("{max_norm} is not a number >= 0"),
+            reason: alloc::format!("{} is not a number >= 0", Num(max_norm)),
         });
     }
     // Squares summed in `T` over runs of CHUNK elements (at most CHUNK roundings each),

@@ -25,11 +25,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt;
+use core::mem::size_of;
 
 use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::graph::Handle;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// An update rule applied to parameters from their gradients, in place and without
@@ -99,7 +101,7 @@ fn check(what: &'static str, v: f64, ok: bool, why: &str) -> Result<f64> {
     } else {
         Err(Error::InvalidArgument {
             what,
-            reason: format!("{v} {why}"),
+            reason: format!("{} {why}", Num(v)),
         })
     }
 }
@@ -199,6 +201,22 @@ impl State {
             // unreachable: the buffers were made or checked above
             None => Err(mismatch(format!("no state for {}", T::NAME))),
         }
+    }
+
+    /// The bytes of the heap the state holds: its buffers and the parameters' names.
+    pub(crate) fn bytes(&self) -> usize {
+        fn bufs<T: Scalar>(any: &(dyn Any + Send + Sync)) -> Option<usize> {
+            let v = any.downcast_ref::<Vec<Vec<T>>>()?;
+            let inner: usize = v.iter().map(|b| b.capacity() * size_of::<T>()).sum();
+            Some(size_of::<Vec<Vec<T>>>() + v.capacity() * size_of::<Vec<T>>() + inner)
+        }
+        let b = self
+            .bufs
+            .as_deref()
+            .and_then(|b| bufs::<f32>(b).or_else(|| bufs::<f64>(b)))
+            .unwrap_or(0);
+        let names: usize = self.names.iter().map(String::capacity).sum();
+        b + self.names.capacity() * size_of::<String>() + names
     }
 
     fn erased_clone<T: Scalar>(

@@ -6,6 +6,7 @@ use num_traits::Float;
 
 use super::{check_lr, LearningRate};
 use crate::error::{Error, Result};
+use crate::num::Num;
 
 /// A learning rate as a function of the step (or epoch) number, usable with any
 /// optimizer: call [`apply`](Schedule::apply) (or `opt.set_lr(schedule.lr(step))`)
@@ -151,7 +152,11 @@ impl Schedule for WarmupCosineLr {
         if min_lr > base_lr {
             return Err(Error::InvalidArgument {
                 what: "minimum learning rate",
-                reason: alloc::format!("{min_lr} is above the base learning rate {base_lr}"),
+                reason: alloc::format!(
+                    "{} is above the base learning rate {}",
+                    Num(min_lr),
+                    Num(base_lr)
+                ),
             });
         }
         if self.warmup > self.total {
@@ -167,7 +172,7 @@ impl Schedule for WarmupCosineLr {
         if !(0.0..=1.0).contains(&self.start_factor) {
             return Err(Error::InvalidArgument {
                 what: "start factor",
-                reason: alloc::format!("{} is not in [0, 1]", self.start_factor),
+                reason: alloc::format!("{} is not in [0, 1]", Num(self.start_factor)),
             });
         }
         Ok(())

@@ -6,6 +6,7 @@ use super::{check_lr, check_non_negative, check_unit, LearningRate, Optimizer, S
 use crate::error::{Caller, Error, Result};
 use crate::grads::AsGrads;
 use crate::machine::Machine;
+use crate::num::Num;
 use crate::scalar::Scalar;
 
 /// Stochastic gradient descent, as `torch.optim.SGD`.
@@ -53,6 +54,14 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// Bytes of the heap its state holds, outside any machine ([`Machine::memory`]
+    /// does not count them): with momentum, one buffer per parameter's elements, and the parameters' names. 0 until a step makes the state.
+    ///
+    /// [`Machine::memory`]: crate::Machine::memory
+    pub fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
     /// SGD with learning rate `lr`, no momentum and no weight decay. The learning rate
     /// must be a finite number >= 0, checked at each [`step`](Optimizer::step).
     pub fn new(lr: f64) -> Self {
@@ -104,7 +113,7 @@ impl Sgd {
         if !(0.0..=1.0).contains(&self.dampening) {
             return Err(Error::InvalidArgument {
                 what: "dampening",
-                reason: alloc::format!("{} is not in [0, 1]", self.dampening),
+                reason: alloc::format!("{} is not in [0, 1]", Num(self.dampening)),
             });
         }
         check_non_negative("weight decay", self.weight_decay)?;
@@ -114,8 +123,8 @@ impl Sgd {
                 reason: alloc::format!(
                     "it needs a momentum > 0 and zero dampening, but momentum is {} and \
                      dampening {}",
-                    self.momentum,
-                    self.dampening
+                    Num(self.momentum),
+                    Num(self.dampening)
                 ),
             });
         }
