@@ -1,0 +1,139 @@
+//! tapegrad training on an emulated microcontroller: the shared two-moons workload
+//! (`moons`), its loss trace and accuracy over semihosting, then one line of figures:
+//! `heap_peak_bytes=… heap_bytes=… planned_bytes=… flash_bytes=… instructions_per_step=…`.
+//! QEMU exits with the firmware's status: 0 when the accuracy is at least 95%, 1 below,
+//! 2 on an error, 3 on a fault or panic. `run.sh` builds and runs it for each target.
+//!
+//! With the `gemm-timing` feature it times one matrix product instead (`gemm_timing.rs`).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod counter;
+#[cfg(feature = "gemm-timing")]
+mod gemm_timing;
+mod heap;
+
+use semihosting::println;
+
+/// Where the flash image starts (the memory.x of each board).
+#[cfg(target_arch = "arm")]
+const FLASH_ORIGIN: usize = 0;
+#[cfg(target_arch = "riscv32")]
+const FLASH_ORIGIN: usize = 0x8000_0000;
+
+/// Bytes of the flash image: code, read-only data and the initial values of `.data`
+/// (stored after them and copied to RAM at reset), from the runtime's linker symbols.
+fn flash_bytes() -> usize {
+    #[cfg(target_arch = "arm")]
+    extern "C" {
+        static __sidata: u8;
+        static __sdata: u8;
+        static __edata: u8;
+    }
+    #[cfg(target_arch = "riscv32")]
+    extern "C" {
+        #[link_name = "_sidata"]
+        static __sidata: u8;
+        #[link_name = "_sdata"]
+        static __sdata: u8;
+        #[link_name = "_edata"]
+        static __edata: u8;
+    }
+    // Only the symbols' addresses are taken; they are never read.
+    let (load, start, end) = (
+        core::ptr::addr_of!(__sidata) as usize,
+        core::ptr::addr_of!(__sdata) as usize,
+        core::ptr::addr_of!(__edata) as usize,
+    );
+    load + (end - start) - FLASH_ORIGIN
+}
+
+#[cfg(target_arch = "arm")]
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    heap::init();
+    match cortex_m::Peripherals::take() {
+        Some(p) => counter::start(p.SYST),
+        None => semihosting::process::exit(2),
+    }
+    semihosting::process::exit(run())
+}
+
+#[cfg(target_arch = "riscv32")]
+#[riscv_rt::entry]
+fn main() -> ! {
+    heap::init();
+    counter::start();
+    semihosting::process::exit(run())
+}
+
+/// The firmware's exit status.
+fn run() -> i32 {
+    let calibration = counter::calibrate();
+    println!(
+        "calibration: {} instructions counted as {} ticks",
+        counter::LOOP_INSTRUCTIONS,
+        calibration
+    );
+    #[cfg(feature = "gemm-timing")]
+    let result = gemm_timing::run(calibration);
+    #[cfg(not(feature = "gemm-timing"))]
+    let result = train(calibration);
+    match result {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            println!("error: {}", e);
+            2
+        }
+    }
+}
+
+/// Trains and prints the trace and figures; `Ok(false)` below 95% accuracy.
+#[cfg(not(feature = "gemm-timing"))]
+fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
+    use moons::{Line, Moons, CONFIG};
+
+    let mut model = Moons::new(CONFIG)?;
+    let mut ticks = 0;
+    for epoch in 1..=CONFIG.epochs {
+        let t0 = counter::ticks();
+        let loss = model.epoch()?;
+        ticks += counter::ticks() - t0;
+        println!("{}", Line { epoch, loss });
+    }
+    let (right, total) = model.accuracy()?;
+    println!("accuracy {}/{}", right, total);
+    let steps = model.steps().max(1) as u64;
+    println!(
+        "heap_peak_bytes={} heap_bytes={} planned_bytes={} flash_bytes={} instructions_per_step={}",
+        heap::HEAP.peak(),
+        heap::HEAP_BYTES,
+        model.machine().memory().total(),
+        flash_bytes(),
+        counter::instructions(ticks, calibration) / steps
+    );
+    Ok(right * 100 >= total * 95)
+}
+
+/// A panic (an allocation failure included) ends the run with status 3, without
+/// formatting its message (no formatting code for it in flash).
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    semihosting::process::exit(3)
+}
+
+#[cfg(target_arch = "arm")]
+#[cortex_m_rt::exception]
+unsafe fn HardFault(_: &cortex_m_rt::ExceptionFrame) -> ! {
+    semihosting::process::exit(3)
+}
+
+/// Traps (an illegal instruction, a misaligned access) end the run with status 3.
+#[cfg(target_arch = "riscv32")]
+#[export_name = "ExceptionHandler"]
+fn exception(_: &riscv_rt::TrapFrame) -> ! {
+    semihosting::process::exit(3)
+}
