@@ -13,11 +13,11 @@ fn main() {
     let (memory, heap) = match target.as_str() {
         "thumbv7em-none-eabihf" => (
             "memory/mps2-an386.x",
-            if timing { 96 * 1024 } else { 12 * 1024 },
+            if timing { 256 * 1024 } else { 12 * 1024 },
         ),
         "thumbv6m-none-eabi" => ("memory/microbit.x", 12 * 1024),
         t if t.starts_with("riscv32") => {
-            ("memory/virt.x", if timing { 96 * 1024 } else { 12 * 1024 })
+            ("memory/virt.x", if timing { 256 * 1024 } else { 12 * 1024 })
         }
         // A host `cargo check` of this crate has nothing to link.
         _ => ("memory/mps2-an386.x", 12 * 1024),

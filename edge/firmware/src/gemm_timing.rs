@@ -30,7 +30,7 @@ pub fn run(calibration: u64) -> Result<bool, Error> {
     let t0 = counter::ticks();
     m.run()?;
     let ticks = counter::ticks() - t0;
-    let right = m.value(c)? == av.dot(&bv);
+    let right = m.value(c)? == av.dot(&bv).into_dyn();
     let instructions = counter::instructions(ticks, calibration);
     let hundredths = instructions * 100 / (M * K * N) as u64;
     println!(
