@@ -97,6 +97,11 @@ fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
     use moons::{Line, Moons, CONFIG};
 
     let mut model = Moons::new(CONFIG)?;
+    println!(
+        "DEBUG after new: used={} peak={}",
+        heap::HEAP.used(),
+        heap::HEAP.peak()
+    );
     let mut ticks = 0;
     for epoch in 1..=CONFIG.epochs {
         let t0 = counter::ticks();
@@ -104,6 +109,11 @@ fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
         ticks += counter::ticks() - t0;
         println!("{}", Line { epoch, loss });
     }
+    println!(
+        "DEBUG after train: used={} peak={}",
+        heap::HEAP.used(),
+        heap::HEAP.peak()
+    );
     let (right, total) = model.accuracy()?;
     println!("accuracy {}/{}", right, total);
     let steps = model.steps().max(1) as u64;
