@@ -23,11 +23,6 @@ impl PeakHeap {
         }
     }
 
-    /// The bytes held now.
-    pub fn used(&self) -> usize {
-        self.heap.used()
-    }
-
     /// The most bytes held at once (allocations rounded as the allocator rounds them).
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)

@@ -85,7 +85,8 @@ fn run() -> i32 {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            println!("error: {}", e);
+            let _ = e;
+            println!("error");
             2
         }
     }
@@ -97,11 +98,6 @@ fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
     use moons::{Line, Moons, CONFIG};
 
     let mut model = Moons::new(CONFIG)?;
-    println!(
-        "DEBUG after new: used={} peak={}",
-        heap::HEAP.used(),
-        heap::HEAP.peak()
-    );
     let mut ticks = 0;
     for epoch in 1..=CONFIG.epochs {
         let t0 = counter::ticks();
@@ -109,11 +105,6 @@ fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
         ticks += counter::ticks() - t0;
         println!("{}", Line { epoch, loss });
     }
-    println!(
-        "DEBUG after train: used={} peak={}",
-        heap::HEAP.used(),
-        heap::HEAP.peak()
-    );
     let (right, total) = model.accuracy()?;
     println!("accuracy {}/{}", right, total);
     let steps = model.steps().max(1) as u64;
