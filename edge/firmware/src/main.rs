@@ -14,6 +14,7 @@ mod counter;
 #[cfg(feature = "gemm-timing")]
 mod gemm_timing;
 mod heap;
+mod stack;
 
 use semihosting::println;
 
@@ -53,6 +54,7 @@ fn flash_bytes() -> usize {
 #[cfg(target_arch = "arm")]
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    stack::paint();
     heap::init();
     match cortex_m::Peripherals::take() {
         Some(p) => counter::start(p.SYST),
@@ -64,6 +66,7 @@ fn main() -> ! {
 #[cfg(target_arch = "riscv32")]
 #[riscv_rt::entry]
 fn main() -> ! {
+    stack::paint();
     heap::init();
     counter::start();
     semihosting::process::exit(run())
@@ -80,7 +83,7 @@ fn run() -> i32 {
     #[cfg(feature = "gemm-timing")]
     let result = gemm_timing::run(calibration);
     #[cfg(not(feature = "gemm-timing"))]
-    let result = train(calibration);
+    let result = build().and_then(|model| train(model, calibration));
     match result {
         Ok(true) => 0,
         Ok(false) => 1,
@@ -92,12 +95,23 @@ fn run() -> i32 {
     }
 }
 
+/// The model, built in a frame of its own that is gone before training (on the
+/// micro:bit, the stack and the heap share 16 KiB).
+#[cfg(not(feature = "gemm-timing"))]
+#[inline(never)]
+fn build() -> Result<alloc::boxed::Box<moons::Moons>, tapegrad::Error> {
+    moons::Moons::new(moons::CONFIG).map(alloc::boxed::Box::new)
+}
+
 /// Trains and prints the trace and figures; `Ok(false)` below 95% accuracy.
 #[cfg(not(feature = "gemm-timing"))]
-fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
-    use moons::{Line, Moons, CONFIG};
+#[inline(never)]
+fn train(
+    mut model: alloc::boxed::Box<moons::Moons>,
+    calibration: u64,
+) -> Result<bool, tapegrad::Error> {
+    use moons::{Line, CONFIG};
 
-    let mut model = Moons::new(CONFIG)?;
     let mut ticks = 0;
     for epoch in 1..=CONFIG.epochs {
         let t0 = counter::ticks();
@@ -109,9 +123,10 @@ fn train(calibration: u64) -> Result<bool, tapegrad::Error> {
     println!("accuracy {}/{}", right, total);
     let steps = model.steps().max(1) as u64;
     println!(
-        "heap_peak_bytes={} heap_bytes={} planned_bytes={} flash_bytes={} instructions_per_step={}",
+        "heap_peak_bytes={} heap_bytes={} stack_peak_bytes={} planned_bytes={} flash_bytes={} instructions_per_step={}",
         heap::HEAP.peak(),
         heap::HEAP_BYTES,
+        stack::peak(),
         model.machine().memory().total(),
         flash_bytes(),
         counter::instructions(ticks, calibration) / steps
