@@ -27,19 +27,10 @@ const FLASH_ORIGIN: usize = 0x8000_0000;
 /// Bytes of the flash image: code, read-only data and the initial values of `.data`
 /// (stored after them and copied to RAM at reset), from the runtime's linker symbols.
 fn flash_bytes() -> usize {
-    #[cfg(target_arch = "arm")]
+    // Both runtimes (cortex-m-rt, riscv-rt) define these.
     extern "C" {
         static __sidata: u8;
         static __sdata: u8;
-        static __edata: u8;
-    }
-    #[cfg(target_arch = "riscv32")]
-    extern "C" {
-        #[link_name = "_sidata"]
-        static __sidata: u8;
-        #[link_name = "_sdata"]
-        static __sdata: u8;
-        #[link_name = "_edata"]
         static __edata: u8;
     }
     // Only the symbols' addresses are taken; they are never read.

@@ -6,18 +6,11 @@ use core::ptr::{addr_of, read_volatile, write_volatile};
 
 const PAINT: u32 = 0x5AA5_C33C;
 
-#[cfg(target_arch = "arm")]
+// Both runtimes (cortex-m-rt, riscv-rt) define these.
 extern "C" {
     /// The end of the statics (`.bss`, `.uninit`).
     static __sheap: u32;
     /// The top of the stack.
-    static _stack_start: u32;
-}
-#[cfg(target_arch = "riscv32")]
-extern "C" {
-    #[link_name = "_sheap"]
-    static __sheap: u32;
-    #[link_name = "_stack_start"]
     static _stack_start: u32;
 }
 
