@@ -101,7 +101,7 @@ fn train(
     mut model: alloc::boxed::Box<moons::Moons>,
     calibration: u64,
 ) -> Result<bool, tapegrad::Error> {
-    use moons::{Line, CONFIG};
+    use moons::{Bits, Line, CONFIG};
 
     let mut ticks = 0;
     for epoch in 1..=CONFIG.epochs {
@@ -109,6 +109,7 @@ fn train(
         let loss = model.epoch()?;
         ticks += counter::ticks() - t0;
         println!("{}", Line { epoch, loss });
+        println!("{}", Bits { epoch, loss });
     }
     let (right, total) = model.accuracy()?;
     println!("accuracy {}/{}", right, total);

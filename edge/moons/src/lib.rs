@@ -238,6 +238,27 @@ impl fmt::Display for Line {
     }
 }
 
+/// An epoch's mean loss as its f32 bits, `epoch 3 loss_bits 3e42459e`: what two targets
+/// compare when they must agree bit for bit (a host built without `std`, which uses the
+/// portable kernels and the `libm` crate, agrees with the firmware).
+pub struct Bits {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// The epoch's mean loss.
+    pub loss: f32,
+}
+
+impl fmt::Display for Bits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "epoch {} loss_bits {:08x}",
+            self.epoch,
+            self.loss.to_bits()
+        )
+    }
+}
+
 /// A value rounded to 4 decimals by integer arithmetic (`nan`, and `inf` beyond ±400,000).
 pub struct Fixed4(pub f32);
 
