@@ -4,8 +4,9 @@
 # thumbv7em-none-eabihf (Cortex-M4F, QEMU mps2-an386), thumbv6m-none-eabi (Cortex-M0, QEMU
 # microbit), riscv32imc-unknown-none-elf (QEMU virt). Fails if a build fails, a run exits
 # non-zero (accuracy below 95%, an error, a fault), or a figure is missing; on the
-# Cortex-M4 also if the heap is over 12 KiB, and it lists the f64 soft-float and libm
-# routines linked and who calls them.
+# Cortex-M4 also if the heap is over 12 KiB; there it lists the f64 soft-float and libm
+# routines linked and who calls them, and times a 64 x 64 x 64 matrix product
+# (feature gemm-timing: instructions per multiply-add).
 # Installs what it needs with apt if missing. Each run's output is kept in
 # target/<target>.log (edge/trace-check.sh reads the Cortex-M4 one).
 # Time on a 2-core machine, from clean: about 1.5 minutes per target (build-std compiles
@@ -74,6 +75,7 @@ status=0
 targets="${*:-thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf}"
 for target in $targets; do
     echo "=== $target"
+    failed=0
     qemu="$(qemu_for "$target")" || { echo "unknown target $target"; exit 2; }
     cargo_fw build --release --target "$target"
     elf="target/$target/release/firmware"
@@ -88,12 +90,14 @@ for target in $targets; do
     if [ "$rc" -ne 0 ]; then
         echo "FAIL $target: QEMU exited with status $rc"
         status=1
+        failed=1
         continue
     fi
     figures="$(grep '^heap_peak_bytes=' "$log" || true)"
     if [ -z "$figures" ]; then
         echo "FAIL $target: no figures line"
         status=1
+        failed=1
         continue
     fi
     if [ "$target" = thumbv7em-none-eabihf ]; then
@@ -102,6 +106,7 @@ for target in $targets; do
         if [ "$heap" -gt "$HEAP_TARGET" ]; then
             echo "FAIL $target: a heap of $heap B, over $HEAP_TARGET"
             status=1
+            failed=1
         fi
         if [ "$flash" -gt "$FLASH_TARGET" ]; then
             echo "NOTE $target: flash $flash B, over the $FLASH_TARGET B target (not enforced)"
@@ -112,13 +117,26 @@ for target in $targets; do
             if [ "$FAIL_ON_F64_POW_SQRT" = 1 ]; then
                 echo "FAIL $target: f64 pow or sqrt is linked"
                 status=1
+                failed=1
             else
                 echo "NOTE $target: f64 pow or sqrt is linked (not enforced yet)"
             fi
         else
             echo "no f64 pow or sqrt linked"
         fi
+        # Instructions per multiply-add of the portable micro-kernel (a second build).
+        cargo_fw build --release --target "$target" --features gemm-timing
+        rc=0
+        timeout 600 $qemu -nographic -monitor none -serial none \
+            -semihosting-config enable=on,target=native -icount shift=0 \
+            -kernel "$elf" >"target/$target.gemm.log" 2>&1 || rc=$?
+        cat "target/$target.gemm.log"
+        if [ "$rc" -ne 0 ]; then
+            echo "FAIL $target gemm timing: QEMU exited with status $rc"
+            status=1
+            failed=1
+        fi
     fi
-    echo "ok $target"
+    [ "$failed" -ne 0 ] || echo "ok $target"
 done
 exit $status

@@ -13,7 +13,8 @@ const M: usize = 64;
 const K: usize = 64;
 const N: usize = 64;
 
-/// Prints `gemm MxKxN instructions=… per_multiply_add=…` (the latter to two decimals).
+/// Prints `gemm MxKxN instructions=… per_multiply_add=…` (the latter to two decimals),
+/// whether the product is exact, and the heap's and the stack's peaks.
 pub fn run(calibration: u64) -> Result<bool, Error> {
     let g = Graph::<f32>::new();
     let a = g.input("a", [M, K]);
@@ -34,14 +35,16 @@ pub fn run(calibration: u64) -> Result<bool, Error> {
     let instructions = counter::instructions(ticks, calibration);
     let hundredths = instructions * 100 / (M * K * N) as u64;
     println!(
-        "gemm {}x{}x{} instructions={} per_multiply_add={}.{:02} result={}",
+        "gemm {}x{}x{} instructions={} per_multiply_add={}.{:02} result={} heap_peak_bytes={} stack_peak_bytes={}",
         M,
         K,
         N,
         instructions,
         hundredths / 100,
         hundredths % 100,
-        if right { "exact" } else { "WRONG" }
+        if right { "exact" } else { "WRONG" },
+        crate::heap::HEAP.peak(),
+        crate::stack::peak()
     );
     Ok(right)
 }
