@@ -7,9 +7,10 @@
 //! split over threads, only on the kernel (fused multiply-add or not), which is chosen once
 //! per process.
 //!
-//! Thin products (at most [`THIN`] rows, or a depth of at most `THIN`: a batch of one row
-//! through a layer, or its weight gradient) skip packing, which would cost more than the
-//! product: they stream the operands once (see `thin`). They keep the one chain per
+//! Thin products (at most [`THIN`](thin::THIN) rows, or a depth of at most `THIN`: a batch of one row
+//! through a layer, or its weight gradient; or at most `THIN` columns of a small product:
+//! a two-class output layer) skip packing, which would cost more than the product: they
+//! stream the operands once (see `thin`) and take no scratch memory. They keep the one chain per
 //! element, but for a few rows times a transposed `b`, which are dot products of
 //! contiguous rows summed in [`LANES`](thin::LANES) interleaved partial sums. The bits still do not
 //! depend on the thread count.
@@ -19,7 +20,7 @@ use core::mem::size_of;
 use crate::scalar::Scalar;
 
 mod thin;
-use thin::THIN;
+use thin::is_thin;
 
 /// Micro-kernel tile (`mr × nr`) and cache blocking (`kc`, `mc`, `nc`) of one kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,10 +198,10 @@ pub(crate) fn scratch_len<T: Scalar>(m: usize, k: usize, n: usize, threads: usiz
 }
 
 fn scratch_len_with<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> usize {
-    let p = plan::<T>(blk, m, k, n, threads);
-    if m * k * n == 0 {
+    if m * k * n == 0 || is_thin(m, k, n) {
         return 0;
     }
+    let p = plan::<T>(blk, m, k, n, threads);
     let one = packs::<T>(blk, false, m, k, n).max(packs::<T>(blk, true, m, k, n));
     (p.threads * p.per_thread).max(one)
 }
@@ -266,7 +267,7 @@ fn gemm_with<T: Scalar>(
         c.fill(T::zero());
         return;
     }
-    if m <= THIN || k <= THIN {
+    if is_thin(m, k, n) {
         let a = if a_t {
             View::new(a, 1, m)
         } else {
@@ -330,18 +331,11 @@ fn dispatch<T: Scalar>(
     csr: (usize, usize),
     s: &mut [T],
 ) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
     let f32 = size_of::<T>() == 4;
     match isa {
-        Isa::Portable if f32 => {
-            const B: Blocking = PORTABLE_F32;
-            let micro = micro_portable::<T, { B.mr }, { B.nr }>;
-            run::<T, { B.mr }, { B.nr }>(micro, blk, mkn, a, b, c, csr, s)
-        }
-        Isa::Portable => {
-            const B: Blocking = PORTABLE_F64;
-            let micro = micro_portable::<T, { B.mr }, { B.nr }>;
-            run::<T, { B.mr }, { B.nr }>(micro, blk, mkn, a, b, c, csr, s)
-        }
+        // Both portable tiles are the 4 x 4 of `micro_portable`.
+        Isa::Portable => run::<T, 4, 4>(micro_portable::<T>, blk, mkn, a, b, c, csr, s),
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         Isa::Avx2 if f32 => {
             const B: Blocking = AVX2_F32;
@@ -369,16 +363,52 @@ fn dispatch<T: Scalar>(
     }
 }
 
-/// The micro-kernel without vector instructions beyond the target's baseline.
+/// The micro-kernel without vector instructions beyond the target's baseline: `micro`
+/// for a 4 x 4 tile without fused multiply-adds (the same operations in the same order,
+/// so the same bits), written out so that its sixteen accumulators stay in registers.
+/// At opt-level "s" LLVM does not unroll `micro`'s loops and keeps its accumulator array
+/// on the stack: measured on QEMU's Cortex-M4 (`edge/firmware`, feature `gemm-timing`),
+/// a 64 x 64 x 64 f32 product took 11.86 instructions per multiply-add that way and 2.12
+/// with this kernel, packing included (its loop: 28 instructions per 16 multiply-adds).
 #[inline(never)]
-fn micro_portable<T: Scalar, const MR: usize, const NR: usize>(
-    ap: &[T],
-    bp: &[T],
-    c: &mut [T],
-    rsc: usize,
-    load: bool,
-) {
-    micro::<T, MR, NR, false>(ap, bp, c, rsc, load)
+fn micro_portable<T: Scalar>(ap: &[T], bp: &[T], c: &mut [T], rsc: usize, load: bool) {
+    // Row `i` of the tile, loaded or zero.
+    let row = |i: usize| -> [T; 4] {
+        if load {
+            let c = &c[i * rsc..][..4];
+            [c[0], c[1], c[2], c[3]]
+        } else {
+            [T::zero(); 4]
+        }
+    };
+    let (mut c0, mut c1, mut c2, mut c3) = (row(0), row(1), row(2), row(3));
+    // `acc[j] += a * b[j]` for the four columns; constant indices only, so the arrays
+    // become sixteen scalars.
+    #[inline(always)]
+    fn madd<T: Scalar>(acc: &mut [T; 4], a: T, b: &[T; 4]) {
+        acc[0] = a * b[0] + acc[0];
+        acc[1] = a * b[1] + acc[1];
+        acc[2] = a * b[2] + acc[2];
+        acc[3] = a * b[3] + acc[3];
+    }
+    for (a, b) in ap.chunks_exact(4).zip(bp.chunks_exact(4)) {
+        let b = &[b[0], b[1], b[2], b[3]];
+        madd(&mut c0, a[0], b);
+        madd(&mut c1, a[1], b);
+        madd(&mut c2, a[2], b);
+        madd(&mut c3, a[3], b);
+    }
+    let mut put = |i: usize, acc: [T; 4]| {
+        let c = &mut c[i * rsc..][..4];
+        c[0] = acc[0];
+        c[1] = acc[1];
+        c[2] = acc[2];
+        c[3] = acc[3];
+    };
+    put(0, c0);
+    put(1, c1);
+    put(2, c2);
+    put(3, c3);
 }
 
 /// The loop nest and micro-kernel compiled for wider vectors; the caller checks the CPU.
@@ -558,6 +588,7 @@ fn pack<T: Scalar, const W: usize>(dst: &mut [T], x: View<T>, rows: usize, p0: u
 /// The `MR × NR` tile whose row `i` is `c[i * rsc..][..NR]` `=`, or if `load` `+=`, the
 /// product of packed panels: `kc` steps of `MR` values of `a` and `NR` of `b`.
 #[inline(always)]
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))]
 fn micro<T: Scalar, const MR: usize, const NR: usize, const FUSED: bool>(
     ap: &[T],
     bp: &[T],

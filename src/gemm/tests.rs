@@ -177,6 +177,48 @@ fn thin_products_match_triple_loop_and_packed_chains() {
     }
 }
 
+/// Products of few columns (a two-class output layer, its gradients) are thin: computed
+/// with no scratch at all, each element the chain of multiply-adds over `k` in order from
+/// zero (the packed kernels' bits), fused where the kernel fuses.
+#[test]
+fn few_columns_are_thin_chains_without_scratch() {
+    for isa in isas() {
+        let blk = isa.blocking::<f32>();
+        let fused = isa != Isa::Portable;
+        // the two-moons MLP's output layer and the gradient of its weights; a 4-column
+        // edge; the largest `a` that is thin
+        for (m, k, n) in [(32, 16, 2), (16, 32, 2), (70, 9, 4), (128, 128, 1)] {
+            assert_eq!(scratch_len_with::<f32>(blk, m, k, n, 2), 0, "{m}x{k}x{n}");
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (a, b) = (values::<f32>(m * k, 1), values::<f32>(k * n, 2));
+                let mut c = vec![f32::NAN; m * n];
+                gemm_with(isa, blk, 1, m, k, n, &a, a_t, &b, b_t, &mut c, &mut []);
+                for i in 0..m {
+                    for j in 0..n {
+                        let chain = (0..k).fold(0.0f32, |acc, p| {
+                            let x = if a_t { a[p * m + i] } else { a[i * k + p] };
+                            let y = if b_t { b[j * k + p] } else { b[p * n + j] };
+                            if fused {
+                                x.mul_add(y, acc)
+                            } else {
+                                x * y + acc
+                            }
+                        });
+                        assert_eq!(
+                            c[i * n + j].to_bits(),
+                            chain.to_bits(),
+                            "{isa:?} {m}x{k}x{n} a_t={a_t} b_t={b_t} ({i}, {j})"
+                        );
+                    }
+                }
+            }
+        }
+        // one more element of `a` and it packs
+        assert!(!thin::is_thin(128, 129, 1));
+        assert!(scratch_len_with::<f32>(blk, 128, 129, 1, 1) > 0);
+    }
+}
+
 #[test]
 fn both_orientations_are_used() {
     let b = Isa::get().blocking::<f32>();
@@ -308,9 +350,14 @@ fn scratch_for_the_bound_fits_fewer_rows() {
                     for k in [1, 5, 17, 300] {
                         for n in [1, 5, 7, 13, 17, 20, 33, 100, 1100] {
                             let have = have(bound, k, n, threads);
-                            for m in (THIN + 1)..=bound {
-                                // the one-thread plan, which gemm falls back to
-                                let need = plan_of(m, k, n, 1).per_thread;
+                            for m in 1..=bound {
+                                // the one-thread plan, which gemm falls back to; none
+                                // for a thin product
+                                let need = if thin::is_thin(m, k, n) {
+                                    0
+                                } else {
+                                    plan_of(m, k, n, 1).per_thread
+                                };
                                 assert!(
                                     need <= have,
                                     "{isa:?} f32={f32} bound {bound}, {m} rows, k {k}, n {n}"

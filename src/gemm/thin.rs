@@ -1,6 +1,7 @@
 //! Thin products: at most [`THIN`] rows, or a depth of at most `THIN` (a batch of one row
-//! through a layer, and its weight gradient). Packing would cost more than the product:
-//! these stream the operands once instead.
+//! through a layer, and its weight gradient), or at most `THIN` columns of a small product
+//! (a two-class output layer and its gradients). Packing would cost more than the product:
+//! these stream the operands once instead, and need no scratch memory.
 
 use super::View;
 use crate::scalar::Scalar;
@@ -8,10 +9,23 @@ use crate::scalar::Scalar;
 /// Products with at most this many rows, or this depth, skip packing (`thin`).
 pub(super) const THIN: usize = 4;
 
+/// Products of at most [`THIN`] columns are thin when `a` has at most this many elements.
+/// Packing such a product pads its tiles to several times its size and asks for scratch
+/// of `kc` times the tile widths (6,204 B for the 2-16-2 two-moons MLP's batch of 32,
+/// f32, on x86), which matters on microcontrollers. Larger ones keep the packed path,
+/// whose vector tiles suit long products.
+pub(super) const THIN_COLUMNS_MAX_A: usize = 1 << 14;
+
+/// Whether `gemm` computes an `m × k × n` product here (without packing or scratch).
+/// Fewer rows (a run-time axis fed less than its bound) keep a thin product thin.
+pub(super) fn is_thin(m: usize, k: usize, n: usize) -> bool {
+    m <= THIN || k <= THIN || (n <= THIN && m.saturating_mul(k) <= THIN_COLUMNS_MAX_A)
+}
+
 /// Interleaved partial sums of a thin product's dot products.
 pub(super) const LANES: usize = 16;
 
-/// `c = op(a) · op(b)` without packing, for `m <= THIN` or `k <= THIN`; `a` read as
+/// `c = op(a) · op(b)` without packing, for the products of [`is_thin`]; `a` read as
 /// `[m, k]`, `b` stored `[k, n]` or, if `b_t`, `[n, k]`.
 #[inline(always)]
 pub(super) fn thin<T: Scalar, const FUSED: bool>(

@@ -1,0 +1,78 @@
+#!/bin/sh
+# Determinism across devices: every target that trains the shared two-moons workload
+# (edge/moons) must print the host's trace, compared at the printed 4 decimals: the 20
+# `epoch N loss X.XXXX` lines and the `accuracy R/T` line. And bit for bit: the
+# `epoch N loss_bits XXXXXXXX` lines of a host built without `std` (tapegrad's portable
+# kernels and the `libm` crate, as on the devices) must equal each target's. (The default
+# host build differs in the last bits from epoch 2 on: its AVX2 kernels fuse multiply-adds
+# and std's expf/logf are the C library's.)
+#   edge/trace-check.sh            the hosts against every source in SOURCES
+# To add a target, write a function `trace_NAME` that prints that target's whole output
+# on stdout (anything may surround the trace lines) and add NAME to SOURCES.
+# Time: two host builds (about 1 minute each from clean) plus edge/firmware/run.sh for
+# the Cortex-M4 (about 1.5 minutes from clean).
+set -eu
+
+edge="$(cd "$(dirname "$0")" && pwd)"
+SOURCES="${SOURCES:-cortex_m4}"
+
+# The trace lines of any output.
+trace_lines() {
+    grep -E '^(epoch [0-9]+ loss -?[0-9]+\.[0-9]{4}|epoch [0-9]+ loss (nan|-?inf)|accuracy [0-9]+/[0-9]+)$' || true
+}
+
+# The bit patterns of the epochs' losses.
+bits_lines() {
+    grep -E '^epoch [0-9]+ loss_bits [0-9a-f]{8}$' || true
+}
+
+# $1: features of the host build ("std" or none).
+trace_host() {
+    (cd "$edge/moons" && CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" nice -n 10 \
+        cargo run -q --release --example trace ${1:+--features "$1"})
+}
+
+trace_cortex_m4() {
+    "$edge/firmware/run.sh" thumbv7em-none-eabihf >&2
+    cat "$edge/firmware/target/thumbv7em-none-eabihf.log"
+}
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+for host in std no_std; do
+    if ! trace_host "$([ "$host" = std ] && echo std)" >"$tmp/$host.out"; then
+        echo "FAIL: the host's trace run ($host) failed"
+        exit 1
+    fi
+done
+trace_lines <"$tmp/std.out" >"$tmp/host"
+bits_lines <"$tmp/no_std.out" >"$tmp/host.bits"
+lines="$(wc -l <"$tmp/host")"
+if [ "$lines" -lt 2 ] || [ ! -s "$tmp/host.bits" ]; then
+    echo "FAIL: the host printed no trace"
+    exit 1
+fi
+status=0
+for source in $SOURCES; do
+    if ! "trace_$source" >"$tmp/$source.out"; then
+        echo "FAIL $source: its run failed"
+        status=1
+        continue
+    fi
+    trace_lines <"$tmp/$source.out" >"$tmp/$source"
+    if diff -u "$tmp/host" "$tmp/$source"; then
+        echo "ok $source: the same $lines trace lines as the host"
+    else
+        echo "FAIL $source: its trace differs from the host's (above)"
+        status=1
+    fi
+    bits_lines <"$tmp/$source.out" >"$tmp/$source.bits"
+    if diff -u "$tmp/host.bits" "$tmp/$source.bits"; then
+        echo "ok $source: the same loss bits as the host without std, every epoch"
+    else
+        echo "FAIL $source: its loss bits differ from the host's without std (above)"
+        status=1
+    fi
+done
+exit $status
