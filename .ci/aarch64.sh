@@ -9,8 +9,10 @@
 # standard library's source, built for the target with -Zbuild-std; rustup's toolchain has
 # only x86_64's). Installs whichever is missing.
 #
-# Run time on this machine (2 cores, shared): see the closing line; about 5 minutes from a
-# clean target/aarch64 (the standard library and the tests build, then the run).
+# Run time, measured on this machine (2 cores, CARGO_BUILD_JOBS=1, packages already
+# installed): 351 s from a clean target/aarch64 (4 min 54 s building the standard library,
+# the dependencies and the tests; 58 s running the 126 tests under emulation); about 60 s
+# when only tapegrad changed. The closing line prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
