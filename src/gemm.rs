@@ -19,6 +19,8 @@ use core::mem::size_of;
 
 use crate::scalar::Scalar;
 
+#[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
 mod thin;
 use thin::is_thin;
 
@@ -49,16 +51,29 @@ const AVX2_F64: Blocking = blocking(6, 8, 256, 72, 1024);
 const AVX512_F32: Blocking = blocking(8, 32, 256, 64, 1024);
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 const AVX512_F64: Blocking = blocking(8, 16, 256, 64, 1024);
+// NEON: 16 of the 32 vector registers accumulate (matrixmultiply's tiles and blocking).
+#[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+const NEON_F32: Blocking = blocking(8, 8, 256, 64, 1024);
+#[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+const NEON_F64: Blocking = blocking(8, 4, 256, 64, 1024);
 
 /// The kernel versions compiled for this target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Isa {
+    // Never chosen where NEON is (aarch64), but still tested there.
+    #[cfg_attr(
+        all(feature = "std", target_arch = "aarch64", target_feature = "neon"),
+        allow(dead_code)
+    )]
     Portable = 1,
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     Avx2 = 2,
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     Avx512 = 3,
+    /// aarch64's baseline vectors, chosen at compile time.
+    #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+    Neon = 4,
 }
 
 impl Isa {
@@ -86,7 +101,14 @@ impl Isa {
                 }
             }
         }
-        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+        {
+            Isa::Neon
+        }
+        #[cfg(not(any(
+            all(feature = "std", target_arch = "x86_64"),
+            all(feature = "std", target_arch = "aarch64", target_feature = "neon")
+        )))]
         Isa::Portable
     }
 
@@ -103,6 +125,10 @@ impl Isa {
             Isa::Avx512 if f32 => AVX512_F32,
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Isa::Avx512 => AVX512_F64,
+            #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon if f32 => NEON_F32,
+            #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon => NEON_F64,
         }
     }
 }
@@ -279,6 +305,9 @@ fn gemm_with<T: Scalar>(
             // has AVX2 and FMA.
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => unsafe { x86::thin((m, k, n), a, b, b_t, c) },
+            // Fused like the NEON micro-kernel (`f32::mul_add` is one `fmadd` there).
+            #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon => thin::thin::<T, true>((m, k, n), a, b, b_t, c),
         }
         return;
     }
@@ -359,6 +388,18 @@ fn dispatch<T: Scalar>(
             const B: Blocking = AVX512_F64;
             // SAFETY: as above.
             unsafe { x86::avx512::<T, { B.mr }, { B.nr }>(blk, mkn, a, b, c, csr, s) }
+        }
+        #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon if f32 => {
+            const B: Blocking = NEON_F32;
+            let micro = neon::micro::<T, { B.mr }, { B.nr }>;
+            run::<T, { B.mr }, { B.nr }>(micro, blk, mkn, a, b, c, csr, s)
+        }
+        #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon => {
+            const B: Blocking = NEON_F64;
+            let micro = neon::micro::<T, { B.mr }, { B.nr }>;
+            run::<T, { B.mr }, { B.nr }>(micro, blk, mkn, a, b, c, csr, s)
         }
     }
 }

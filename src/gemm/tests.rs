@@ -16,6 +16,8 @@ fn isas() -> Vec<Isa> {
             v.push(Isa::Avx512);
         }
     }
+    #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
+    v.push(Isa::Neon);
     v
 }
 
@@ -219,12 +221,40 @@ fn few_columns_are_thin_chains_without_scratch() {
     }
 }
 
+/// A product one tile side thin is swapped exactly when that saves a quarter of the
+/// padded tile area: with `big` rows (whole tiles either way) and one column, the straight
+/// product pads to `big · nr` and the swapped one to `big · mr`. So a tile wider than tall
+/// (x86) swaps few columns, one taller than wide (NEON f64) few rows, a square one neither.
+/// At least one kernel this CPU runs must swap, or the tests above miss that orientation.
 #[test]
 fn both_orientations_are_used() {
-    let b = Isa::get().blocking::<f32>();
-    // Few columns: the swapped product has full tiles.
-    assert!(plan::<f32>(b, 64, 8, 1, 1).swap);
-    assert!(!plan::<f32>(b, 1, 8, 64, 1).swap);
+    let mut swapped = 0;
+    for isa in isas() {
+        for (b, swaps) in [
+            (
+                isa.blocking::<f32>(),
+                [false, true].map(|rows| swaps::<f32>(isa, rows)),
+            ),
+            (
+                isa.blocking::<f64>(),
+                [false, true].map(|rows| swaps::<f64>(isa, rows)),
+            ),
+        ] {
+            let (few_cols, few_rows) = (4 * b.mr < 3 * b.nr, 4 * b.nr < 3 * b.mr);
+            assert_eq!(swaps, [few_cols, few_rows], "{isa:?} {b:?}");
+            swapped += usize::from(few_cols) + usize::from(few_rows);
+        }
+    }
+    assert!(swapped > 0, "no kernel here swaps: {:?}", isas());
+}
+
+/// Whether `isa`'s plan swaps a product of many rows and one column, or if `rows`, one row
+/// and many columns.
+fn swaps<T>(isa: Isa, rows: bool) -> bool {
+    let b = isa.blocking::<T>();
+    let big = 4 * b.mr * b.nr;
+    let (m, n) = if rows { (1, big) } else { (big, 1) };
+    plan::<T>(b, m, 8, n, 1).swap
 }
 
 #[test]
