@@ -1,0 +1,47 @@
+// Trains the two-moons workload in Node through moons_web.wasm and prints the same lines
+// as the host (`cd edge/moons && cargo run --release --example trace --features std`):
+//   epoch N loss X.XXXX   (formatted in Rust by moons::Line, integer arithmetic)
+//   accuracy R/T
+//   planned_bytes=B
+// then the module's size before and after wasm-opt. Exits non-zero below 95% accuracy,
+// if the module reports a failure, or if the accuracy recomputed here from the held-out
+// points and moons_classify disagrees with moons_accuracy.
+//
+// usage: node train.mjs OPTIMIZED.wasm [RAW.wasm]
+//   OPTIMIZED.wasm is trained (it is what the page loads); RAW.wasm, the module before
+//   wasm-opt, is only measured.
+import fs from 'node:fs';
+import { load } from './moons.mjs';
+
+const [optPath, rawPath] = process.argv.slice(2);
+if (!optPath) {
+  console.error('usage: node train.mjs OPTIMIZED.wasm [RAW.wasm]');
+  process.exit(2);
+}
+
+const model = await load(fs.readFileSync(optPath));
+for (let epoch = 1; epoch <= model.epochs; epoch++) console.log(model.epoch().line);
+const { right, total } = model.accuracy();
+console.log(`accuracy ${right}/${total}`);
+console.log(`planned_bytes=${model.plannedBytes()}`);
+
+// The same score, from the points the page draws and the classes it colours.
+const { xy, labels } = model.heldOut();
+const classes = model.classify(xy);
+const again = classes.reduce((n, c, i) => n + (c === labels[i] ? 1 : 0), 0);
+let failed = false;
+if (again !== right) {
+  console.error(`held-out points classified one by one: ${again}/${total}, moons_accuracy: ${right}/${total}`);
+  failed = true;
+}
+
+const sizes = [];
+if (rawPath) sizes.push(`wasm_bytes=${fs.statSync(rawPath).size}`);
+sizes.push(`wasm_opt_bytes=${fs.statSync(optPath).size}`);
+console.log(sizes.join(' '));
+
+if (right * 100 < total * 95) {
+  console.error(`accuracy ${right}/${total} is below 95%`);
+  failed = true;
+}
+process.exit(failed ? 1 : 0);
