@@ -7,7 +7,9 @@
 #  3. builds moons_web.wasm (build.sh) and trains it in Node (train.mjs): trace, accuracy,
 #     planned bytes, size before and after wasm-opt; fails below 95% accuracy;
 #  4. fails unless the Node trace (every `epoch N loss X.XXXX` line and the accuracy line)
-#     equals the host's;
+#     equals the host's; then compares every epoch's loss bits with the host's portable
+#     GEMM kernel (examples/bits.rs), which fails too if they differ, and runs the crate's
+#     test of its exports on the host;
 #  5. serves the page on a free localhost port, trains it in headless Chromium
 #     (check-page.mjs), fails below 95% or if the page's trace differs from the host's, and
 #     saves edge/web/screenshot.png.
@@ -58,6 +60,18 @@ else
   cat "$out/node.diff"
   status=1
 fi
+
+echo "== loss bits: host with the portable GEMM kernel (examples/bits.rs) vs wasm"
+CARGO_BUILD_JOBS=$build_jobs cargo run -q --release --example bits | tee "$out/bits.txt"
+if diff <(grep '^loss_bits=' "$out/bits.txt") <(grep '^loss_bits=' "$out/node.txt") >/dev/null; then
+  echo "determinism: every epoch's f32 loss is bit-identical in wasm and on the host's portable kernel"
+else
+  echo "determinism: the wasm loss bits differ from the host's portable kernel:"
+  grep '^loss_bits=' "$out/node.txt"
+  status=1
+fi
+echo "== the exports' test (host)"
+CARGO_BUILD_JOBS=$build_jobs cargo test -q
 
 echo "== headless Chromium"
 python3 -u -m http.server 0 --bind 127.0.0.1 >"$out/http.log" 2>&1 &

@@ -3,7 +3,8 @@
 //   epoch N loss X.XXXX   (formatted in Rust by moons::Line, integer arithmetic)
 //   accuracy R/T
 //   planned_bytes=B
-// then the module's size before and after wasm-opt. Exits non-zero below 95% accuracy,
+// then every epoch's loss as f32 bits (`loss_bits=3ec9074b,...`, as `cargo run --release
+// --example bits` prints on the host) and the module's size before and after wasm-opt. Exits non-zero below 95% accuracy,
 // if the module reports a failure, or if the accuracy recomputed here from the held-out
 // points and moons_classify disagrees with moons_accuracy.
 //
@@ -20,10 +21,18 @@ if (!optPath) {
 }
 
 const model = await load(fs.readFileSync(optPath));
-for (let epoch = 1; epoch <= model.epochs; epoch++) console.log(model.epoch().line);
+const bits = [];
+const word = new DataView(new ArrayBuffer(4));
+for (let epoch = 1; epoch <= model.epochs; epoch++) {
+  const { loss, line } = model.epoch();
+  console.log(line);
+  word.setFloat32(0, loss);
+  bits.push(word.getUint32(0).toString(16).padStart(8, '0'));
+}
 const { right, total } = model.accuracy();
 console.log(`accuracy ${right}/${total}`);
 console.log(`planned_bytes=${model.plannedBytes()}`);
+console.log(`loss_bits=${bits.join(',')}`);
 
 // The same score, from the points the page draws and the classes it colours.
 const { xy, labels } = model.heldOut();

@@ -17,7 +17,11 @@
 //!
 //! The module is single-threaded (no `atomics` target feature): each export runs to its
 //! end before the next is called, which is what makes the global state below sound.
-#![no_std]
+//!
+//! On other targets the crate links std (its allocator and panic handler) instead of its
+//! own, for its test (one test drives the exports in sequence: the state is global) and
+//! for `examples/bits.rs`, the host's loss bits with the portable GEMM kernel.
+#![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
 
@@ -39,9 +43,11 @@ use tapegrad::rand::SeedableRng;
 // `no_std` and wasm that grows linear memory with `memory.grow` on demand; with
 // `disable-realloc-in-place` it is a few KB of code (Rust's std uses dlmalloc on wasm,
 // which is larger).
+#[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+#[cfg(target_arch = "wasm32")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
@@ -64,7 +70,8 @@ struct State {
 struct Global(UnsafeCell<State>);
 
 // SAFETY: wasm32-unknown-unknown without the `atomics` feature has one thread, and no
-// export calls back into JavaScript, so no two borrows of the state ever overlap.
+// export calls back into JavaScript, so no two borrows of the state ever overlap. (On
+// the host, the crate's one test is the only caller.)
 unsafe impl Sync for Global {}
 
 static STATE: Global = Global(UnsafeCell::new(State {
@@ -244,4 +251,81 @@ pub extern "C" fn moons_planned_bytes() -> usize {
         .model
         .as_ref()
         .map_or(0, |m| m.machine().memory().total())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text() -> &'static str {
+        let s = state();
+        &s.text
+    }
+
+    // One test: the exports share one global state, as in the module.
+    #[test]
+    fn exports_train_classify_and_refuse_misuse() {
+        // before a model: every call says it failed, none traps
+        assert!(moons_epoch().is_nan());
+        assert_eq!(moons_trace(), 0);
+        assert_eq!(moons_accuracy(), -1);
+        assert_eq!(moons_planned_bytes(), 0);
+        assert!(moons_classify(1).is_null());
+
+        assert_eq!(moons_new(), 0);
+        assert!(moons_planned_bytes() > 0);
+        assert_eq!(moons_trace(), 0, "no line before the first epoch");
+        assert!(moons_points(0).is_null());
+        assert!(moons_points(MAX_POINTS + 1).is_null());
+
+        let mut losses = Vec::new();
+        for epoch in 1..=moons_epochs() {
+            let loss = moons_epoch();
+            assert!(loss.is_finite());
+            let len = moons_trace();
+            assert_eq!(len, text().len());
+            // the line every target prints: "epoch N loss X.XXXX"
+            let want = alloc::format!("epoch {epoch} loss {}", moons::Fixed4(loss));
+            assert_eq!(text(), want);
+            losses.push(loss);
+        }
+        assert!(losses[losses.len() - 1] < losses[0] / 4.0, "{losses:?}");
+
+        let right = moons_accuracy();
+        let total = moons_held_out_len();
+        assert!(
+            right >= 0 && right as usize * 100 >= total * 95,
+            "{right}/{total}"
+        );
+
+        // the held-out points, classified one by one, score what moons_accuracy says
+        let held = moons_held_out();
+        assert!(!held.is_null());
+        // SAFETY: moons_held_out returns 3 * total f32 that live until its next call.
+        let held = unsafe { core::slice::from_raw_parts(held, 3 * total) }.to_vec();
+        let (xy, labels) = held.split_at(2 * total);
+        assert!(labels.iter().all(|&l| l == 0.0 || l == 1.0));
+        let points = moons_points(total);
+        assert!(!points.is_null());
+        // SAFETY: moons_points(total) returns room for 2 * total f32.
+        unsafe { core::slice::from_raw_parts_mut(points, 2 * total) }.copy_from_slice(xy);
+        assert!(
+            moons_classify(total - 1).is_null(),
+            "a count other than the points'"
+        );
+        let classes = moons_classify(total);
+        assert!(!classes.is_null());
+        // SAFETY: moons_classify(total) returns total classes.
+        let classes = unsafe { core::slice::from_raw_parts(classes, total) };
+        let again = classes
+            .iter()
+            .zip(labels)
+            .filter(|(c, l)| f32::from(**c) == **l)
+            .count();
+        assert_eq!(again, right as usize);
+
+        // a fresh model starts the same trace again (the seed is fixed)
+        assert_eq!(moons_new(), 0);
+        assert_eq!(moons_epoch().to_bits(), losses[0].to_bits());
+    }
 }
