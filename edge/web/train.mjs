@@ -3,10 +3,12 @@
 //   epoch N loss X.XXXX   (formatted in Rust by moons::Line, integer arithmetic)
 //   accuracy R/T
 //   planned_bytes=B
-// then every epoch's loss as f32 bits (`loss_bits=3ec9074b,...`, as `cargo run --release
-// --example bits` prints on the host) and the module's size before and after wasm-opt. Exits non-zero below 95% accuracy,
-// if the module reports a failure, or if the accuracy recomputed here from the held-out
-// points and moons_classify disagrees with moons_accuracy.
+// then the linear memory's size (`wasm_memory_bytes=`), every epoch's loss as f32 bits
+// (`loss_bits=3ec9074b,...`, as `cargo run --release --example bits` prints on the host)
+// and the module's size before and after wasm-opt. Exits non-zero below 95% accuracy,
+// if the module reports a failure, if the accuracy recomputed here from the held-out
+// points and moons_classify disagrees with moons_accuracy, or if a call with wrong
+// arguments is not refused.
 //
 // usage: node train.mjs OPTIMIZED.wasm [RAW.wasm]
 //   OPTIMIZED.wasm is trained (it is what the page loads); RAW.wasm, the module before
@@ -44,6 +46,22 @@ if (again !== right) {
   failed = true;
 }
 
+// Misuse is refused with a null pointer, not a trap.
+const n = model.heldOutLen;
+const refused = {
+  'moons_points(0)': model.e.moons_points(0),
+  'moons_points(2^21 + 1)': model.e.moons_points(2 ** 21 + 1),
+  'moons_classify(n + 1) after moons_points(n)': (model.e.moons_points(n), model.e.moons_classify(n + 1)),
+};
+for (const [call, ptr] of Object.entries(refused)) {
+  if (ptr !== 0) {
+    console.error(`${call} returned ${ptr}, not null`);
+    failed = true;
+  }
+}
+
+// Linear memory: shadow stack + data + heap, in 64 KiB pages (grown by the allocator).
+console.log(`wasm_memory_bytes=${model.e.memory.buffer.byteLength}`);
 const sizes = [];
 if (rawPath) sizes.push(`wasm_bytes=${fs.statSync(rawPath).size}`);
 sizes.push(`wasm_opt_bytes=${fs.statSync(optPath).size}`);
