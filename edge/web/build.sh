@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds moons_web.wasm (no_std + alloc, wasm32-unknown-unknown) with Debian's rustc and
+# the standard library's source (../../../shared/EDGE.md), then shrinks it with
+# Debian's binaryen. Writes:
+#   target/wasm32-unknown-unknown/release/moons_web.wasm   the linker's output
+#   moons_web.wasm                                          after wasm-opt -Oz (what the page loads)
+# Needs: rustc-web cargo-web rust-web-src lld-19 binaryen (check.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# -Cpanic=immediate-abort: a panic is a trap, with no message formatting or unwinding code
+# (the successor of build-std's old panic_immediate_abort feature).
+# -Zfmt-debug=none: `{:?}` prints nothing. Error messages built with Debug (shapes, names)
+# are never shown by this module (it returns -1, NaN or null), and the Debug code of every
+# op, shape and error would otherwise be linked.
+# -Zlocation-detail=none: #[track_caller] locations carry no file, line or column, so no
+# file-name strings are linked (only the error messages this module never shows name them).
+# build-std feature optimize_for_size: core and alloc pick their smaller implementations
+# (sorting, integer formatting).
+# -zstack-size=16384: a 16 KiB shadow stack instead of the default 1 MiB (it holds only
+# the locals whose address is taken; training, accuracy and classify ran with 4 KiB). The
+# stack sits below the data, so an overflow traps instead of corrupting the heap.
+RUSTFLAGS="-C linker=wasm-ld-19 -C link-arg=-zstack-size=16384 -Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none ${WEB_RUSTFLAGS:-}" \
+RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+  /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=core,alloc -Zbuild-std-features=optimize_for_size "$@"
+
+# The features rustc 1.96 enables for wasm32-unknown-unknown. Not --all-features: with it,
+# wasm-opt 108 may emit typed function references, which Node 20 refuses.
+wasm-opt -Oz \
+  --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+  --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+  target/wasm32-unknown-unknown/release/moons_web.wasm -o moons_web.wasm
