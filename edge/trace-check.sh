@@ -10,11 +10,12 @@
 # To add a target, write a function `trace_NAME` that prints that target's whole output
 # on stdout (anything may surround the trace lines) and add NAME to SOURCES.
 # Time: two host builds (about 1 minute each from clean) plus edge/firmware/run.sh for
-# the Cortex-M4 (about 1.5 minutes from clean).
+# each device (about 1.5 minutes from clean, seconds once built: run edge/firmware/run.sh
+# and edge/web/check.sh first) and edge/web/build.sh.
 set -eu
 
 edge="$(cd "$(dirname "$0")" && pwd)"
-SOURCES="${SOURCES:-cortex_m4}"
+SOURCES="${SOURCES:-cortex_m4 cortex_m0 riscv wasm}"
 
 # The trace lines of any output.
 trace_lines() {
@@ -32,9 +33,23 @@ trace_host() {
         cargo run -q --release --example trace ${1:+--features "$1"})
 }
 
-trace_cortex_m4() {
-    "$edge/firmware/run.sh" thumbv7em-none-eabihf >&2
-    cat "$edge/firmware/target/thumbv7em-none-eabihf.log"
+# A firmware target's output: its log from edge/firmware/run.sh (run now).
+trace_firmware() {
+    rm -f "$edge/firmware/target/$1.log"
+    "$edge/firmware/run.sh" "$1" >&2 || return 1
+    cat "$edge/firmware/target/$1.log"
+}
+trace_cortex_m4() { trace_firmware thumbv7em-none-eabihf; }
+trace_cortex_m0() { trace_firmware thumbv6m-none-eabi; }
+trace_riscv() { trace_firmware riscv32imc-unknown-none-elf; }
+
+# The WebAssembly module in Node (built by edge/web/build.sh, which edge/web/check.sh runs);
+# its `loss_bits=a,b,...` line becomes `epoch N loss_bits X` lines.
+trace_wasm() {
+    (cd "$edge/web" && ./build.sh -q >&2) &&
+        (cd "$edge/web" && node train.mjs moons_web.wasm) | awk '
+            /^loss_bits=/ { n = split(substr($0, 11), b, ","); for (i = 1; i <= n; i++) print "epoch " i " loss_bits " b[i]; next }
+            { print }'
 }
 
 tmp="$(mktemp -d)"
