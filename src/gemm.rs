@@ -360,7 +360,13 @@ fn dispatch<T: Scalar>(
     csr: (usize, usize),
     s: &mut [T],
 ) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[cfg(all(
+        feature = "std",
+        any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon")
+        )
+    ))]
     let f32 = size_of::<T>() == 4;
     match isa {
         // Both portable tiles are the 4 x 4 of `micro_portable`.
