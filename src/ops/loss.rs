@@ -79,7 +79,7 @@ impl<T: Scalar> Op<T> for CrossEntropy {
             total = total + sum.ln() - (row[k] - max);
         }
         let n = ids.len();
-        out.slice()[0] = total / T::of(n as f64); // 0 / 0 = NaN for an empty batch
+        out.slice()[0] = total / crate::scalar::count::<T>(n); // 0 / 0 = NaN for an empty batch
         Ok(())
     }
     fn vjp<'g>(
@@ -121,7 +121,7 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids, g) = (x.slice(0), x.slice(1), x.slice(2)[0]);
         let c = x.shape(0).dim(1);
-        let scale = g / T::of(ids.len() as f64);
+        let scale = g / crate::scalar::count::<T>(ids.len());
         let rows = logits
             .chunks_exact(c.max(1))
             .zip(out.slice().chunks_exact_mut(c.max(1)));
