@@ -243,12 +243,13 @@ impl<T: Scalar> Machine<T> {
     #[track_caller]
     pub fn item(&self, t: impl AsHandle) -> Result<T> {
         let caller = Caller::here();
-        let v = self.value(t)?;
-        match v.as_slice() {
-            Some(&[x]) => Ok(x),
+        let i = self.position(&t, caller)?;
+        self.readable(i, caller)?;
+        match self.data(i) {
+            &[x] => Ok(x),
             _ => Err(Error::NotScalar {
                 op: "item",
-                shape: Shape::from(v.shape()),
+                shape: self.shapes[i].clone(),
                 caller,
             }),
         }

@@ -33,6 +33,14 @@ pub trait Scalar:
     }
 }
 
+/// `n` as `T`, converted directly (no `f64` on the way: on an `f32`-only FPU that would be
+/// software arithmetic). Exact up to 2^24 for `f32`, 2^53 for `f64`, rounded beyond.
+#[inline]
+pub(crate) fn count<T: Scalar>(n: usize) -> T {
+    // `from_usize` never fails for f32 and f64.
+    T::from_usize(n).unwrap_or_else(T::nan)
+}
+
 impl Scalar for f32 {
     const NAME: &'static str = "f32";
 

@@ -17,10 +17,13 @@ cd "$(dirname "$0")"
 # file-name strings are linked (only the error messages this module never shows name them).
 # build-std feature optimize_for_size: core and alloc pick their smaller implementations
 # (sorting, integer formatting).
+# --cfg tapegrad_no_second_order: the module never differentiates a gradient, so
+# cross_entropy's second-order VJP and the ops only it uses are not linked (11,344 B of
+# the optimised module; see tapegrad's src/ops/loss.rs).
 # -zstack-size=16384: a 16 KiB shadow stack instead of the default 1 MiB (it holds only
 # the locals whose address is taken; training, accuracy and classify ran with 4 KiB). The
 # stack sits below the data, so an overflow traps instead of corrupting the heap.
-RUSTFLAGS="-C linker=wasm-ld-19 -C link-arg=-zstack-size=16384 -Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none ${WEB_RUSTFLAGS:-}" \
+RUSTFLAGS="-C linker=wasm-ld-19 -C link-arg=-zstack-size=16384 -Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none --cfg tapegrad_no_second_order ${WEB_RUSTFLAGS:-}" \
 RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=core,alloc -Zbuild-std-features=optimize_for_size "$@"
 

@@ -26,20 +26,28 @@ impl<T: Scalar> Machine<T> {
     {
         let caller = Caller::here();
         let i = self.position(&x, caller)?;
+        // The checks are not generic, so each array type fed adds only the copy.
+        let (len, rows) = self.feed_len(i, data.shape(), caller)?;
+        self.write_flat(i, len, data);
+        self.fed(i, rows, caller);
+        Ok(())
+    }
+
+    /// For feeding input `i` an array of dimensions `d`: the elements to copy and the
+    /// rows fed (0 for an input without a run-time axis), or the error.
+    fn feed_len(&self, i: usize, d: &[usize], caller: Caller) -> Result<(usize, usize)> {
         self.expect_kind(i, "input", caller)?;
-        let d = data.shape();
         if let Some(run) = self.input_run(i) {
             let expected = &self.shapes[i].dims()[1..];
             if d.is_empty() || d[0] > run.bound || &d[1..] != expected {
                 return Err(self.feed_error(i, Shape::from(d), caller));
             }
-            self.write_flat(i, d[0] * run.row_len, data);
-            self.fed(i, d[0], caller);
-            return Ok(());
+            return Ok((d[0] * run.row_len, d[0]));
         }
-        self.write(i, data, caller)?;
-        self.fed(i, 0, caller);
-        Ok(())
+        if d != self.shapes[i].dims() {
+            return Err(self.feed_error(i, Shape::from(d), caller));
+        }
+        Ok((self.numel[i], 0))
     }
 
     /// Marks input `i` fed (with `rows` rows for one with a run-time axis).

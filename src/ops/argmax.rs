@@ -72,7 +72,7 @@ impl<T: Scalar> Op<T> for ArgExtreme {
                     (best, at) = (v, k);
                 }
             }
-            *o = T::of(at as f64);
+            *o = crate::scalar::count::<T>(at);
         }
         Ok(())
     }

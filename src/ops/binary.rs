@@ -138,7 +138,7 @@ fn extent(x: &[usize], rank: usize, k: usize) -> usize {
 }
 
 /// The step of operand `x` along the output's last axis: 1, or 0 where it is broadcast.
-fn inner_step(out: &[usize], x: &[usize]) -> usize {
+pub(super) fn inner_step(out: &[usize], x: &[usize]) -> usize {
     match out.len() {
         0 => 0,
         r => usize::from(extent(x, r, r - 1) != 1),
@@ -149,7 +149,7 @@ fn inner_step(out: &[usize], x: &[usize]) -> usize {
 /// which broadcasts to `out`: the row's index along each outer axis, times `x`'s stride
 /// there (0 along an axis `x` broadcasts).
 #[inline(never)]
-fn row_start(mut r: usize, out: &[usize], x: &[usize]) -> usize {
+pub(super) fn row_start(mut r: usize, out: &[usize], x: &[usize]) -> usize {
     let rank = out.len();
     if rank == 0 {
         return 0;

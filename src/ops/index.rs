@@ -26,7 +26,7 @@ pub(super) fn to_index<T: Scalar>(
     position: usize,
     bound: usize,
 ) -> Result<usize> {
-    let ok = v >= T::zero() && v.fract() == T::zero() && v < T::of(bound as f64);
+    let ok = v >= T::zero() && v.fract() == T::zero() && v < crate::scalar::count::<T>(bound);
     match v.to_usize() {
         Some(i) if ok => Ok(i),
         _ => Err(Error::Index {

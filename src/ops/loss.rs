@@ -3,7 +3,8 @@
 //! Composed of `log_softmax`, `one_hot`, `mul`, `sum` and `mean`, the loss of an MLP step
 //! is about fifteen tape steps forward and twenty backward; fused, it is one kernel each
 //! way: `loss = mean_n(lse(x_n) - x_n[id_n])`, and `dloss/dx = (softmax(x) - onehot) / N`.
-//! The gradient op's own VJP is written with ordinary ops, so second derivatives work.
+//! The gradient op's own VJP is written with ordinary ops, so second derivatives work
+//! (unless built with `--cfg tapegrad_no_second_order`: see [`CrossEntropyGrad`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -79,7 +80,7 @@ impl<T: Scalar> Op<T> for CrossEntropy {
             total = total + sum.ln() - (row[k] - max);
         }
         let n = ids.len();
-        out.slice()[0] = total / T::of(n as f64); // 0 / 0 = NaN for an empty batch
+        out.slice()[0] = total / crate::scalar::count::<T>(n); // 0 / 0 = NaN for an empty batch
         Ok(())
     }
     fn vjp<'g>(
@@ -121,7 +122,7 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids, g) = (x.slice(0), x.slice(1), x.slice(2)[0]);
         let c = x.shape(0).dim(1);
-        let scale = g / T::of(ids.len() as f64);
+        let scale = g / crate::scalar::count::<T>(ids.len());
         let rows = logits
             .chunks_exact(c.max(1))
             .zip(out.slice().chunks_exact_mut(c.max(1)));
@@ -136,6 +137,17 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
         }
         Ok(())
     }
+    #[cfg(tapegrad_no_second_order)]
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        _: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        vec![Some(no_second_order(x[0])), None, None]
+    }
+
+    #[cfg(not(tapegrad_no_second_order))]
     fn vjp<'g>(
         &self,
         x: &[Tensor<'g, T>],
@@ -155,6 +167,40 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
         let dg = (gg * (p - onehot)).sum() * inv_n;
         vec![Some(dlogits), None, Some(dg)]
     }
+}
+
+/// Built with `--cfg tapegrad_no_second_order` (an opt-in for firmware and WebAssembly
+/// that never differentiate a gradient), the VJP of [`CrossEntropyGrad`] records this
+/// error instead of the softmax Jacobian: that VJP and the ops only it uses (max, exp,
+/// sub, div, compare, one-hot: 9.3 KB of a Cortex-M4 image, 11 KB of wasm) are then not
+/// linked. `grad` of a gradient through `cross_entropy` returns it as an
+/// [`Error::Shape`](crate::Error::Shape) located at the `cross_entropy` call; first-order
+/// gradients are unchanged.
+#[cfg(tapegrad_no_second_order)]
+#[cold]
+#[inline(never)]
+fn no_second_order<T: Scalar>(logits: Tensor<'_, T>) -> Tensor<'_, T> {
+    let graph = logits.graph;
+    let shape = logits.shape();
+    // `grad` records a VJP's nodes with the caller of the op differentiated, so the
+    // stand-in's caller is the user's `cross_entropy` line.
+    let stand_in = graph.push(
+        crate::graph::Kind::Invalid,
+        Vec::new(),
+        shape.clone(),
+        crate::error::Caller::here(),
+    );
+    let caller = graph.nodes()[stand_in.id.index()].caller;
+    graph.record_error(crate::error::Error::Shape {
+        op: "cross_entropy_grad",
+        shapes: vec![shape],
+        reason: String::from(
+            "its gradient (a second-order gradient of cross_entropy) is not in this build: \
+             it was built with --cfg tapegrad_no_second_order",
+        ),
+        caller,
+    });
+    stand_in
 }
 
 impl<'g, T: Scalar> Tensor<'g, T> {
@@ -193,6 +239,35 @@ mod tests {
         -(x.log_softmax(1) * ids.one_hot(c))
             .sum_axes(&[1], false)
             .mean()
+    }
+
+    /// Run with `RUSTFLAGS="--cfg tapegrad_no_second_order" cargo test --lib
+    /// no_second_order` (edge/size.sh does): first order as usual, second order an error
+    /// at the user's `cross_entropy` line.
+    #[cfg(tapegrad_no_second_order)]
+    #[test]
+    fn no_second_order_is_a_located_error() {
+        use crate::{Error, Graph};
+        let g = Graph::<f64>::new();
+        let x = g.param("x", ndarray::arr2(&[[0.0, 0.0], [1.0, 0.0]]));
+        let ids = g.constant(arr1(&[1.0, 0.0]));
+        let (loss, line) = (x.cross_entropy(ids), line!());
+        let grads = g.grad(loss, &[x]).unwrap();
+        let d = grads[0];
+        let mut m = g.compile(&[loss], &grads).unwrap();
+        m.run().unwrap();
+        // (softmax - onehot) / N, N = 2: row 0 [1/2, 1/2] - [0, 1]; row 1 [s, 1 - s] - [1, 0]
+        let s = 1.0 / (1.0 + (-1.0f64).exp());
+        let want = [0.25, -0.25, (s - 1.0) / 2.0, (1.0 - s) / 2.0];
+        for (a, b) in m.value(d).unwrap().iter().zip(want) {
+            assert_abs_diff_eq!(*a, b, epsilon = 1e-15);
+        }
+        match g.grad(d.sum(), &[x]) {
+            Err(Error::Shape { op, caller, .. }) => {
+                assert_eq!((op, caller.line), ("cross_entropy_grad", line));
+            }
+            other => panic!("expected the second-order error, got {other:?}"),
+        }
     }
 
     #[test]

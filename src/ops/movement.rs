@@ -120,8 +120,24 @@ impl<T: Scalar> Op<T> for BroadcastTo {
     }
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        let v = x.view(0);
-        out.view().assign(&v);
+        // Row by row along the output's last axis, each source row found as the binary
+        // ops find theirs (plain slices: no ndarray iteration linked for this op).
+        let (src, dx) = (x.slice(0), x.shape(0).dims());
+        let out_shape = out.shape;
+        let d = out_shape.dims();
+        let len = d.last().copied().unwrap_or(1);
+        if len == 0 {
+            return Ok(());
+        }
+        let step = super::binary::inner_step(d, dx);
+        for (r, o) in out.slice().chunks_exact_mut(len).enumerate() {
+            let start = super::binary::row_start(r, d, dx);
+            if step == 1 {
+                o.copy_from_slice(&src[start..start + len]);
+            } else {
+                o.fill(src[start]);
+            }
+        }
         Ok(())
     }
     fn vjp<'g>(
@@ -500,6 +516,33 @@ mod tests {
             eval(&x, |_, t| t[0].permute(&[-1, -2])),
             eval(&x, |_, t| t[0].t())
         );
+    }
+
+    #[test]
+    fn broadcast_to_matches_ndarray() {
+        // ndarray's own `broadcast` is the reference: a trailing row, a column, a scalar,
+        // a middle axis, a leading axis of 1, rank lifting by two, and an empty output
+        let cases: [(&[usize], &[usize]); 8] = [
+            (&[3], &[2, 3]),
+            (&[2, 1], &[2, 3]),
+            (&[], &[2, 2]),
+            (&[2, 1, 3], &[2, 4, 3]),
+            (&[1, 3], &[4, 3]),
+            (&[3, 1], &[2, 2, 3, 2]),
+            (&[1], &[1]),
+            (&[1, 3], &[0, 3]),
+        ];
+        for (i, (from, to)) in cases.iter().enumerate() {
+            let n: usize = from.iter().product();
+            let x = ndarray::ArrayD::from_shape_vec(
+                from.to_vec(),
+                (0..n).map(|v| v as f64 + 1.0).collect(),
+            )
+            .unwrap();
+            let want = x.broadcast(to.to_vec()).unwrap().to_owned();
+            let got = eval(&[x], |_, t| t[0].broadcast_to(to.to_vec()));
+            assert_eq!(got, want, "case {i}: {from:?} to {to:?}");
+        }
     }
 
     #[test]

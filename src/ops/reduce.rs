@@ -190,7 +190,7 @@ impl<T: Scalar> Op<T> for InvRows {
     }
     fn forward(&self, _: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let n = out.rows().saturating_mul(self.per_row);
-        out.slice()[0] = T::of(1.0 / n as f64);
+        out.slice()[0] = T::one() / crate::scalar::count::<T>(n);
         Ok(())
     }
     fn vjp<'g>(
@@ -270,7 +270,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
             }
         }
         match per_row {
-            None => self.graph.full(Shape::scalar(), T::of(1.0 / fixed as f64)),
+            None => self
+                .graph
+                .full(Shape::scalar(), T::one() / crate::scalar::count::<T>(fixed)),
             Some(k) => self.apply(
                 InvRows {
                     per_row: fixed.saturating_mul(k),

@@ -22,14 +22,16 @@ mod stack;
 
 use semihosting::println;
 
-/// Where the flash image starts (the memory.x of each board).
-#[cfg(target_arch = "arm")]
+/// Where the flash image starts (the memory.x of each board). Only the training run
+/// prints the image's size.
+#[cfg(all(target_arch = "arm", not(feature = "gemm-timing")))]
 const FLASH_ORIGIN: usize = 0;
-#[cfg(target_arch = "riscv32")]
+#[cfg(all(target_arch = "riscv32", not(feature = "gemm-timing")))]
 const FLASH_ORIGIN: usize = 0x8000_0000;
 
 /// Bytes of the flash image: code, read-only data and the initial values of `.data`
 /// (stored after them and copied to RAM at reset), from the runtime's linker symbols.
+#[cfg(not(feature = "gemm-timing"))]
 fn flash_bytes() -> usize {
     // Both runtimes (cortex-m-rt, riscv-rt) define these.
     extern "C" {
