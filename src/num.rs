@@ -6,7 +6,9 @@
 //!
 //! [`Num`] prints what `{}` prints for every value whose shortest decimal form has at most
 //! 17 digits after the point and at most 2^53 as its digits (hyper-parameters, class ids,
-//! probabilities); others, and [`Sci`], in scientific notation with up to 15 significant
+//! probabilities), but for an exact tie between two shortest forms, where its last digit
+//! may be one lower (`857.5928344726562` for the f32 value 857.59283447265625, which `{}`
+//! prints as `857.5928344726563`; both read back as the same number); others, and [`Sci`], in scientific notation with up to 15 significant
 //! digits (`1.5e-30`), which round-trips for most values but not all.
 
 use core::fmt;
@@ -186,6 +188,76 @@ mod tests {
             ] {
                 let v = f64::from(p) / q;
                 assert_eq!(Num(v).to_string(), format!("{v}"));
+            }
+        }
+    }
+
+    /// Random bit patterns (every exponent, subnormals, f32 values widened), and
+    /// neighbours of powers of ten: what `Num` prints in fixed notation is what `{}`
+    /// prints, and whatever either prints parses back to within 15 digits.
+    #[test]
+    fn random_values_print_as_display_or_close_in_scientific() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut values = alloc::vec::Vec::new();
+        for _ in 0..20_000 {
+            let bits = next();
+            values.push(f64::from_bits(bits));
+            values.push(f64::from(f32::from_bits(bits as u32)));
+            // short decimals: a few digits at a random scale
+            let digits = (bits >> 40) % 100_000;
+            let scale = (bits >> 20) % 40;
+            values.push(digits as f64 / 10f64.powi(scale as i32));
+        }
+        for k in -30..30 {
+            let p = 10f64.powi(k);
+            values.extend([
+                p,
+                p.next_up(),
+                p.next_down(),
+                -p,
+                0.5 * p,
+                9.999_999_999 * p,
+            ]);
+        }
+        values.extend([
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::EPSILON,
+            2f64.powi(53),
+            2f64.powi(53) + 2.0,
+            0.5 - f64::EPSILON / 4.0,
+        ]);
+        for v in values {
+            for text in [Num(v).to_string(), Sci(v).to_string()] {
+                if v.is_nan() {
+                    assert_eq!(text, "NaN");
+                    continue;
+                }
+                let back: f64 = text.parse().unwrap();
+                let tol = 1e-14 * v.abs();
+                // 15 digits of the largest values round past f64::MAX (1.79769313486232e308)
+                let top = back.is_infinite() && v.abs() > 1.797_693_134_862_315e308;
+                assert!(
+                    back == v || (back - v).abs() <= tol || top,
+                    "{v:e} printed {text}"
+                );
+            }
+            let num = Num(v).to_string();
+            if !num.contains('e') && v.is_finite() {
+                // or, where the value is an exact tie between two shortest forms (f32
+                // values widened, such as 857.59283447265625), the lower of the two
+                let display = format!("{v}");
+                let tie = num.len() == display.len()
+                    && num.parse::<f64>() == Ok(v)
+                    && num[..num.len() - 1] == display[..display.len() - 1];
+                assert!(num == display || tie, "{v:e}: {num} for {display}");
             }
         }
     }
