@@ -152,11 +152,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<File<'_>, String> {
                 }
             ));
         }
+        // in u64: on a 32-bit target the bits of a tensor of 512 MiB pass `usize`
         let bits = e
             .shape
             .iter()
-            .try_fold(e.dtype.bits(), |acc, &d| acc.checked_mul(d));
-        let fits = bits.is_some_and(|b| b % 8 == 0 && b / 8 == t - s);
+            .try_fold(e.dtype.bits() as u64, |acc, &d| acc.checked_mul(d as u64));
+        let fits = bits.is_some_and(|b| b % 8 == 0 && b / 8 == (t - s) as u64);
         if !fits {
             return Err(format!(
                 "tensor {:?} of dtype {} and shape {:?} does not take the {} bytes of its \
