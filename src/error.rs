@@ -233,12 +233,14 @@ pub enum Error {
         caller: Caller,
     },
     /// A machine does not fit the byte budget given to
-    /// [`Graph::compile_within`](crate::Graph::compile_within). Nothing was allocated for
-    /// its values.
+    /// [`Graph::compile_within`](crate::Graph::compile_within), or (from
+    /// [`Graph::compile`](crate::Graph::compile), with a budget of `isize::MAX`) is larger
+    /// than any allocation may be. Nothing was allocated for its values.
     Budget {
         /// The budget, in bytes.
         budget: usize,
-        /// The bytes the machine needs: `memory.total()`.
+        /// The bytes the machine needs: `memory.total()`, `usize::MAX` if more than a
+        /// `usize` counts.
         needed: usize,
         /// The bytes it needs, by role.
         memory: crate::Memory,
@@ -452,9 +454,15 @@ impl fmt::Display for Error {
                 caller,
             } => write!(
                 f,
-                "the machine compiled at {caller} needs {needed} bytes but the budget is \
+                "the machine compiled at {caller} needs {}{needed} bytes but the budget is \
                  {budget}: {} bytes short (params {}, inputs {}, constants {}, grads {}, \
                  outputs {}, workspace {}, scratch {}, metadata {})",
+                // a count that saturated
+                if *needed == usize::MAX {
+                    "more than "
+                } else {
+                    ""
+                },
                 needed.saturating_sub(*budget),
                 m.params,
                 m.inputs,

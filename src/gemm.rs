@@ -184,14 +184,16 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     let swap = 4 * tiles(n, m) < 3 * tiles(m, n);
     // Threads take whole tiles of rows of `c`, which are columns of the swapped product.
     let unit = if swap { blk.nr } else { blk.mr };
-    let t = if cfg!(feature = "rayon") && threads > 1 && m * k * n >= PAR_MIN {
+    // saturating: a product planned for a budget check may be too large to run
+    let madds = m.saturating_mul(k).saturating_mul(n);
+    let t = if cfg!(feature = "rayon") && threads > 1 && madds >= PAR_MIN {
         threads.min(m.div_ceil(unit))
     } else {
         1
     };
     let rows = (m.div_ceil(t).div_ceil(unit) * unit).min(m);
     let t = m.div_ceil(rows.max(1));
-    let per_thread = if m * k * n == 0 {
+    let per_thread = if madds == 0 {
         0
     } else {
         packs::<T>(blk, swap, rows, k, n)
@@ -224,7 +226,7 @@ pub(crate) fn scratch_len<T: Scalar>(m: usize, k: usize, n: usize, threads: usiz
 }
 
 fn scratch_len_with<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> usize {
-    if m * k * n == 0 || is_thin(m, k, n) {
+    if m == 0 || k == 0 || n == 0 || is_thin(m, k, n) {
         return 0;
     }
     let p = plan::<T>(blk, m, k, n, threads);

@@ -66,10 +66,17 @@ fn uniform_in<T: Scalar, R: Rng + ?Sized>(shape: Shape, lo: T, span: T, rng: &mu
 }
 
 /// `rng.random::<f64>()`'s number, `k / 2^53` for the top 53 bits `k` of a `u64`, in `T`
-/// (for `f32`, `k` rounded to 24 bits).
+/// (for `f32`, `k` rounded to 24 bits, and below 1).
 fn unit<T: Scalar, R: Rng + ?Sized>(rng: &mut R) -> T {
     let k = T::from_u64(rng.next_u64() >> 11).unwrap_or_else(T::zero);
-    k * T::of(1.0 / (1u64 << 53) as f64)
+    let u = k * T::of(1.0 / (1u64 << 53) as f64);
+    // In f32 the largest `k` round up to 2^53, so `u` to 1: the largest value below 1
+    // instead, so that `[0, 1)` (and `uniform`'s `[lo, hi)`) holds.
+    if u < T::one() {
+        u
+    } else {
+        T::one() - T::epsilon() / (T::one() + T::one())
+    }
 }
 
 /// Normal with mean `mean` and standard deviation `std`, as `torch.nn.init.normal_`.
@@ -222,6 +229,34 @@ mod tests {
     use approx::assert_abs_diff_eq;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+
+    /// A generator at the top of its range: every draw `u64::MAX`.
+    struct Top;
+
+    impl rand::RngCore for Top {
+        fn next_u32(&mut self) -> u32 {
+            u32::MAX
+        }
+        fn next_u64(&mut self) -> u64 {
+            u64::MAX
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            dst.fill(0xff);
+        }
+    }
+
+    /// The largest draws, `(2^53 - 1) / 2^53`, round to 1 in f32 (24 bits): `[lo, hi)`
+    /// must still hold, and does in f64.
+    #[test]
+    fn the_largest_draw_stays_below_hi_in_f32() {
+        let u: ArrayD<f32> = uniform([3], 0.0, 1.0, &mut Top);
+        assert!(u.iter().all(|&v| v < 1.0), "{u}");
+        assert_eq!(u[[0]], 1.0 - f32::EPSILON / 2.0);
+        let u: ArrayD<f64> = uniform([3], 0.0, 1.0, &mut Top);
+        assert_eq!(u[[0]], 1.0 - f64::EPSILON / 2.0);
+        let u: ArrayD<f32> = uniform([3], -2.0, 2.0, &mut Top);
+        assert!(u.iter().all(|&v| v < 2.0), "{u}");
+    }
 
     /// Mean and (population) standard deviation.
     fn stats(w: &ArrayD<f64>) -> (f64, f64) {

@@ -38,6 +38,27 @@ fn round(x: f64) -> u64 {
     t + u64::from(x - t as f64 >= 0.5)
 }
 
+/// The exact product `a · s` (>= 0, its rounding below 2^53) rounded to the nearest
+/// integer, ties up: the nearer of two decimals, as `{}` picks it. Rounding the rounded
+/// product instead goes wrong at ties: 857.59283447265625 · 10^13 rounds to the even
+/// 8575928344726562, which `round` keeps. The rounding error of `a · s` is found exactly
+/// by Dekker's product (splitting, no fused multiply-add).
+fn round_product(a: f64, s: f64) -> u64 {
+    let x = a * s;
+    let split = |v: f64| {
+        let c = 134_217_729.0 * v; // 2^27 + 1
+        let hi = c - (c - v);
+        (hi, v - hi)
+    };
+    let ((ah, al), (sh, sl)) = (split(a), split(s));
+    let err = ((ah * sh - x) + ah * sl + al * sh) + al * sl;
+    let t = x as u64;
+    // exact: `x`'s fraction, a multiple of its ulp, against an error below half an ulp
+    let f = x - t as f64;
+    let up = f > 0.5 || (f == 0.5 && err >= 0.0) || (f == 0.0 && err >= 0.5);
+    t + u64::from(up)
+}
+
 /// Writes `m / 10^k` with exactly `k` digits after the point (none if `k` is 0).
 fn write_fixed(f: &mut fmt::Formatter<'_>, m: u64, k: u32) -> fmt::Result {
     if k == 0 {
@@ -78,7 +99,7 @@ impl fmt::Display for Num {
             if x >= EXACT {
                 break;
             }
-            let m = round(x);
+            let m = round_product(a, s);
             if m as f64 / s == a {
                 return write_fixed(f, m, k);
             }
@@ -130,6 +151,11 @@ fn write_sci(f: &mut fmt::Formatter<'_>, a: f64) -> fmt::Result {
         m /= 10;
         e += 1;
     }
+    // Rounded up, the largest values would read back as infinity (1.79769313486232e308
+    // is past f64::MAX): the 15 digits below it instead.
+    if e == 308 {
+        m = m.min(179_769_313_486_231);
+    }
     let mut k = 14;
     while k > 0 && m % 10 == 0 {
         m /= 10;
@@ -172,6 +198,9 @@ mod tests {
             0.15,
             100.0,
             65504.0,
+            // exact ties between two shortest forms: `{}` prints the upper, ...63
+            14_050_801.0 / 16_384.0, // 857.59283447265625
+            -8_778_821.0 / 16_384.0, // -535.81671142578125
             f64::NAN,
             f64::INFINITY,
             f64::NEG_INFINITY,
@@ -186,6 +215,65 @@ mod tests {
             ] {
                 let v = f64::from(p) / q;
                 assert_eq!(Num(v).to_string(), format!("{v}"));
+            }
+        }
+    }
+
+    /// Random bit patterns (every exponent, subnormals, f32 values widened), and
+    /// neighbours of powers of ten: what `Num` prints in fixed notation is what `{}`
+    /// prints, and whatever either prints parses back to within 15 digits.
+    #[test]
+    fn random_values_print_as_display_or_close_in_scientific() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut values = alloc::vec::Vec::new();
+        for _ in 0..20_000 {
+            let bits = next();
+            values.push(f64::from_bits(bits));
+            values.push(f64::from(f32::from_bits(bits as u32)));
+            // short decimals: a few digits at a random scale
+            let digits = (bits >> 40) % 100_000;
+            let scale = (bits >> 20) % 40;
+            values.push(digits as f64 / 10f64.powi(scale as i32));
+        }
+        for k in -30..30 {
+            let p = 10f64.powi(k);
+            values.extend([
+                p,
+                p.next_up(),
+                p.next_down(),
+                -p,
+                0.5 * p,
+                9.999_999_999 * p,
+            ]);
+        }
+        values.extend([
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::EPSILON,
+            2f64.powi(53),
+            2f64.powi(53) + 2.0,
+            0.5 - f64::EPSILON / 4.0,
+        ]);
+        for v in values {
+            for text in [Num(v).to_string(), Sci(v).to_string()] {
+                if v.is_nan() {
+                    assert_eq!(text, "NaN");
+                    continue;
+                }
+                let back: f64 = text.parse().unwrap();
+                let tol = 1e-14 * v.abs();
+                assert!(back == v || (back - v).abs() <= tol, "{v:e} printed {text}");
+            }
+            let num = Num(v).to_string();
+            if !num.contains('e') && v.is_finite() {
+                assert_eq!(num, format!("{v}"), "{v:e}");
             }
         }
     }
@@ -210,6 +298,9 @@ mod tests {
             (-1e-3, "-1e-3"),
             (123.0, "1.23e2"),
             (1e23 * (1.0 - 1e-16), "1e23"),
+            // not ...232e308, which reads back as infinity
+            (f64::MAX, "1.79769313486231e308"),
+            (-f64::MAX, "-1.79769313486231e308"),
             (f64::NAN, "NaN"),
             (f64::NEG_INFINITY, "-inf"),
         ] {

@@ -158,7 +158,8 @@ impl<T: Scalar> Machine<T> {
     /// The bytes of the safetensors file that [`save`](Machine::save) writes.
     ///
     /// # Errors
-    /// None in practice: the format limits the header (the names and shapes) to 100 MB.
+    /// [`Error::Mismatch`] if a parameter is named `__metadata__` (the format reserves
+    /// the name) or the header (the names and shapes) would pass the format's 100 MB.
     #[track_caller]
     pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
         self.encode(&WeightMap::new(), Caller::here())

@@ -309,3 +309,46 @@ fn a_refused_budget_allocates_no_value_buffers() {
     assert!(thread_peak_bytes() - live >= 512 * 512 * 4);
     assert_eq!(m.memory().params, 512 * 512 * 4);
 }
+
+/// Byte counts that pass `usize` (elements that fit, times their size; or several
+/// buffers together) are refused as over any budget, not wrapped to a small count that
+/// passes the check, nor a panic; and so is a product whose `m * k * n` passes `usize`
+/// while its matrices fit. On a 32-bit device the same happens from 2^30 f32 elements.
+#[test]
+fn byte_counts_past_usize_are_over_the_budget() {
+    const HALF: usize = 1 << (usize::BITS - 2);
+    const QUARTER: usize = HALF / 2;
+    type Build = fn(&Graph<f32>) -> Tensor<'_, f32>;
+    let graphs: [(&str, Build); 3] = [
+        // 2^62 elements fit a usize, their 2^64 bytes do not
+        ("one input", |g| g.input("a", [HALF])),
+        ("two inputs", |g| {
+            g.input("a", [QUARTER]) + g.input("b", [QUARTER])
+        }),
+        ("a sum over it", |g| g.input("a", [HALF]).sum()),
+    ];
+    for (what, build) in graphs {
+        let g = Graph::<f32>::new();
+        let y = build(&g);
+        for budget in [1 << 20, usize::MAX] {
+            match g.compile_within(&[y], &[], budget) {
+                Err(Error::Budget { needed, .. }) => assert_eq!(needed, usize::MAX, "{what}"),
+                other => panic!("{what}, budget {budget}: {:?}", other.map(|m| m.memory())),
+            }
+        }
+        // without a budget, more than any allocation may hold
+        let e = g.compile(&[y], &[]).unwrap_err();
+        assert!(matches!(e, Error::Budget { .. }), "{what}");
+        assert!(e.to_string().contains("needs more than"), "{e}");
+    }
+    // m * k * n = 2^(3e + 2) passes usize (the GEMM's plan multiplied it)
+    let e = usize::BITS / 3;
+    let g = Graph::<f32>::new();
+    let a = g.input("a", [1usize << (e + 1), 1 << e]);
+    let y = a.matmul(g.input("b", [1usize << e, 1 << (e + 1)]));
+    let budget = 1 << 20;
+    match g.compile_within(&[y], &[], budget) {
+        Err(Error::Budget { needed, .. }) => assert!(needed > budget),
+        other => panic!("{:?}", other.map(|m| m.memory())),
+    }
+}

@@ -40,7 +40,8 @@ impl<T: Scalar> Graph<T> {
     /// # Errors
     /// The first error recorded while building the graph, or
     /// [`Error::WrongGraph`](crate::Error::WrongGraph) if an output or gradient belongs to
-    /// another graph.
+    /// another graph, or [`Error::Budget`](crate::Error::Budget) (with a budget of
+    /// `isize::MAX`) if its buffers would take more bytes than any allocation may.
     #[track_caller]
     pub fn compile<G: AsGrads + ?Sized>(
         &self,
@@ -254,7 +255,9 @@ impl<T: Scalar> Graph<T> {
         let mut role = vec![5usize; plan.sizes.len()];
         for (k, &i) in order.iter().enumerate() {
             if !infos[k].view {
-                memory.unplanned += nodes[i].shape.numel() * size;
+                memory.unplanned = memory
+                    .unplanned
+                    .saturating_add(nodes[i].shape.numel().saturating_mul(size));
             }
             let r = match &steps[k] {
                 Step::Input { .. } => 0,
@@ -276,7 +279,9 @@ impl<T: Scalar> Graph<T> {
                 4 => &mut memory.outputs,
                 _ => &mut memory.workspace,
             };
-            *field += n * size;
+            // saturating: a count past `usize` is over every budget (below), never a
+            // small wrapped one that passes
+            *field = field.saturating_add(n.saturating_mul(size));
         }
         let scratch_len = order
             .iter()
@@ -294,8 +299,8 @@ impl<T: Scalar> Graph<T> {
             })
             .max()
             .unwrap_or(0);
-        memory.scratch = scratch_len * size;
-        memory.unplanned += memory.scratch;
+        memory.scratch = scratch_len.saturating_mul(size);
+        memory.unplanned = memory.unplanned.saturating_add(memory.scratch);
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
         let callers = order.iter().map(|&i| nodes[i].caller).collect();
@@ -339,16 +344,18 @@ impl<T: Scalar> Graph<T> {
             grads: GradHandles::from_pairs(pairs.to_vec()),
             distinct,
         };
-        if let Some(budget) = budget {
-            let needed = m.memory().total();
-            if needed > budget {
-                return Err(Error::Budget {
-                    budget,
-                    needed,
-                    memory: m.memory(),
-                    caller,
-                });
-            }
+        // Without a budget, no allocation may pass `isize::MAX` bytes: a plan past it is
+        // refused here rather than a panic when allocating. A total that saturated is
+        // past every budget.
+        let budget = budget.unwrap_or(isize::MAX as usize);
+        let needed = m.memory().total();
+        if needed > budget || needed == usize::MAX {
+            return Err(Error::Budget {
+                budget,
+                needed,
+                memory: m.memory(),
+                caller,
+            });
         }
         m.bufs
             .extend(plan.sizes.iter().map(|&n| vec![T::zero(); n]));

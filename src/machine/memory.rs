@@ -48,20 +48,25 @@ pub struct Memory {
 
 impl Memory {
     /// Every byte held on the heap: [`buffers`](Memory::buffers) and
-    /// [`metadata`](Memory::metadata).
+    /// [`metadata`](Memory::metadata); `usize::MAX` if that is more than a `usize` counts
+    /// (a plan [`compile`](crate::Graph::compile) refuses).
     pub fn total(&self) -> usize {
-        self.buffers() + self.metadata
+        self.buffers().saturating_add(self.metadata)
     }
 
-    /// The bytes of the value buffers and the scratch memory, all roles together.
+    /// The bytes of the value buffers and the scratch memory, all roles together
+    /// (saturating at `usize::MAX`, as each role does).
     pub fn buffers(&self) -> usize {
-        self.params
-            + self.inputs
-            + self.constants
-            + self.grads
-            + self.outputs
-            + self.workspace
-            + self.scratch
+        [
+            self.inputs,
+            self.constants,
+            self.grads,
+            self.outputs,
+            self.workspace,
+            self.scratch,
+        ]
+        .into_iter()
+        .fold(self.params, usize::saturating_add)
     }
 }
 

@@ -15,7 +15,10 @@ use crate::scalar::Scalar;
 ///
 /// The norm is `sqrt(sum of g^2 over every element of every gradient)`: squares summed
 /// in the machine's type over runs of 64 elements, the runs' sums in `f64`, and the root
-/// taken in the machine's type (so an `f32` machine does no `f64` work per element). If `norm > max_norm`, every gradient is multiplied by
+/// taken in the machine's type (so an `f32` machine does no `f64` work per element); a
+/// run whose squares pass the type's range is summed in `f64` instead, and a sum past it
+/// is scaled by powers of 4 before the root, so an `f32` norm up to `f32::MAX` is
+/// returned and clipped, not infinite. If `norm > max_norm`, every gradient is multiplied by
 /// `max_norm / (norm + 1e-6)`; otherwise nothing changes. (PyTorch also scales when the
 /// norm is within 1e-6 below `max_norm`; here clipping twice is the same as once.) A NaN
 /// or infinite norm is returned without scaling (check it, and skip the step). A buffer listed twice (the same gradient, or a reshaped
@@ -64,10 +67,19 @@ pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
     for (_, g) in pairs {
         for run in m.output_mut(g, caller)?.chunks(CHUNK) {
             let s = run.iter().fold(T::zero(), |s, &v| s + v * v);
-            sum += s.to_f64().unwrap_or(f64::NAN);
+            sum += if s.is_infinite() {
+                // squares past `T`'s range (exploding gradients, what clipping is for):
+                // this run again in f64, only then
+                run.iter()
+                    .map(|v| v.to_f64().unwrap_or(f64::NAN))
+                    .map(|v| v * v)
+                    .sum()
+            } else {
+                s.to_f64().unwrap_or(f64::NAN)
+            };
         }
     }
-    let norm = T::of(sum).root().to_f64().unwrap_or(f64::NAN);
+    let norm = root::<T>(sum);
     if norm.is_finite() && norm > max_norm {
         let c = T::of(max_norm / (norm + 1e-6));
         for (k, (_, g)) in pairs.iter().enumerate() {
@@ -86,6 +98,19 @@ pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
         }
     }
     Ok(norm)
+}
+
+/// `sqrt(sum)`, taken in `T`: a sum past `T`'s range is brought into it by powers of 4
+/// (exact) and its root scaled back by as many powers of 2, so a norm that `T` holds is
+/// never infinite because its square is not.
+fn root<T: Scalar>(sum: f64) -> f64 {
+    let big = T::max_value().to_f64().unwrap_or(f64::MAX) / 4.0;
+    let (mut s, mut scale) = (sum, 1.0);
+    while s.is_finite() && s > big {
+        s /= 4.0;
+        scale *= 2.0;
+    }
+    T::of(s).root().to_f64().unwrap_or(f64::NAN) * scale
 }
 
 #[cfg(test)]
@@ -130,6 +155,36 @@ mod tests {
             max_relative = 1e-6
         );
         assert!(m.value(grads[1]).unwrap().iter().all(|&v| v == 0.0));
+    }
+
+    /// Exploding gradients, what clipping is for: their squares pass f32's largest value
+    /// (3.4e38) while the norm itself is an ordinary f32. They are clipped, and the norm
+    /// returned is theirs, not infinity.
+    #[test]
+    fn gradients_whose_squares_overflow_f32_are_clipped() {
+        // loss = 0.5 |w|^2: gradient = w
+        for (w, norm) in [
+            (alloc::vec![3e19f32, 4e19], 5e19),
+            // one run of 64 overflows alone; 200 runs of squares 1e36 do only together
+            (alloc::vec![2e19f32; 1], 2e19),
+            (alloc::vec![1e18f32; 12_800], 1e18 * 12_800f64.sqrt()),
+        ] {
+            let g = Graph::<f32>::new();
+            let n = w.len();
+            let p = g.param("w", ndarray::Array1::from(w.clone()));
+            let loss = p.square().sum() * 0.5;
+            let grads = g.grad(loss, &[p]).unwrap();
+            let mut m = g.compile(&[loss], &grads).unwrap();
+            m.run().unwrap();
+            let got = clip_grad_norm(&mut m, &grads, 1.0).unwrap();
+            assert_relative_eq!(got, norm, max_relative = 1e-6);
+            // d = w / |w|, of norm 1
+            let clipped = m.value(grads[0]).unwrap();
+            for (c, w) in clipped.iter().zip(&w) {
+                assert_relative_eq!(f64::from(*c), f64::from(*w) / norm, max_relative = 1e-5);
+            }
+            assert_eq!(clipped.len(), n);
+        }
     }
 
     #[test]

@@ -20,7 +20,8 @@ impl<T: Scalar> Machine<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be written (no such directory, for instance); an
-    /// existing file at `path` is then left as it was.
+    /// existing file at `path` is then left as it was. [`Error::Mismatch`] as for
+    /// [`save_to_bytes`](Machine::save_to_bytes).
     #[track_caller]
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.save_with(path, &WeightMap::new())

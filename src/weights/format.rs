@@ -152,11 +152,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<File<'_>, String> {
                 }
             ));
         }
+        // in u64: on a 32-bit target the bits of a tensor of 512 MiB pass `usize`
         let bits = e
             .shape
             .iter()
-            .try_fold(e.dtype.bits(), |acc, &d| acc.checked_mul(d));
-        let fits = bits.is_some_and(|b| b % 8 == 0 && b / 8 == t - s);
+            .try_fold(e.dtype.bits() as u64, |acc, &d| acc.checked_mul(d as u64));
+        let fits = bits.is_some_and(|b| b % 8 == 0 && b / 8 == (t - s) as u64);
         if !fits {
             return Err(format!(
                 "tensor {:?} of dtype {} and shape {:?} does not take the {} bytes of its \
@@ -199,6 +200,14 @@ pub(crate) struct Out<'a> {
 /// Writes a safetensors file of `tensors`, without `__metadata__`, as the reference
 /// implementation does. The error says why it cannot.
 pub(crate) fn write(mut tensors: Vec<Out<'_>>) -> Result<Vec<u8>, String> {
+    // The reader takes this key for the metadata map: such a file would not read back.
+    if tensors.iter().any(|t| t.name == "__metadata__") {
+        return Err(
+            "a tensor cannot be named \"__metadata__\": the format reserves the name \
+                    for its metadata map"
+                .into(),
+        );
+    }
     tensors.sort_by(|a, b| b.dtype.cmp(&a.dtype).then(a.name.cmp(b.name)));
     let mut header = String::from("{");
     let mut offset = 0usize;
@@ -334,10 +343,13 @@ impl Parser<'_> {
         while let Some(key) = self.next_key(&mut first)? {
             self.ws();
             let value = self.string()?;
-            if map.iter().any(|(k, _)| *k == key) {
-                return Err(format!("the __metadata__ key {key:?} twice"));
-            }
             map.push((key, value));
+        }
+        // Sorted, not pairwise: a header may hold millions of keys.
+        let mut keys: Vec<&str> = map.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("the __metadata__ key {:?} twice", w[0]));
         }
         Ok(map)
     }

@@ -515,3 +515,129 @@ impl ReplaceName for Vec<u8> {
         self
     }
 }
+
+/// A file the writer writes must read back: a tensor named `__metadata__` would be read
+/// as the metadata map (and refused), so the writer refuses it instead.
+#[test]
+fn a_tensor_named_metadata_is_refused_when_written() {
+    let out = |name| Out {
+        name,
+        dtype: Dtype::F32,
+        shape: vec![1],
+        data: vec![0; 4],
+    };
+    let e = write(vec![out("w"), out("__metadata__")]).unwrap_err();
+    assert!(e.contains("__metadata__"), "{e}");
+    // and the reference reads back every other name the writer takes
+    let ok = write(vec![out("__metadata"), out("__metadata__ ")]).unwrap();
+    assert_eq!(contents(&ok), ref_contents(&ok));
+}
+
+/// Many distinct `__metadata__` keys are read in about linear time: a pairwise check for
+/// repeated keys took quadratic time (7 million keys fit the 100 MB a header may have).
+#[test]
+fn many_metadata_keys_are_read_and_repeats_found() {
+    let keys = 60_000;
+    let mut json = String::from(r#"{"__metadata__":{"#);
+    for k in 0..keys {
+        json.push_str(&format!(r#"{}"{k}":"""#, if k > 0 { "," } else { "" }));
+    }
+    json.push_str("}}");
+    let bytes = file(&json, 0);
+    let f = read(&bytes).unwrap();
+    assert_eq!(f.metadata.len(), keys);
+    assert_eq!(
+        f.metadata[keys - 1],
+        (format!("{}", keys - 1), String::new())
+    );
+    let repeated = json.replace(r#""59999":"""#, r#""17":"x""#);
+    refused(&file(&repeated, 0), "the __metadata__ key \"17\" twice");
+}
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Seeded mutations of valid files (bytes set, inserted, removed, spans copied, the
+/// header length kept consistent or not): the reader never panics, and what it accepts
+/// the reference accepts and reads the same way.
+#[test]
+fn mutated_files_never_panic_and_agree_with_the_reference() {
+    let meta: HashMap<String, String> = [("k".to_string(), "v\"\\u".to_string())].into();
+    let seeds = [ours(&sample()[..7]), reference(&sample()[..5], Some(meta))];
+    let tokens: [&[u8]; 16] = [
+        b"0",
+        b"9",
+        b"-",
+        b"1e3",
+        b" ",
+        b"\"",
+        b"\\u",
+        b"\\ud834",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"\xff",
+        b"\xc3\xa9",
+    ];
+    let mut rng = Rng(0x5EED);
+    let (mut accepted, mut tried) = (0, 0);
+    for round in 0..6_000 {
+        let mut bad = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(bad.len() + 1);
+            match rng.below(5) {
+                0 if at < bad.len() => bad[at] = rng.next() as u8,
+                1 => {
+                    let t = tokens[rng.below(tokens.len())];
+                    bad.splice(at..at, t.iter().copied());
+                }
+                2 if at < bad.len() => {
+                    let end = (at + 1 + rng.below(8)).min(bad.len());
+                    bad.drain(at..end);
+                }
+                3 => {
+                    let from = rng.below(bad.len());
+                    let end = (from + 1 + rng.below(12)).min(bad.len());
+                    let span = bad[from..end].to_vec();
+                    bad.splice(at..at, span);
+                }
+                _ => {}
+            }
+        }
+        // keep the header length pointing at the end of the JSON's closing brace, or not
+        if rng.below(2) == 0 && bad.len() >= 8 {
+            if let Some(close) = bad[8..].iter().rposition(|&b| b == b'}') {
+                bad[..8].copy_from_slice(&(close as u64 + 1).to_le_bytes());
+            }
+        }
+        tried += 1;
+        if read(&bad).is_ok() {
+            accepted += 1;
+            assert!(
+                SafeTensors::deserialize(&bad).is_ok(),
+                "round {round}: accepted what the reference refuses: {:?}",
+                String::from_utf8_lossy(&bad)
+            );
+            assert_eq!(contents(&bad), ref_contents(&bad), "round {round}");
+        }
+    }
+    // the mutations must leave some files valid, or the comparison tests nothing
+    assert!(accepted > 50, "{accepted} of {tried} accepted");
+}
