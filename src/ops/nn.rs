@@ -13,8 +13,14 @@ use crate::shape::AxisArg;
 impl<'g, T: Scalar> Tensor<'g, T> {
     /// `exp(x - max)` along `axis`, with the max detached: softmax is shift-invariant, so
     /// this changes no value or gradient and keeps `exp` from overflowing.
+    ///
+    /// Over an empty axis there is nothing to shift (and no max): softmax and
+    /// log_softmax of an empty axis are empty, as in PyTorch.
     #[track_caller]
     fn shifted(self, axis: usize) -> Tensor<'g, T> {
+        if self.shape().dim(axis) == 0 {
+            return self;
+        }
         self - self.max_axes(&[axis], true).detach()
     }
 

@@ -306,7 +306,7 @@ impl UnaryFn for LeakyRelu {
     }
 }
 
-/// `x^p` for a scalar exponent; d/dx = p x^(p-1).
+/// `x^p` for a scalar exponent; d/dx = p x^(p-1), and 0 for p = 0 (also at x = 0).
 pub struct Powf(pub f64);
 
 // By hand, as the other ops' `Debug` with an `f64`: see `num.rs`.
@@ -332,6 +332,11 @@ impl UnaryFn for Powf {
         _: Tensor<'g, T>,
         g: Tensor<'g, T>,
     ) -> Tensor<'g, T> {
+        if self.0 == 0.0 {
+            // x^0 = 1 is flat everywhere; p x^(p-1) would be 0 * inf = NaN at x = 0
+            // (PyTorch masks its pow gradient to 0 where p == 0 likewise)
+            return x.lit(0.0).broadcast_to(x.shape());
+        }
         g * T::of(self.0) * x.powf(self.0 - 1.0)
     }
 }
@@ -510,6 +515,50 @@ mod tests {
         let g = grads_of(&x, |_, x| x[0].leaky_relu(0.2));
         assert_abs_diff_eq!(g[0][[0]], 0.2);
         assert_abs_diff_eq!(g[0][[1]], 1.0);
+    }
+
+    #[test]
+    fn powers_at_zero_and_below_follow_pytorch() {
+        // PyTorch: d/dx x^p = p x^(p-1), masked to 0 where p == 0
+        let d = |p: f64, at: f64| grads_of(&[arr1(&[at]).into_dyn()], |_, x| x[0].powf(p))[0][[0]];
+        assert_eq!(d(0.0, 0.0), 0.0); // x^0 = 1: flat everywhere, also at 0
+        assert_eq!(d(0.0, -2.0), 0.0);
+        assert_eq!(d(1.0, 0.0), 1.0); // 1 * 0^0 = 1
+        assert_eq!(d(2.0, 0.0), 0.0); // 2 * 0^1
+        assert_eq!(d(0.5, 0.0), f64::INFINITY); // 0.5 / sqrt(0), as PyTorch
+        assert_eq!(d(3.0, -2.0), 12.0); // 3 (-2)^2
+        assert_eq!(d(2.0, -3.0), -6.0); // 2 (-3)
+        assert!(d(0.5, -1.0).is_nan()); // a fractional power of a negative
+        // d/dx sqrt(x) = 1 / (2 sqrt x): +inf at 0, as PyTorch
+        let s = grads_of(&[arr1(&[0.0]).into_dyn()], |_, x| x[0].sqrt());
+        assert_eq!(s[0][[0]], f64::INFINITY);
+        // second order at 0: d2/dx2 x^p = p (p-1) x^(p-2), 0 for p in {0, 1}, 2 for p = 2
+        let dd = |p: f64, at: f64| {
+            grads_of(&[arr1(&[at]).into_dyn()], |g, x| {
+                g.grad(x[0].powf(p).sum(), &[x[0]]).unwrap()[0]
+            })[0][[0]]
+        };
+        assert_eq!(dd(0.0, 0.0), 0.0);
+        assert_eq!(dd(1.0, 0.0), 0.0);
+        assert_eq!(dd(2.0, 0.0), 2.0);
+        assert_eq!(dd(3.0, -2.0), -12.0); // 6x
+        // away from the kinks, first and second order against finite differences
+        let neg = [rand_array(&[5], 21, -2.0, -0.5)];
+        let pos = [rand_array(&[5], 22, 0.5, 2.0)];
+        for p in [0.0, 1.0, 2.0, 3.0, -1.0] {
+            check(&neg, |_, x| x[0].powf(p));
+            check(&neg, |g, x| {
+                let d = g.grad(x[0].powf(p).sum(), &[x[0]]).unwrap()[0];
+                (d * d).sum()
+            });
+        }
+        for p in [0.0, 0.5, 1.0, 2.5] {
+            check(&pos, |_, x| x[0].powf(p));
+            check(&pos, |g, x| {
+                let d = g.grad(x[0].powf(p).sum(), &[x[0]]).unwrap()[0];
+                (d * d).sum()
+            });
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use alloc::format;
@@ -16,7 +16,9 @@ use crate::scalar::Scalar;
 
 impl<T: Scalar> Machine<T> {
     /// Saves every parameter to the safetensors file `path`, under its own name, as `F32`
-    /// or `F64`. The file is written whole beside `path`, synced, then renamed over it.
+    /// or `F64`. The file is written whole beside `path`, synced, then renamed over it. If
+    /// `path` is a symlink, the file it points to (through any chain of links) is written
+    /// that way and the link stays a link.
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be written (no such directory, for instance); an
@@ -74,9 +76,37 @@ fn io_error(path: &Path, e: &io::Error, caller: Caller) -> Error {
     }
 }
 
-/// Writes `bytes` to a new file beside `path`, syncs it, and renames it over `path`.
+/// How many symlinks a save follows before it gives up (Linux's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// The file a save to `path` writes: `path` itself, or, if it is a symlink, what the
+/// chain of links ends at (possibly not there yet), so that the rename replaces the target
+/// and every link stays a link.
+fn resolve_links(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&p) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let to = fs::read_link(&p)?;
+                p = match p.parent() {
+                    // a relative link is relative to the folder holding it
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io::Error::other(format!(
+        "more than {MAX_LINKS} symlinks in a row (a loop?)"
+    )))
+}
+
+/// Writes `bytes` to a new file beside what `path` names (through symlinks), syncs it,
+/// and renames it over that file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let path = &resolve_links(path)?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
@@ -84,21 +114,28 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
+    // A crashed process with our pid may have left the name we pick: `create_new` never
+    // opens its file, and we take the next name instead (never more than a few thousand,
+    // so a directory we can create nothing in still ends the loop).
+    let mut attempts = 0;
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(
+            ".{}.{}-{}.tmp",
+            name.to_string_lossy(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 4096 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let synced = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let written = synced.and_then(|()| fs::rename(&tmp, path));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
         return written;
