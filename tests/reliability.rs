@@ -82,7 +82,11 @@ fn saving_to_a_symlink_writes_its_target_and_keeps_the_link() {
     m.save(&link2).unwrap();
     for l in [&link, &link2] {
         let meta = std::fs::symlink_metadata(l).unwrap();
-        assert!(meta.file_type().is_symlink(), "{} was replaced", l.display());
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} was replaced",
+            l.display()
+        );
     }
     assert_eq!(saved_w(&target), want);
     assert_eq!(saved_w(&link2), want);
@@ -190,7 +194,10 @@ fn long_f32_sums_are_accurate() {
     assert!((got - exact).abs() <= 8.0, "row sum {got}, exact {exact}");
     let got = m.item(mean).unwrap() as f64;
     let want = exact / n as f64;
-    assert!((got - want).abs() <= 8.0 / n as f64 + 1e-5, "mean {got}, want {want}");
+    assert!(
+        (got - want).abs() <= 8.0 / n as f64 + 1e-5,
+        "mean {got}, want {want}"
+    );
 }
 
 /// A large random vector against an f64 reference: the error of a pairwise sum grows as
@@ -203,21 +210,28 @@ fn random_f32_sums_stay_within_log_n_ulps() {
     let exact: f64 = v.iter().map(|&x| x as f64).sum();
     let g = Graph::<f32>::new();
     let x = g.constant(ndarray::Array1::from(v.clone()));
-    let cols = g.constant(ndarray::Array2::from_shape_vec((n / 7, 7), v[..n / 7 * 7].to_vec()).unwrap());
+    let cols =
+        g.constant(ndarray::Array2::from_shape_vec((n / 7, 7), v[..n / 7 * 7].to_vec()).unwrap());
     let (s, by_col) = (x.sum(), cols.sum_axes(&[0], false));
     let mut m = g.compile(&[s, by_col], &[]).unwrap();
     m.run().unwrap();
     let ulp = exact * f32::EPSILON as f64;
     let bound = (n as f64).log2() * ulp;
     let got = m.item(s).unwrap() as f64;
-    assert!((got - exact).abs() <= bound, "sum {got}, exact {exact}, bound {bound}");
+    assert!(
+        (got - exact).abs() <= bound,
+        "sum {got}, exact {exact}, bound {bound}"
+    );
     // the column sums run down a strided axis: each one within its own bound
     let byc = m.value(by_col).unwrap().to_owned();
     for c in 0..7 {
         let e: f64 = (0..n / 7).map(|r| v[r * 7 + c] as f64).sum();
         let b = ((n / 7) as f64).log2() * e * f32::EPSILON as f64;
         let got = byc[[c]] as f64;
-        assert!((got - e).abs() <= b, "column {c}: {got}, exact {e}, bound {b}");
+        assert!(
+            (got - e).abs() <= b,
+            "column {c}: {got}, exact {e}, bound {b}"
+        );
     }
 }
 

@@ -49,7 +49,7 @@ fn row_stats<T: Scalar>(row: &[T]) -> (T, T) {
         T::neg_infinity(),
         |m, &v| if v > m || v.is_nan() { v } else { m },
     );
-    let sum = row.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
+    let sum = super::pairwise::sum_by(0, row.len(), &|i| (row[i] - max).exp());
     (max, sum)
 }
 
@@ -71,14 +71,17 @@ impl<T: Scalar> Op<T> for CrossEntropy {
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids) = (x.slice(0), x.slice(1));
         let c = x.shape(0).dim(1);
-        let mut total = T::zero();
         for (n, &id) in ids.iter().enumerate() {
-            let k = to_index("cross_entropy", "class", id, n, c)?;
+            to_index("cross_entropy", "class", id, n, c)?;
+        }
+        // the rows' losses summed pairwise, as long sums are (`pairwise.rs`)
+        let total = super::pairwise::sum_by(0, ids.len(), &|n| {
             let row = &logits[n * c..(n + 1) * c];
+            let k = to_index("cross_entropy", "class", ids[n], n, c).unwrap_or(0);
             let (max, sum) = row_stats(row);
             // -log softmax(x)[k] = log sum exp(x - max) - (x[k] - max)
-            total = total + sum.ln() - (row[k] - max);
-        }
+            sum.ln() - (row[k] - max)
+        });
         let n = ids.len();
         out.slice()[0] = total / crate::scalar::count::<T>(n); // 0 / 0 = NaN for an empty batch
         Ok(())

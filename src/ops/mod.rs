@@ -39,6 +39,7 @@ mod matmul;
 mod moments;
 mod movement;
 mod nn;
+mod pairwise;
 mod reduce;
 mod select;
 mod unary;

@@ -74,6 +74,41 @@ fn fold<T: Scalar>(
     }
 }
 
+/// Sums `x` (row-major, `dims`) over the sorted `axes` into `out`. Axes in one run
+/// (`[p, q)`) are summed pairwise (see `pairwise.rs`): `x` is then `[outer, r, inner]` and
+/// `out[o, j] = sum_k x[o, k, j]`. Other axis sets, rarer, are summed in order.
+fn sum_fold<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
+    let run = axes.windows(2).all(|w| w[1] == w[0] + 1);
+    let (Some(&p), Some(&last)) = (axes.first(), axes.last()) else {
+        // no axes: a copy
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v;
+        }
+        return;
+    };
+    if !run {
+        fold(x, dims, axes, out, T::zero(), |a, b| a + b);
+        return;
+    }
+    let r: usize = dims[p..=last].iter().product();
+    let inner: usize = dims[last + 1..].iter().product();
+    if r == 0 || out.is_empty() {
+        out.fill(T::zero());
+        return;
+    }
+    if inner == 1 {
+        for (o, chunk) in out.iter_mut().zip(x.chunks_exact(r)) {
+            *o = super::pairwise::sum(chunk);
+        }
+        return;
+    }
+    for (o, block) in out.chunks_exact_mut(inner).zip(x.chunks_exact(r * inner)) {
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = super::pairwise::sum_by(0, r, &|k| block[k * inner + j]);
+        }
+    }
+}
+
 /// Sum over `axes` (sorted), keeping them as size 1 if `keepdim`.
 #[derive(Debug)]
 pub struct Sum {
@@ -108,15 +143,7 @@ impl<T: Scalar> Op<T> for Sum {
         true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        let dims = x.shape(0).dims();
-        fold(
-            x.slice(0),
-            dims,
-            &self.axes,
-            out.slice(),
-            T::zero(),
-            |a, b| a + b,
-        );
+        sum_fold(x.slice(0), x.shape(0).dims(), &self.axes, out.slice());
         Ok(())
     }
     fn vjp<'g>(

@@ -529,7 +529,7 @@ mod tests {
         assert_eq!(d(3.0, -2.0), 12.0); // 3 (-2)^2
         assert_eq!(d(2.0, -3.0), -6.0); // 2 (-3)
         assert!(d(0.5, -1.0).is_nan()); // a fractional power of a negative
-        // d/dx sqrt(x) = 1 / (2 sqrt x): +inf at 0, as PyTorch
+                                        // d/dx sqrt(x) = 1 / (2 sqrt x): +inf at 0, as PyTorch
         let s = grads_of(&[arr1(&[0.0]).into_dyn()], |_, x| x[0].sqrt());
         assert_eq!(s[0][[0]], f64::INFINITY);
         // second order at 0: d2/dx2 x^p = p (p-1) x^(p-2), 0 for p in {0, 1}, 2 for p = 2
@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(dd(1.0, 0.0), 0.0);
         assert_eq!(dd(2.0, 0.0), 2.0);
         assert_eq!(dd(3.0, -2.0), -12.0); // 6x
-        // away from the kinks, first and second order against finite differences
+                                          // away from the kinks, first and second order against finite differences
         let neg = [rand_array(&[5], 21, -2.0, -0.5)];
         let pos = [rand_array(&[5], 22, 0.5, 2.0)];
         for p in [0.0, 1.0, 2.0, 3.0, -1.0] {
