@@ -245,8 +245,14 @@ fn allocations_at_rank(rank: usize) -> usize {
     let w = g.param("w", ArrayD::<f32>::ones(IxDyn(&dims)));
     let mut y = (x * w).tanh().sum();
     if rank > 1 {
-        // a sum over axes that are neither leading nor trailing only
-        y = y + (x * w).sum_axes(&[0, rank - 1], false).sum();
+        // sums over axes apart, views and copies along inner axes, a broadcast `where`
+        let h = x * w;
+        y = y + h.sum_axes(&[0, rank - 1], false).sum();
+        y = y + h.transpose(0, rank - 1).tanh().narrow(1, 1, 1).sum();
+        y = y + h.pad(1, 1, 2).square().sum();
+        y = y + g.concat(&[h, h.exp()], rank - 2).sum();
+        let mask = h.sum_axes(&[0], true).gt(g.full([], 1.0));
+        y = y + h.where_(mask, h * 2.0).sum();
     }
     let grads = g.grad(y, &[w]).unwrap();
     let mut m = g.compile(&[y], &grads).unwrap();

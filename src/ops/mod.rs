@@ -42,6 +42,7 @@ mod nn;
 mod pairwise;
 mod reduce;
 mod select;
+mod strided;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};

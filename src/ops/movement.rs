@@ -7,8 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::panic::Location;
 
-use ndarray::{Axis, Slice};
-
+use super::strided::{around, axis_stride, gather};
 use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::{Graph, Tensor};
@@ -79,8 +78,9 @@ impl<T: Scalar> Op<T> for Permute {
     }
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        let v = x.view(0).permuted_axes(&self.0[..]);
-        out.view().assign(&v);
+        let dims = x.shape(0).dims();
+        let axes = self.0.iter().map(|&a| axis_stride(dims, a));
+        gather(x.slice(0), axes, out.slice());
         Ok(())
     }
     fn vjp<'g>(
@@ -193,9 +193,18 @@ impl<T: Scalar> Op<T> for Narrow {
     }
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        let range = Slice::from(self.start..self.start + self.len);
-        let v = x.view(0);
-        out.view().assign(&v.slice_axis(Axis(self.axis), range));
+        let (_, d, inner) = around(x.shape(0).dims(), self.axis);
+        let (from, n) = (self.start * inner, self.len * inner);
+        if n == 0 {
+            return Ok(());
+        }
+        for (o, x) in out
+            .slice()
+            .chunks_exact_mut(n)
+            .zip(x.slice(0).chunks_exact(d * inner))
+        {
+            o.copy_from_slice(&x[from..from + n]);
+        }
         Ok(())
     }
     fn vjp<'g>(
@@ -244,12 +253,17 @@ impl<T: Scalar> Op<T> for Pad {
     }
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        let v = x.view(0);
-        let n = v.len_of(Axis(self.axis));
-        let mut o = out.view();
+        let (_, n, inner) = around(x.shape(0).dims(), self.axis);
+        let (from, len) = (self.before * inner, n * inner);
+        let total = (self.before + n + self.after) * inner;
+        let o = out.slice();
         o.fill(T::zero());
-        o.slice_axis_mut(Axis(self.axis), Slice::from(self.before..self.before + n))
-            .assign(&v);
+        if len == 0 {
+            return Ok(());
+        }
+        for (o, x) in o.chunks_exact_mut(total).zip(x.slice(0).chunks_exact(len)) {
+            o[from..from + len].copy_from_slice(x);
+        }
         Ok(())
     }
     fn vjp<'g>(
@@ -307,13 +321,17 @@ impl<T: Scalar> Op<T> for Concat {
     }
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        let mut o = out.view();
+        let (outer, total, inner) = around(out.shape().dims(), self.0);
+        let o = out.slice();
         let mut at = 0;
         for i in 0..x.len() {
-            let v = x.view(i);
-            let n = v.len_of(Axis(self.0));
-            o.slice_axis_mut(Axis(self.0), Slice::from(at..at + n))
-                .assign(&v);
+            let n = x.shape(i).dim(self.0) * inner;
+            if n > 0 {
+                let rows = o.chunks_exact_mut(total * inner).take(outer);
+                for (o, x) in rows.zip(x.slice(i).chunks_exact(n)) {
+                    o[at..at + n].copy_from_slice(x);
+                }
+            }
             at += n;
         }
         Ok(())

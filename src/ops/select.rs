@@ -11,8 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::panic::Location;
 
-use ndarray::Zip;
-
+use super::binary::{inner_step, row_start};
 use super::{Inputs, Op, Out};
 use crate::error::Result;
 use crate::graph::{Graph, Tensor};
@@ -53,12 +52,29 @@ impl<T: Scalar> Op<T> for Where {
                 *o = pick(at(c, i), at(a, i), at(b, i));
             }
         } else {
-            let (c, a, b) = (x.view(0), x.view(1), x.view(2));
-            Zip::from(out.view())
-                .and_broadcast(&c)
-                .and_broadcast(&a)
-                .and_broadcast(&b)
-                .for_each(|o, &c, &a, &b| *o = pick(c, a, b));
+            // row by row along the last axis, as the binary ops broadcast (no view, so
+            // nothing allocated at any rank)
+            let shape: &Shape = out.shape;
+            let od = shape.dims();
+            let (xd, yd, zd) = (x.shape(0).dims(), x.shape(1).dims(), x.shape(2).dims());
+            let w = od.last().copied().unwrap_or(1);
+            let steps = [inner_step(od, xd), inner_step(od, yd), inner_step(od, zd)];
+            let starts = |r| {
+                [
+                    row_start(r, od, xd),
+                    row_start(r, od, yd),
+                    row_start(r, od, zd),
+                ]
+            };
+            let rows = n / w.max(1);
+            for r in 0..rows {
+                let [i, j, k] = starts(r);
+                let row = &mut out.slice()[r * w..(r + 1) * w];
+                for (e, o) in row.iter_mut().enumerate() {
+                    let at = |v: &[T], start: usize, step: usize| v[start + e * step];
+                    *o = pick(at(c, i, steps[0]), at(a, j, steps[1]), at(b, k, steps[2]));
+                }
+            }
         }
         Ok(())
     }

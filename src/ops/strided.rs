@@ -1,0 +1,117 @@
+//! Copies between row-major buffers without ndarray views: a view of rank above 4 keeps
+//! its shape and strides on the heap (`IxDyn`), so building one per step allocated at
+//! rank >= 5. These loops keep their indices on the stack, at any rank.
+
+/// Counters on the stack. Extent-1 axes are dropped first, and an output with more than
+/// 63 axes of extent >= 2 would hold more than `usize::MAX` elements.
+const MAX_AXES: usize = 64;
+
+/// The extent of axis `a` of `dims` and its row-major stride, `prod dims[a+1..]`.
+pub(crate) fn axis_stride(dims: &[usize], a: usize) -> (usize, usize) {
+    (dims[a], dims[a + 1..].iter().product())
+}
+
+/// `dims` seen as `[outer, dims[axis], inner]`.
+pub(crate) fn around(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    let outer = dims[..axis].iter().product();
+    (outer, dims[axis], dims[axis + 1..].iter().product())
+}
+
+/// `out` (row-major over the extents of `axes`) from `x`: element `(i_0, .., i_r)` of
+/// `out` is `x[sum_k i_k * stride_k]`, `axes` giving `(extent_k, stride_k)`.
+pub(crate) fn gather<T: Copy>(
+    x: &[T],
+    axes: impl Iterator<Item = (usize, usize)> + Clone,
+    out: &mut [T],
+) {
+    if out.is_empty() {
+        return;
+    }
+    let (mut d, mut st, mut r) = ([0usize; MAX_AXES], [0usize; MAX_AXES], 0);
+    for (e, s) in axes.clone().filter(|&(e, _)| e != 1) {
+        if r == MAX_AXES {
+            return gather_slowly(x, axes, out);
+        }
+        (d[r], st[r]) = (e, s);
+        r += 1;
+    }
+    if r == 0 {
+        out[0] = x[0];
+        return;
+    }
+    let (n, s) = (d[r - 1], st[r - 1]);
+    let mut idx = [0usize; MAX_AXES];
+    let mut base = 0;
+    for row in out.chunks_exact_mut(n) {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = x[base + j * s];
+        }
+        // the odometer over the outer axes
+        let mut k = r - 1;
+        while k > 0 {
+            k -= 1;
+            idx[k] += 1;
+            base += st[k];
+            if idx[k] < d[k] {
+                break;
+            }
+            base -= st[k] * d[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+/// [`gather`] with every offset found by division: for shapes past `MAX_AXES` (none
+/// that fit in memory), allocation-free all the same.
+#[cold]
+fn gather_slowly<T: Copy>(
+    x: &[T],
+    axes: impl Iterator<Item = (usize, usize)> + Clone,
+    out: &mut [T],
+) {
+    let rank = axes.clone().count();
+    for (n, o) in out.iter_mut().enumerate() {
+        let (mut rem, mut at) = (n, 0);
+        for k in (0..rank).rev() {
+            if let Some((e, s)) = axes.clone().nth(k) {
+                at += rem % e.max(1) * s;
+                rem /= e.max(1);
+            }
+        }
+        *o = x[at];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gather;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn gather_transposes_at_any_rank() {
+        // out[a, b, c, d, e, f] = x[f, e, d, c, b, a] for x of dims [2, 1, 3, 2, 1, 2]
+        // (b and e are always 0)
+        let dims = [2usize, 1, 3, 2, 1, 2];
+        let n: usize = dims.iter().product();
+        let x: Vec<u32> = (0..n as u32).collect();
+        let stride = |a: usize| dims[a + 1..].iter().product::<usize>();
+        let axes = (0..6).rev().map(|a| (dims[a], stride(a)));
+        let mut out = alloc::vec![0u32; n];
+        gather(&x, axes.clone(), &mut out);
+        let mut want = Vec::new();
+        for a in 0..2 {
+            for c in 0..2 {
+                for d in 0..3 {
+                    for f in 0..2 {
+                        let at = f * stride(0) + d * stride(2) + c * stride(3) + a * stride(5);
+                        want.push(x[at]);
+                    }
+                }
+            }
+        }
+        assert_eq!(out, want);
+        let mut slow = alloc::vec![0u32; n];
+        super::gather_slowly(&x, axes, &mut slow);
+        assert_eq!(slow, want);
+    }
+}
