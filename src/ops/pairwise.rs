@@ -81,9 +81,47 @@ pub(crate) fn sum_by<T: Scalar>(start: usize, n: usize, f: &impl Fn(usize) -> T)
     lanes_total(&acc)
 }
 
+/// Columns summed at once: as many as a leaf's running sums.
+const TILE: usize = 16;
+/// Rows in a leaf of [`sum_columns`]: as many terms as a lane of [`sum`] takes, times 2.
+const ROWS: usize = 8;
+
+/// `out[j] = sum_r x[r * cols + j]` for `x` of `rows` rows of `cols` columns: the rows
+/// summed pairwise (leaves of [`ROWS`] rows in order), [`TILE`] columns at a time so the
+/// inner loop runs along contiguous memory.
+pub(crate) fn sum_columns<T: Scalar>(x: &[T], rows: usize, cols: usize, out: &mut [T]) {
+    for (t, o) in out.chunks_mut(TILE).enumerate() {
+        let acc = tile(x, cols, t * TILE, o.len(), 0, rows);
+        o.copy_from_slice(&acc[..o.len()]);
+    }
+}
+
+/// The sums of columns `j0..j0 + w` over rows `r0..r0 + n`.
+fn tile<T: Scalar>(x: &[T], cols: usize, j0: usize, w: usize, r0: usize, n: usize) -> [T; TILE] {
+    if n > ROWS {
+        let h = (n / 2).div_ceil(ROWS) * ROWS;
+        let (mut a, b) = (
+            tile(x, cols, j0, w, r0, h),
+            tile(x, cols, j0, w, r0 + h, n - h),
+        );
+        for (a, b) in a.iter_mut().zip(b) {
+            *a = *a + b;
+        }
+        return a;
+    }
+    let mut acc = [T::zero(); TILE];
+    for r in r0..r0 + n {
+        let row = &x[r * cols + j0..r * cols + j0 + w];
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a = *a + v;
+        }
+    }
+    acc
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{sum, sum_by, BLOCK};
+    use super::{sum, sum_by, sum_columns, BLOCK};
     use alloc::vec::Vec;
 
     #[test]
@@ -96,6 +134,16 @@ mod tests {
             assert_eq!(sum_by(0, n, &|i| x[i]), want, "n {n}");
             if n > 2 {
                 assert_eq!(sum_by(1, n - 1, &|i| x[i]), want - x[0], "n {n}");
+            }
+            // as rows of 1..=40 columns: every column's sum, tiles and leaves crossed
+            for cols in [1, 3, 16, 17, 40] {
+                let rows = n / cols;
+                let mut out = alloc::vec![f64::NAN; cols];
+                sum_columns(&x, rows, cols, &mut out);
+                for (j, o) in out.iter().enumerate() {
+                    let want: f64 = (0..rows).map(|r| x[r * cols + j]).sum();
+                    assert_eq!(*o, want, "n {n} cols {cols} column {j}");
+                }
             }
         }
     }
@@ -110,5 +158,14 @@ mod tests {
         assert!((f64::from(sum(&x)) - exact).abs() <= 8.0, "{}", sum(&x));
         let s = sum_by(0, x.len(), &|i| x[i]);
         assert!((f64::from(s) - exact).abs() <= 8.0, "{s}");
+        // down the columns of [2^19, 2]: 1e8 then ones in column 0, ones in column 1
+        let mut out = [0.0f32; 2];
+        sum_columns(&x, 1 << 19, 2, &mut out);
+        assert!(
+            (f64::from(out[0]) - (1e8 + 524_287.0)).abs() <= 8.0,
+            "{}",
+            out[0]
+        );
+        assert_eq!(out[1], 524_288.0);
     }
 }

@@ -103,9 +103,7 @@ fn sum_fold<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
         return;
     }
     for (o, block) in out.chunks_exact_mut(inner).zip(x.chunks_exact(r * inner)) {
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = super::pairwise::sum_by(0, r, &|k| block[k * inner + j]);
-        }
+        super::pairwise::sum_columns(block, r, inner, o);
     }
 }
 
