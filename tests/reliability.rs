@@ -167,6 +167,18 @@ fn optimizer_pairing_errors_name_the_parameter() {
     assert!(e.contains("\"beta\""), "{e}");
     let e = Adam::new(0.1).step(&mut m, &grads).unwrap_err().to_string();
     assert!(e.contains("\"beta\""), "{e}");
+    // a parameter the machine does not hold at all: named from the graph, not by its id
+    let c = g.param("gamma", ndarray::arr1(&[3.0f32]));
+    let all = g.grad((a * b * c).sum(), &[a, b, c]).unwrap();
+    for e in [
+        Sgd::new(0.1).step(&mut m, &all).unwrap_err(),
+        Adam::new(0.1).step(&mut m, &all).unwrap_err(),
+        tapegrad::optim::clip_grad_norm(&mut m, &all, 1.0).unwrap_err(),
+    ] {
+        let e = e.to_string();
+        assert!(e.contains("\"alpha\"") || e.contains("\"gamma\""), "{e}");
+        assert!(!e.contains("node "), "{e}");
+    }
 }
 
 /// `[1e8, then 2^20 - 1 ones]`: summed one by one in f32 every one is lost (1e8 + 1 rounds
@@ -213,7 +225,12 @@ fn random_f32_sums_stay_within_log_n_ulps() {
     let cols =
         g.constant(ndarray::Array2::from_shape_vec((n / 7, 7), v[..n / 7 * 7].to_vec()).unwrap());
     let (s, by_col) = (x.sum(), cols.sum_axes(&[0], false));
-    let mut m = g.compile(&[s, by_col], &[]).unwrap();
+    // axes apart, as a batch norm's [0, 2] of [N, C, L]
+    let (a, c, l) = (1000, 3, 999);
+    let ncl =
+        g.constant(ndarray::Array3::from_shape_vec((a, c, l), v[..a * c * l].to_vec()).unwrap());
+    let by_channel = ncl.sum_axes(&[0, 2], false);
+    let mut m = g.compile(&[s, by_col, by_channel], &[]).unwrap();
     m.run().unwrap();
     let ulp = exact * f32::EPSILON as f64;
     let bound = (n as f64).log2() * ulp;
@@ -231,6 +248,19 @@ fn random_f32_sums_stay_within_log_n_ulps() {
         assert!(
             (got - e).abs() <= b,
             "column {c}: {got}, exact {e}, bound {b}"
+        );
+    }
+    let bych = m.value(by_channel).unwrap().to_owned();
+    for ch in 0..c {
+        let e: f64 = (0..a)
+            .flat_map(|i| (0..l).map(move |k| (i * c + ch) * l + k))
+            .map(|i| v[i] as f64)
+            .sum();
+        let b = ((a * l) as f64).log2() * e * f32::EPSILON as f64;
+        let got = bych[[ch]] as f64;
+        assert!(
+            (got - e).abs() <= b,
+            "channel {ch}: {got}, exact {e}, bound {b}"
         );
     }
 }

@@ -166,7 +166,7 @@ impl<T: Scalar> Machine<T> {
     }
 
     /// `parameter "w"`, or the node's kind and id, for messages.
-    fn describe(&self, x: Handle) -> alloc::string::String {
+    pub(crate) fn describe(&self, x: Handle) -> alloc::string::String {
         match self.slot.get(x.id.index()).map(|&s| s as usize) {
             Some(i) if i < self.steps.len() => match &self.steps[i] {
                 Step::Param { name } => alloc::format!("parameter {name:?}"),

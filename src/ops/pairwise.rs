@@ -119,9 +119,79 @@ fn tile<T: Scalar>(x: &[T], cols: usize, j0: usize, w: usize, r0: usize, n: usiz
     acc
 }
 
+/// Groups on the stack: extent-1 axes are dropped and neighbours of one kind merged, so
+/// groups alternate and each has extent >= 2; more than 64 would hold more than
+/// `usize::MAX` elements.
+const MAX_GROUPS: usize = 64;
+
+/// `(extent, stride)` of the groups of kept (`reduced == false`) or reduced axes of `x`
+/// (row-major, `dims`), neighbours merged; `None` past [`MAX_GROUPS`].
+fn groups(
+    dims: &[usize],
+    axes: &[usize],
+    reduced: bool,
+) -> Option<([(usize, usize); MAX_GROUPS], usize)> {
+    let mut g = [(0usize, 0usize); MAX_GROUPS];
+    let (mut n, mut stride, mut last) = (0, 1, usize::MAX);
+    for a in (0..dims.len()).rev() {
+        let e = dims[a];
+        if e != 1 && axes.binary_search(&a).is_ok() == reduced {
+            if last == a + 1 {
+                // merged with the group just below: its extent grows, its stride stays
+                g[n - 1].0 *= e;
+            } else {
+                if n == MAX_GROUPS {
+                    return None;
+                }
+                g[n] = (e, stride);
+                n += 1;
+            }
+            last = a;
+        } else if e == 1 && last == a + 1 {
+            last = a;
+        }
+        stride *= e;
+    }
+    // innermost first above; outermost first for the row-major walks below
+    g[..n].reverse();
+    Some((g, n))
+}
+
+/// The offset of flat index `k` of the row-major walk over `g`.
+#[inline(always)]
+fn offset(mut k: usize, g: &[(usize, usize)]) -> usize {
+    let mut at = 0;
+    for &(e, s) in g.iter().rev() {
+        at += k % e * s;
+        k /= e;
+    }
+    at
+}
+
+/// The sums of `x` (row-major, `dims`, non-empty) over the sorted `axes`, in any
+/// arrangement, pairwise for each output element (at a division per reduced group and
+/// term). `false` if the axes fall into more than [`MAX_GROUPS`] groups.
+pub(crate) fn sum_axes_strided<T: Scalar>(
+    x: &[T],
+    dims: &[usize],
+    axes: &[usize],
+    out: &mut [T],
+) -> bool {
+    let (Some((kept, nk)), Some((red, nr))) = (groups(dims, axes, false), groups(dims, axes, true))
+    else {
+        return false;
+    };
+    let r = red[..nr].iter().map(|g| g.0).product();
+    for (o, v) in out.iter_mut().enumerate() {
+        let base = offset(o, &kept[..nk]);
+        *v = sum_by(0, r, &|k| x[base + offset(k, &red[..nr])]);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{sum, sum_by, sum_columns, BLOCK};
+    use super::{sum, sum_axes_strided, sum_by, sum_columns, BLOCK};
     use alloc::vec::Vec;
 
     #[test]
@@ -167,5 +237,36 @@ mod tests {
             out[0]
         );
         assert_eq!(out[1], 524_288.0);
+    }
+
+    #[test]
+    fn strided_sums_over_any_axes() {
+        // against a sum in flat order, over every subset of the axes of [2, 1, 3, 4, 1, 5]
+        let dims = [2usize, 1, 3, 4, 1, 5];
+        let n: usize = dims.iter().product();
+        let x: Vec<f64> = (0..n).map(|i| (i * 7 % 11) as f64).collect();
+        for mask in 0u32..64 {
+            let axes: Vec<usize> = (0..6).filter(|a| mask >> a & 1 == 1).collect();
+            let kept: Vec<usize> = (0..6)
+                .filter(|a| mask >> a & 1 == 0)
+                .map(|a| dims[a])
+                .collect();
+            let mut want = alloc::vec![0.0; kept.iter().product()];
+            for (i, &v) in x.iter().enumerate() {
+                let (mut rem, mut o, mut stride) = (i, 0, 1);
+                for a in (0..6).rev() {
+                    let k = rem % dims[a];
+                    rem /= dims[a];
+                    if mask >> a & 1 == 0 {
+                        o += k * stride;
+                        stride *= dims[a];
+                    }
+                }
+                want[o] += v;
+            }
+            let mut got = alloc::vec![f64::NAN; want.len()];
+            assert!(sum_axes_strided(&x, &dims, &axes, &mut got));
+            assert_eq!(got, want, "axes {axes:?}");
+        }
     }
 }

@@ -76,7 +76,8 @@ fn fold<T: Scalar>(
 
 /// Sums `x` (row-major, `dims`) over the sorted `axes` into `out`. Axes in one run
 /// (`[p, q)`) are summed pairwise (see `pairwise.rs`): `x` is then `[outer, r, inner]` and
-/// `out[o, j] = sum_k x[o, k, j]`. Other axis sets, rarer, are summed in order.
+/// `out[o, j] = sum_k x[o, k, j]`. Other axis sets (`[0, 2, 3]` of NCHW) are summed
+/// pairwise too, through strided offsets.
 fn sum_fold<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
     let run = axes.windows(2).all(|w| w[1] == w[0] + 1);
     let (Some(&p), Some(&last)) = (axes.first(), axes.last()) else {
@@ -87,7 +88,11 @@ fn sum_fold<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
         return;
     };
     if !run {
-        fold(x, dims, axes, out, T::zero(), |a, b| a + b);
+        if x.is_empty() {
+            out.fill(T::zero());
+        } else if !super::pairwise::sum_axes_strided(x, dims, axes, out) {
+            fold(x, dims, axes, out, T::zero(), |a, b| a + b);
+        }
         return;
     }
     let r: usize = dims[p..=last].iter().product();

@@ -41,8 +41,9 @@ use crate::scalar::Scalar;
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `max_norm` is negative or NaN; the machine's errors for
-/// gradients it does not hold, that are not outputs of an op (a parameter or input), or
+/// [`Error::InvalidArgument`] if `max_norm` is negative or NaN; [`Error::Mismatch`],
+/// naming the parameter, for a gradient the machine does not hold; the machine's errors
+/// for gradients that are not outputs of an op (a parameter or input), or
 /// before a run. Nothing is scaled when an error is returned.
 #[track_caller]
 pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
@@ -63,6 +64,18 @@ pub fn clip_grad_norm<T: Scalar, G: AsGrads + ?Sized>(
     // element (no soft-float on an f32-only FPU) and a million gradients still sum to
     // about f32's precision. The root is taken in `T`.
     const CHUNK: usize = 64;
+    if let Some((x, _)) = pairs.iter().find(|(x, g)| m.holds(*x) && !m.holds(*g)) {
+        // named by its parameter (held, so of this graph): a gradient has no name
+        return Err(Error::Mismatch {
+            what: "clip_grad_norm",
+            reason: alloc::format!(
+                "the gradient given for {} is not in this machine: pass the same `grads` to \
+                 `compile` and to `clip_grad_norm`",
+                m.describe(*x)
+            ),
+            caller,
+        });
+    }
     let mut sum = 0.0f64;
     for (_, g) in pairs {
         for run in m.output_mut(g, caller)?.chunks(CHUNK) {
