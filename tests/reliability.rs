@@ -300,8 +300,44 @@ fn allocations_at_rank(rank: usize) -> usize {
     counting::thread_allocs() - before
 }
 
+/// Allocations of feeding a rank-`rank` input a view that is not in standard layout.
+fn allocations_feeding_a_strided_view(rank: usize) -> usize {
+    let dims: Vec<usize> = (0..rank).map(|a| 2 + a % 2).collect();
+    let g = Graph::<f32>::new();
+    let x = g.input("x", dims.as_slice());
+    let y = x.tanh().sum();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    let mut rev = dims.clone();
+    rev.reverse();
+    let owned =
+        ArrayD::<f32>::from_shape_fn(IxDyn(&rev), |i| i.slice().iter().sum::<usize>() as f32);
+    // permuted axes, one of them flipped
+    let mut view = owned.t();
+    view.invert_axis(ndarray::Axis(1));
+    m.feed(x, &view).unwrap();
+    m.run().unwrap();
+    assert_eq!(m.value(x).unwrap(), view, "rank {rank}");
+    let before = counting::thread_allocs();
+    for _ in 0..4 {
+        m.feed(x, &view).unwrap();
+        m.run().unwrap();
+    }
+    counting::thread_allocs() - before
+}
+
 #[test]
 fn a_step_allocates_nothing_at_any_rank() {
+    // a view with permuted or flipped axes is read through its strides; at rank >= 5
+    // ndarray's own contiguity check (`as_slice_memory_order`) still allocates twice a
+    // feed (its default strides and axis order, `IxDyn`s) where it was once an element
+    for rank in [2, 4] {
+        let n = allocations_feeding_a_strided_view(rank);
+        assert_eq!(n, 0, "feed, rank {rank}");
+    }
+    for rank in [5, 6, 8] {
+        let n = allocations_feeding_a_strided_view(rank);
+        assert!(n <= 4 * 2, "feed, rank {rank}: {n} allocations in 4 steps");
+    }
     for rank in [1, 4, 5, 6, 8] {
         assert_eq!(allocations_at_rank(rank), 0, "rank {rank}");
     }

@@ -209,12 +209,25 @@ impl<T: Scalar> Machine<T> {
     {
         let b = self.buf_of[i] as usize;
         let dst = &mut self.bufs[b][..len];
-        match data.as_slice() {
-            Some(s) => dst.copy_from_slice(s),
-            None => {
-                for (b, &v) in dst.iter_mut().zip(data.iter()) {
-                    *b = v;
-                }
+        if let Some(s) = data.as_slice() {
+            dst.copy_from_slice(s);
+        } else if let Some(mem) = data.as_slice_memory_order() {
+            // permuted or flipped axes: read through the view's strides (ndarray's own
+            // iterator keeps an `IxDyn` index, on the heap at rank >= 5)
+            let (dims, strides) = (data.shape(), data.strides());
+            // the first element sits past the flipped axes' extents in memory order
+            let base: usize = dims
+                .iter()
+                .zip(strides)
+                .filter(|(_, &s)| s < 0)
+                .map(|(&d, &s)| d.saturating_sub(1) * s.unsigned_abs())
+                .sum();
+            let axes = dims.iter().copied().zip(strides.iter().copied());
+            crate::ops::gather_signed(mem, base, axes, dst);
+        } else {
+            // stepped views: ndarray's iterator (which allocates at rank >= 5)
+            for (b, &v) in dst.iter_mut().zip(data.iter()) {
+                *b = v;
             }
         }
     }
@@ -233,12 +246,25 @@ impl<T: Scalar> Machine<T> {
             return Err(self.feed_error(i, Shape::from(data.shape()), caller));
         }
         let dst = self.data_mut(i);
-        match data.as_slice() {
-            Some(s) => dst.copy_from_slice(s),
-            None => {
-                for (b, &v) in dst.iter_mut().zip(data.iter()) {
-                    *b = v;
-                }
+        if let Some(s) = data.as_slice() {
+            dst.copy_from_slice(s);
+        } else if let Some(mem) = data.as_slice_memory_order() {
+            // permuted or flipped axes: read through the view's strides (ndarray's own
+            // iterator keeps an `IxDyn` index, on the heap at rank >= 5)
+            let (dims, strides) = (data.shape(), data.strides());
+            // the first element sits past the flipped axes' extents in memory order
+            let base: usize = dims
+                .iter()
+                .zip(strides)
+                .filter(|(_, &s)| s < 0)
+                .map(|(&d, &s)| d.saturating_sub(1) * s.unsigned_abs())
+                .sum();
+            let axes = dims.iter().copied().zip(strides.iter().copied());
+            crate::ops::gather_signed(mem, base, axes, dst);
+        } else {
+            // stepped views: ndarray's iterator (which allocates at rank >= 5)
+            for (b, &v) in dst.iter_mut().zip(data.iter()) {
+                *b = v;
             }
         }
         Ok(())

@@ -43,6 +43,8 @@ mod pairwise;
 mod reduce;
 mod select;
 mod strided;
+
+pub(crate) use strided::gather_signed;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};

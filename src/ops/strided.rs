@@ -24,27 +24,39 @@ pub(crate) fn gather<T: Copy>(
     axes: impl Iterator<Item = (usize, usize)> + Clone,
     out: &mut [T],
 ) {
+    let signed = axes.map(|(e, s)| (e, s as isize));
+    gather_signed(x, 0, signed, out);
+}
+
+/// [`gather`] from `x[base]`, with strides that may be negative (an ndarray view's, in
+/// elements): offsets `base + sum_k i_k * stride_k`, all inside `x`.
+pub(crate) fn gather_signed<T: Copy>(
+    x: &[T],
+    base: usize,
+    axes: impl Iterator<Item = (usize, isize)> + Clone,
+    out: &mut [T],
+) {
     if out.is_empty() {
         return;
     }
-    let (mut d, mut st, mut r) = ([0usize; MAX_AXES], [0usize; MAX_AXES], 0);
+    let (mut d, mut st, mut r) = ([0usize; MAX_AXES], [0isize; MAX_AXES], 0);
     for (e, s) in axes.clone().filter(|&(e, _)| e != 1) {
         if r == MAX_AXES {
-            return gather_slowly(x, axes, out);
+            return gather_slowly(x, base, axes, out);
         }
         (d[r], st[r]) = (e, s);
         r += 1;
     }
     if r == 0 {
-        out[0] = x[0];
+        out[0] = x[base];
         return;
     }
     let (n, s) = (d[r - 1], st[r - 1]);
     let mut idx = [0usize; MAX_AXES];
-    let mut base = 0;
+    let mut base = base as isize;
     for row in out.chunks_exact_mut(n) {
         for (j, o) in row.iter_mut().enumerate() {
-            *o = x[base + j * s];
+            *o = x[(base + j as isize * s) as usize];
         }
         // the odometer over the outer axes
         let mut k = r - 1;
@@ -55,7 +67,7 @@ pub(crate) fn gather<T: Copy>(
             if idx[k] < d[k] {
                 break;
             }
-            base -= st[k] * d[k];
+            base -= st[k] * d[k] as isize;
             idx[k] = 0;
         }
     }
@@ -66,19 +78,20 @@ pub(crate) fn gather<T: Copy>(
 #[cold]
 fn gather_slowly<T: Copy>(
     x: &[T],
-    axes: impl Iterator<Item = (usize, usize)> + Clone,
+    base: usize,
+    axes: impl Iterator<Item = (usize, isize)> + Clone,
     out: &mut [T],
 ) {
     let rank = axes.clone().count();
     for (n, o) in out.iter_mut().enumerate() {
-        let (mut rem, mut at) = (n, 0);
+        let (mut rem, mut at) = (n, base as isize);
         for k in (0..rank).rev() {
             if let Some((e, s)) = axes.clone().nth(k) {
-                at += rem % e.max(1) * s;
+                at += (rem % e.max(1)) as isize * s;
                 rem /= e.max(1);
             }
         }
-        *o = x[at];
+        *o = x[at as usize];
     }
 }
 
@@ -111,7 +124,7 @@ mod tests {
         }
         assert_eq!(out, want);
         let mut slow = alloc::vec![0u32; n];
-        super::gather_slowly(&x, axes, &mut slow);
+        super::gather_slowly(&x, 0, axes.map(|(e, s)| (e, s as isize)), &mut slow);
         assert_eq!(slow, want);
     }
 }
