@@ -231,7 +231,14 @@ fn random_f32_sums_stay_within_log_n_ulps() {
         g.constant(ndarray::Array3::from_shape_vec((a, c, l), v[..a * c * l].to_vec()).unwrap());
     let by_channel = ncl.sum_axes(&[0, 2], false);
     let mut m = g.compile(&[s, by_col, by_channel], &[]).unwrap();
-    m.run().unwrap();
+    // the same bits at any thread count
+    let mut at = Vec::new();
+    for threads in [1, 2, 3] {
+        tapegrad::set_threads(threads);
+        m.run().unwrap();
+        at.push((m.item(s).unwrap(), m.value(by_channel).unwrap().to_owned()));
+    }
+    assert!(at.windows(2).all(|w| w[0] == w[1]), "{at:?}");
     let ulp = exact * f32::EPSILON as f64;
     let bound = (n as f64).log2() * ulp;
     let got = m.item(s).unwrap() as f64;

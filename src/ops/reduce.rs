@@ -238,7 +238,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         (0..self.rank()).collect()
     }
 
-    /// Sum of all elements (shape `[]`).
+    /// Sum of all elements (shape `[]`). Summed pairwise, as every sum over axes: the
+    /// rounding error grows as `log2(n)`, not `n` (an f32 `1e8` followed by `2^20 - 1`
+    /// ones sums to within 8 of the exact 101,048,575), the same at any thread count.
     #[track_caller]
     pub fn sum(self) -> Tensor<'g, T> {
         self.sum_axes(&self.all_axes(), false)
