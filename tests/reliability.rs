@@ -290,6 +290,17 @@ fn allocations_at_rank(rank: usize) -> usize {
         y = y + g.concat(&[h, h.exp()], rank - 2).sum();
         let mask = h.sum_axes(&[0], true).gt(g.full([], 1.0));
         y = y + h.where_(mask, h * 2.0).sum();
+        // other reductions and ops along inner axes, with their gradients
+        y = y + h.max_axes(&[1], true).sum() + h.min_axes(&[rank - 1], false).sum();
+        y = y + h.var(&[0, 2], 1, false).sum() + h.softmax(2).log_softmax(1).sum();
+        y = y + h.maximum(h.sum_axes(&[1], true)).dropout(0.25).sum();
+        y = y + (h.argmax(1, true) * h).sum();
+        let m2 = h.reshape([
+            dims[..rank - 2].iter().product(),
+            dims[rank - 2],
+            dims[rank - 1],
+        ]);
+        y = y + m2.matmul(m2.transpose(1, 2)).sum();
     }
     let grads = g.grad(y, &[w]).unwrap();
     let mut m = g.compile(&[y], &grads).unwrap();

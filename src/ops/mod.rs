@@ -223,7 +223,9 @@ impl<'a, T> Inputs<'a, T> {
         &self.shapes[self.args[i] as usize]
     }
 
-    /// Input `i` as an ndarray view.
+    /// Input `i` as an ndarray view. At rank 5 and above the view keeps its shape and
+    /// strides on the heap (ndarray's `IxDyn`), so a kernel that must not allocate reads
+    /// [`slice`](Inputs::slice) and [`shape`](Inputs::shape) instead.
     pub fn view(&self, i: usize) -> ArrayViewD<'a, T> {
         view(self.shape(i), self.slice(i))
     }
@@ -274,7 +276,8 @@ impl<T> Out<'_, T> {
         (self.data, self.scratch)
     }
 
-    /// The output as an ndarray view.
+    /// The output as an ndarray view (allocating at rank 5 and above, as
+    /// [`Inputs::view`]).
     pub fn view(&mut self) -> ArrayViewMutD<'_, T> {
         // The machine sizes every buffer from the node's shape at compile time.
         ArrayViewMutD::from_shape(self.shape.ix(), self.data).expect("buffer sized from its shape")
