@@ -17,6 +17,9 @@
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
+//!
+//! Kernel helpers, no ops: `pairwise.rs` (the sums' pairwise summation), `strided.rs`
+//! (strided copies with indices on the stack, allocation-free at any rank).
 
 use alloc::vec::Vec;
 use core::fmt::Debug;
