@@ -280,12 +280,8 @@ impl<T: Scalar> Graph<T> {
     pub fn full(&self, shape: impl Into<Shape>, value: T) -> Tensor<'_, T> {
         let shape = shape.into();
         let caller = Caller::here();
-        let data = self
-            .check_size("full", &shape, caller)
-            .and_then(|()| crate::limit::try_vec("full", &[], shape.numel(), value, caller));
-        match data.map(|v| ArrayD::from_shape_vec(shape.ix(), v)) {
-            Ok(Ok(a)) => self.push(Kind::Const(Shared::new(a)), Vec::new(), shape, caller),
-            Ok(Err(_)) => unreachable!("a vector of numel elements fits its shape"),
+        match crate::init::filled("full", shape.clone(), caller, || value) {
+            Ok(a) => self.push(Kind::Const(Shared::new(a)), Vec::new(), shape, caller),
             Err(e) => self.fail_with(e, &shape, caller),
         }
     }

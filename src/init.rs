@@ -86,7 +86,7 @@ pub fn uniform<T: Scalar, R: Rng + ?Sized>(
 
 /// An array of `shape` whose elements `next` gives in row-major order, allocated only
 /// once the shape is known to fit the byte limit, and fallibly.
-fn filled<T: Scalar>(
+pub(crate) fn filled<T: Scalar>(
     what: &'static str,
     shape: Shape,
     caller: Caller,

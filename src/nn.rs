@@ -174,7 +174,8 @@ impl MlpBuilder {
     }
 
     /// Records the layers' parameters into `g`, named `"{name}.{i}.weight"` and
-    /// `"{name}.{i}.bias"`.
+    /// `"{name}.{i}.bias"`. A layer too large to initialise records
+    /// [`Error::TooLarge`](crate::Error::TooLarge) in `g`, as [`Linear::new`] does.
     #[track_caller]
     pub fn build<'g, T: Scalar, R: Rng + ?Sized>(
         &self,
