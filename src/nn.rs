@@ -241,9 +241,12 @@ impl Summary {
         }
     }
 
-    /// The number of scalar parameters.
+    /// The number of scalar parameters (`usize::MAX` if more than a `usize` counts: a
+    /// summary may be made of any shapes, not only of a graph's).
     pub fn total(&self) -> usize {
-        self.rows.iter().map(|(_, s)| s.numel()).sum()
+        self.rows
+            .iter()
+            .fold(0usize, |n, (_, s)| n.saturating_add(s.numel()))
     }
 }
 

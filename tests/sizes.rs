@@ -332,3 +332,15 @@ fn machines_past_isize_max_bytes_are_too_large_and_budgets_stay_budgets() {
     m.run().unwrap();
     assert_eq!(m.item(y).unwrap(), 6.0);
 }
+
+#[test]
+fn counts_of_huge_shapes_saturate() {
+    // a summary may be made of any shapes: its total added numels and overflowed
+    let big = s(&[usize::MAX / 2, 2]);
+    let summary = tapegrad::nn::Summary::new([("a", &big), ("b", &big)]);
+    assert_eq!(summary.total(), usize::MAX);
+    assert!(summary.to_string().contains(&(usize::MAX - 1).to_string()));
+    // numel of a shape no graph holds
+    assert_eq!(s(&[B32, B32, B32]).numel(), usize::MAX);
+    assert_eq!(s(&[B32, B32, B32, 0]).numel(), 0);
+}

@@ -4,8 +4,14 @@
 
 /// A graph's identity. The count is kept as two `u32` halves so that a `Handle` (identity
 /// and node id) stays 4-byte aligned: 12 bytes rather than the 16 a `u64` would pad it to.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct GraphId([u32; 2]);
+
+impl core::fmt::Debug for GraphId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
 
 impl GraphId {
     fn of(n: u64) -> Self {
@@ -13,7 +19,6 @@ impl GraphId {
     }
 
     /// The count this identity was made from.
-    #[cfg(test)]
     pub(crate) fn get(self) -> u64 {
         u64::from(self.0[0]) | (u64::from(self.0[1]) << 32)
     }
@@ -111,6 +116,8 @@ mod tests {
         assert!(matches!(g1.check(), Err(Error::WrongGraph { .. })));
         // and the next graph after that is new as well
         assert!(Graph::<f32>::new().id.get() > g1.id.get());
+        // printed whole, as one number
+        assert!(alloc::format!("{g1:?}").contains(&alloc::format!("id: {}", g1.id.get())));
     }
 
     fn skip_to_after(n: u64) {
