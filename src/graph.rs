@@ -150,6 +150,11 @@ impl<T: Scalar> Graph<T> {
     /// fed the same number of rows before a run, and a mean over that axis divides by
     /// the rows fed (an empty batch gives NaN, as in PyTorch).
     ///
+    /// A shape past [`max_bytes`](crate::max_bytes) (counting an empty axis as 1, since
+    /// the other extents still make strides) records [`Error::TooLarge`], returned by the
+    /// next fallible call; so do [`param`](Graph::param), [`constant`](Graph::constant),
+    /// [`full`](Graph::full) and every op whose result would be that large.
+    ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
@@ -281,7 +286,11 @@ impl<T: Scalar> Graph<T> {
         let shape = shape.into();
         let caller = Caller::here();
         match crate::init::filled("full", shape.clone(), caller, || value) {
-            Ok(a) => self.push(Kind::Const(Shared::new(a)), Vec::new(), shape, caller),
+            // the array's shape: a run-time axis is taken at its bound
+            Ok(a) => {
+                let fixed = Shape::from(a.shape());
+                self.push(Kind::Const(Shared::new(a)), Vec::new(), fixed, caller)
+            }
             Err(e) => self.fail_with(e, &shape, caller),
         }
     }

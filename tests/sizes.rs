@@ -161,6 +161,10 @@ fn graph_constants_of_huge_shapes_are_too_large() {
     let g = Graph::<f64>::new();
     let (_, line) = (g.ones([B32, B32]), line!());
     assert_too_large(&g.check().unwrap_err(), "full", &[s(&[B32, B32])], line);
+    // a constant's shape is fixed: a run-time axis is taken at its bound
+    let g = Graph::<f32>::new();
+    let c = g.full(Shape::upto(4, &[2]), 1.0);
+    assert_eq!((c.shape(), c.shape().run_axis()), (s(&[4, 2]), None));
 }
 
 #[test]
