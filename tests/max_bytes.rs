@@ -123,6 +123,34 @@ fn the_limit_refuses_constructors_ops_and_machines_past_it() {
         "{e}"
     );
 
+    // an optimizer's state is allocated outside the machine, at its first step
+    set_max_bytes(usize::MAX);
+    let g2 = Graph::<f32>::new();
+    let w = g2.param("w", init::zeros([600]).unwrap());
+    let grads = g2.grad(w.square().sum(), &[w]).unwrap();
+    let mut m2 = g2.compile(&[], &grads).unwrap();
+    m2.run().unwrap();
+    set_max_bytes(limit);
+    let mut adam = Adam::new(1e-3);
+    let e = adam.step(&mut m2, &grads).unwrap_err();
+    let line = line!() - 1;
+    match &e {
+        Error::TooLarge {
+            what,
+            shapes,
+            bytes,
+            caller,
+            ..
+        } => {
+            assert_eq!(
+                (*what, shapes.as_slice()),
+                ("Adam::step", &[Shape::from([1200])][..])
+            );
+            assert_eq!((*bytes, caller.line), (4800, line), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+
     // larger values are taken as isize::MAX; restore the default
     set_max_bytes(usize::MAX);
     assert_eq!(max_bytes(), isize::MAX as usize);
