@@ -208,18 +208,20 @@ impl<T: Scalar> Graph<T> {
     /// value; optimizers update it in place.
     #[track_caller]
     pub fn param<D: Dimension>(&self, name: &str, init: Array<T, D>) -> Tensor<'_, T> {
-        self.param_at(name, init, Location::caller())
+        self.param_at(name, init.into_dyn(), Location::caller())
     }
 
-    fn param_at<D: Dimension>(
+    /// Not generic and never inlined: each `param` call of a model would otherwise add
+    /// its checks' temporaries to the caller's frame (stack is scarce on a device).
+    #[inline(never)]
+    fn param_at(
         &self,
         name: &str,
-        init: Array<T, D>,
+        init: ArrayD<T>,
         caller: &'static Location<'static>,
     ) -> Tensor<'_, T> {
         let caller = Caller::from(caller);
         self.check_name(name, caller);
-        let init = init.into_dyn();
         let shape = Shape::from(init.shape());
         if let Err(e) = self.check_size("param", &shape, caller) {
             return self.fail_with(e, &shape, caller);
@@ -256,9 +258,13 @@ impl<T: Scalar> Graph<T> {
     /// A constant tensor.
     #[track_caller]
     pub fn constant<D: Dimension>(&self, value: Array<T, D>) -> Tensor<'_, T> {
-        let value = value.into_dyn();
+        self.constant_at(value.into_dyn(), Caller::here())
+    }
+
+    /// As [`param_at`](Graph::param_at), for constants.
+    #[inline(never)]
+    fn constant_at(&self, value: ArrayD<T>, caller: Caller) -> Tensor<'_, T> {
         let shape = Shape::from(value.shape());
-        let caller = Caller::here();
         if let Err(e) = self.check_size("constant", &shape, caller) {
             return self.fail_with(e, &shape, caller);
         }
@@ -283,9 +289,13 @@ impl<T: Scalar> Graph<T> {
     /// ```
     #[track_caller]
     pub fn full(&self, shape: impl Into<Shape>, value: T) -> Tensor<'_, T> {
-        let shape = shape.into();
-        let caller = Caller::here();
-        match crate::init::filled("full", shape.clone(), caller, || value) {
+        self.full_at(shape.into(), value, Caller::here())
+    }
+
+    /// [`full`](Graph::full), not generic: one copy in a firmware.
+    #[inline(never)]
+    fn full_at(&self, shape: Shape, value: T, caller: Caller) -> Tensor<'_, T> {
+        match crate::init::filled("full", shape.clone(), caller, &mut || value) {
             // the array's shape: a run-time axis is taken at its bound
             Ok(a) => {
                 let fixed = Shape::from(a.shape());
@@ -511,6 +521,8 @@ impl<T: Scalar> Graph<T> {
 
     /// Records `e` and returns a stand-in of `shape` with its extents emptied, so that no
     /// later shape rule multiplies the extents that were refused.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn fail_with(&self, e: Error, shape: &Shape, caller: Caller) -> Tensor<'_, T> {
         self.record_error(e);
         let stand_in = Shape::new(alloc::vec![0; shape.rank()]);

@@ -43,8 +43,9 @@ use crate::shape::Shape;
 /// [`Error::TooLarge`] if the array would pass [`max_bytes`](crate::max_bytes) or the
 /// system cannot allocate it; so for every constructor here.
 #[track_caller]
+#[inline(never)]
 pub fn zeros<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
-    filled("init::zeros", shape.into(), Caller::here(), T::zero)
+    filled("init::zeros", shape.into(), Caller::here(), &mut T::zero)
 }
 
 /// All ones.
@@ -52,8 +53,9 @@ pub fn zeros<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
-    filled("init::ones", shape.into(), Caller::here(), T::one)
+    filled("init::ones", shape.into(), Caller::here(), &mut T::one)
 }
 
 /// Every element `value`.
@@ -61,8 +63,9 @@ pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> Result<ArrayD<T>> {
-    filled("init::constant", shape.into(), Caller::here(), || {
+    filled("init::constant", shape.into(), Caller::here(), &mut || {
         T::of(value)
     })
 }
@@ -72,6 +75,7 @@ pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> Result<ArrayD
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     lo: f64,
@@ -79,31 +83,38 @@ pub fn uniform<T: Scalar, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<ArrayD<T>> {
     let (lo, span) = (T::of(lo), T::of(hi - lo));
-    filled("init::uniform", shape.into(), Caller::here(), || {
+    filled("init::uniform", shape.into(), Caller::here(), &mut || {
         lo + span * unit(rng)
     })
 }
 
 /// An array of `shape` whose elements `next` gives in row-major order, allocated only
-/// once the shape is known to fit the byte limit, and fallibly.
+/// once the shape is known to fit the byte limit, and fallibly. Never inlined, and
+/// `next` is a `dyn`: one copy of it in a firmware (about 500 B of flash each), whose
+/// temporaries add to no model-building frame.
+#[inline(never)]
 pub(crate) fn filled<T: Scalar>(
     what: &'static str,
     shape: Shape,
     caller: Caller,
-    mut next: impl FnMut() -> T,
+    next: &mut dyn FnMut() -> T,
 ) -> Result<ArrayD<T>> {
     limit::check_shape(what, &shape, core::mem::size_of::<T>(), caller)?;
     let shapes = core::slice::from_ref(&shape);
     let mut data = limit::try_vec(what, shapes, shape.numel(), T::zero(), caller)?;
     data.iter_mut().for_each(|x| *x = next());
-    // cannot fail: the data holds the shape's elements, and the shape fits an isize
-    ArrayD::from_shape_vec(shape.ix(), data).map_err(|_| Error::TooLarge {
-        what,
-        shapes: alloc::vec![shape.clone()],
-        bytes: usize::MAX,
-        limit: limit::max_bytes(),
-        caller,
-    })
+    // cannot fail: the data holds the shape's elements, and the shape fits an isize.
+    // (`from_shape_vec` would check general strides, with a 4 KiB stack frame on a
+    // Cortex-M4; a row-major reshape of a vector checks only the count.)
+    ndarray::Array1::from_vec(data)
+        .into_shape_with_order(shape.ix())
+        .map_err(|_| Error::TooLarge {
+            what,
+            shapes: alloc::vec![shape.clone()],
+            bytes: usize::MAX,
+            limit: limit::max_bytes(),
+            caller,
+        })
 }
 
 /// `rng.random::<f64>()`'s number, `k / 2^53` for the top 53 bits `k` of a `u64`, in `T`
@@ -128,6 +139,7 @@ fn unit<T: Scalar, R: Rng + ?Sized>(rng: &mut R) -> T {
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn normal<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     mean: f64,
@@ -155,7 +167,7 @@ fn normal_in<T: Scalar, R: Rng + ?Sized>(
     caller: Caller,
 ) -> Result<ArrayD<T>> {
     let mut spare = None;
-    filled(what, shape, caller, || {
+    filled(what, shape, caller, &mut || {
         let z = spare.take().unwrap_or_else(|| {
             let (z0, z1) = standard_normal_pair::<T, R>(rng);
             spare = Some(z1);
@@ -195,6 +207,7 @@ pub fn fans(shape: impl Into<Shape>) -> (usize, usize) {
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
@@ -203,7 +216,7 @@ pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     let shape = shape.into();
     let b = root_of::<T>(6, fans(&shape).0);
     let span = b + b;
-    filled("init::kaiming_uniform", shape, caller, || {
+    filled("init::kaiming_uniform", shape, caller, &mut || {
         -b + span * unit(rng)
     })
 }
@@ -215,6 +228,7 @@ pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
@@ -231,6 +245,7 @@ pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
@@ -240,7 +255,7 @@ pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
     let (i, o) = fans(&shape);
     let b = root_of::<T>(6, i.saturating_add(o));
     let span = b + b;
-    filled("init::xavier_uniform", shape, caller, || {
+    filled("init::xavier_uniform", shape, caller, &mut || {
         -b + span * unit(rng)
     })
 }
@@ -251,6 +266,7 @@ pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
 /// # Errors
 /// [`Error::TooLarge`], as for [`zeros`].
 #[track_caller]
+#[inline(never)]
 pub fn xavier_normal<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,

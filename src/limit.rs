@@ -81,6 +81,7 @@ pub(crate) fn check_bytes(
 
 /// A `Vec` of `n` copies of `value`, or `Err(TooLarge)` if `n` of them pass the limit or
 /// the system refuses the allocation (instead of aborting the process).
+#[inline(never)]
 pub(crate) fn try_vec<T: Clone>(
     what: &'static str,
     shapes: &[Shape],
