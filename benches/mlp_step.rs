@@ -70,8 +70,11 @@ fn mlp_step(c: &mut Criterion) {
             if i > 0 {
                 h = h.relu();
             }
-            let w = g.param(&format!("w{i}"), init::kaiming_uniform(io, &mut rng));
-            let b = g.param(&format!("b{i}"), init::zeros([io[1]]));
+            let w = g.param(
+                &format!("w{i}"),
+                init::kaiming_uniform(io, &mut rng).unwrap(),
+            );
+            let b = g.param(&format!("b{i}"), init::zeros([io[1]]).unwrap());
             h = h.matmul(w) + b;
         }
         let loss = h.cross_entropy(y);

@@ -29,10 +29,10 @@ fn main() -> Result<(), Error> {
     let g = Graph::<f32>::new();
     let x = g.input("x", (Dim::upto(BATCH), 2));
     let y = g.input("y", Dim::upto(BATCH));
-    let w1 = g.param("w1", init::kaiming_uniform([2, 16], &mut rng));
-    let b1 = g.param("b1", init::zeros([16]));
-    let w2 = g.param("w2", init::kaiming_uniform([16, 2], &mut rng));
-    let b2 = g.param("b2", init::zeros([2]));
+    let w1 = g.param("w1", init::kaiming_uniform([2, 16], &mut rng)?);
+    let b1 = g.param("b1", init::zeros([16])?);
+    let w2 = g.param("w2", init::kaiming_uniform([16, 2], &mut rng)?);
+    let b2 = g.param("b2", init::zeros([2])?);
     let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
     let loss = logits.cross_entropy(y);
     let class = logits.argmax(-1, false);

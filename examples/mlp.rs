@@ -49,11 +49,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .windows(2)
         .enumerate()
         .map(|(i, io)| {
-            let w = g.param(&format!("w{i}"), init::kaiming_uniform(io, &mut rng));
-            let b = g.param(&format!("b{i}"), init::zeros([io[1]]));
-            (w, b)
+            let w = g.param(&format!("w{i}"), init::kaiming_uniform(io, &mut rng)?);
+            let b = g.param(&format!("b{i}"), init::zeros([io[1]])?);
+            Ok((w, b))
         })
-        .collect();
+        .collect::<Result<_, tapegrad::Error>>()?;
     let logits = mlp(x, &layers);
     let loss = logits.cross_entropy(y);
     let params = g.params();

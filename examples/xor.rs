@@ -14,10 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let g = Graph::<f32>::new();
     let x = g.input("x", [4, 2]);
     let y = g.input("y", [4]); // class ids, stored as f32
-    let w1 = g.param("w1", init::kaiming_uniform([2, 8], &mut rng));
-    let b1 = g.param("b1", init::zeros([8]));
-    let w2 = g.param("w2", init::kaiming_uniform([8, 2], &mut rng));
-    let b2 = g.param("b2", init::zeros([2]));
+    let w1 = g.param("w1", init::kaiming_uniform([2, 8], &mut rng)?);
+    let b1 = g.param("b1", init::zeros([8])?);
+    let w2 = g.param("w2", init::kaiming_uniform([8, 2], &mut rng)?);
+    let b2 = g.param("b2", init::zeros([2])?);
     let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
     let loss = logits.cross_entropy(y);
     let params = g.params();

@@ -69,7 +69,9 @@ pub use moons::{two_moons, two_moons_into};
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `test_fraction` is not in `[0, 1]` (NaN included).
+/// [`Error::InvalidArgument`] if `test_fraction` is not in `[0, 1]` (NaN included);
+/// [`Error::TooLarge`] if `n_rows` indices do not fit in memory.
+#[track_caller]
 pub fn train_test_split<R: Rng + ?Sized>(
     n_rows: usize,
     test_fraction: f64,
@@ -82,10 +84,19 @@ pub fn train_test_split<R: Rng + ?Sized>(
         });
     }
     let n_test = round_usize(test_fraction * n_rows as f64).min(n_rows);
-    let mut order: Vec<usize> = (0..n_rows).collect();
+    let mut order = indices("train_test_split", n_rows, Caller::here())?;
     order.shuffle(rng);
     let test = order.split_off(n_rows - n_test);
     Ok((order, test))
+}
+
+/// `0..n` in a vector allocated fallibly: `Err(TooLarge)` past the byte limit or what the
+/// system gives.
+fn indices(what: &'static str, n: usize, caller: Caller) -> Result<Vec<usize>> {
+    let shape = crate::Shape::from([n]);
+    let mut v = crate::limit::try_vec(what, &[shape], n, 0, caller)?;
+    v.iter_mut().enumerate().for_each(|(i, x)| *x = i);
+    Ok(v)
 }
 
 /// `x.round()` as a `usize` for a finite `x >= 0`, without `std`.
@@ -196,16 +207,20 @@ impl Batches {
     /// [`shuffle`](Batches::shuffle).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `batch` is 0.
+    /// [`Error::InvalidArgument`] if `batch` is 0; [`Error::TooLarge`] if `n_rows`
+    /// indices do not fit in memory.
+    #[track_caller]
     pub fn new(n_rows: usize, batch: usize, drop_last: bool) -> Result<Self> {
-        Self::from_indices((0..n_rows).collect(), batch, drop_last)
+        let order = indices("Batches::new", n_rows, Caller::here())?;
+        Self::from_indices(order, batch, drop_last)
     }
 
     /// Batches of `batch` rows over the rows `indices` (the training part of a
     /// [`train_test_split`], for instance), so the data need not be copied first.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `batch` is 0.
+    /// [`Error::InvalidArgument`] if `batch` is 0, or if an index is `usize::MAX`: no
+    /// array has that many rows, and the rows the batches need (`max + 1`) would overflow.
     pub fn from_indices(indices: Vec<usize>, batch: usize, drop_last: bool) -> Result<Self> {
         if batch == 0 {
             return Err(Error::InvalidArgument {
@@ -213,7 +228,16 @@ impl Batches {
                 reason: "0 rows; a batch needs at least one".into(),
             });
         }
-        let bound = indices.iter().max().map_or(0, |&m| m + 1);
+        let Some(bound) = indices.iter().max().map_or(Some(0), |&m| m.checked_add(1)) else {
+            return Err(Error::InvalidArgument {
+                what: "batch indices",
+                reason: format!(
+                    "row {} is past every array (no array has {} rows)",
+                    usize::MAX,
+                    usize::MAX
+                ),
+            });
+        };
         Ok(Batches {
             order: indices,
             batch,

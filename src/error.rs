@@ -247,6 +247,23 @@ pub enum Error {
         /// Where it was compiled.
         caller: Caller,
     },
+    /// A constructor, an op or a machine would hold more bytes than
+    /// [`max_bytes`](crate::max_bytes) allows (`isize::MAX` unless set lower), or the
+    /// system refused an allocation under that limit. Nothing was allocated for it.
+    TooLarge {
+        /// The op or constructor (`"input"`, `"init::zeros"`, `"compile"`, ...).
+        what: &'static str,
+        /// The shape asked for; for an op, its inputs' shapes, then the result's; none
+        /// for a machine.
+        shapes: Vec<Shape>,
+        /// The bytes asked for, `usize::MAX` if more than a `usize` counts. For a shape
+        /// with an empty axis, the bytes of its non-empty extents: they bound its strides.
+        bytes: usize,
+        /// The limit in force; `bytes <= limit` when the system refused the allocation.
+        limit: usize,
+        /// Where it was called.
+        caller: Caller,
+    },
     /// Weights are not a valid safetensors file: empty, cut short, or not safetensors at
     /// all. Nothing was loaded.
     WeightsFormat {
@@ -473,6 +490,28 @@ impl fmt::Display for Error {
                 m.scratch,
                 m.metadata
             ),
+            Error::TooLarge {
+                what,
+                shapes,
+                bytes,
+                limit,
+                caller,
+            } => {
+                write!(f, "`{what}` at {caller} ")?;
+                match (*bytes == usize::MAX, bytes > limit) {
+                    (true, _) => f.write_str("needs more bytes than a usize counts")?,
+                    (false, true) => write!(f, "needs {bytes} bytes")?,
+                    (false, false) => write!(f, "could not allocate {bytes} bytes")?,
+                }
+                if !shapes.is_empty() {
+                    f.write_str(" for shapes ")?;
+                    write_shapes(f, shapes)?;
+                }
+                write!(
+                    f,
+                    "; the limit is {limit} bytes (`tapegrad::set_max_bytes`)"
+                )
+            }
             Error::WeightsFormat {
                 origin,
                 reason,

@@ -6,7 +6,6 @@ use core::cell::{Ref, RefCell};
 use core::fmt;
 use core::mem;
 use core::panic::Location;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use ndarray::{Array, ArrayD, Dimension};
 
@@ -17,6 +16,9 @@ use crate::shape::Shape;
 use crate::shared::Shared;
 
 mod handle;
+mod id;
+
+pub(crate) use id::GraphId;
 
 pub use handle::{AsHandle, Handle, Tensor};
 
@@ -95,27 +97,8 @@ pub(crate) struct Inner<T: Scalar> {
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub struct Graph<T: Scalar> {
-    pub(crate) id: u32,
+    pub(crate) id: GraphId,
     pub(crate) inner: RefCell<Inner<T>>,
-}
-
-static NEXT_GRAPH: AtomicU32 = AtomicU32::new(1);
-
-/// A new graph identity.
-fn next_graph_id() -> u32 {
-    #[cfg(target_has_atomic = "32")]
-    {
-        NEXT_GRAPH.fetch_add(1, Ordering::Relaxed)
-    }
-    // Without compare-and-swap (Cortex-M0+, RISC-V imc): a load and a store. These are
-    // single-core chips whose graphs are built by one thread of control, not from
-    // interrupt handlers; an identity only tells graphs apart for error messages.
-    #[cfg(not(target_has_atomic = "32"))]
-    {
-        let id = NEXT_GRAPH.load(Ordering::Relaxed);
-        NEXT_GRAPH.store(id.wrapping_add(1), Ordering::Relaxed);
-        id
-    }
 }
 
 impl<T: Scalar> Default for Graph<T> {
@@ -139,7 +122,7 @@ impl<T: Scalar> Graph<T> {
     /// An empty graph.
     pub fn new() -> Self {
         Graph {
-            id: next_graph_id(),
+            id: GraphId::next(),
             inner: RefCell::new(Inner {
                 nodes: Vec::new(),
                 errors: Vec::new(),
@@ -167,6 +150,11 @@ impl<T: Scalar> Graph<T> {
     /// fed the same number of rows before a run, and a mean over that axis divides by
     /// the rows fed (an empty batch gives NaN, as in PyTorch).
     ///
+    /// A shape past [`max_bytes`](crate::max_bytes) (counting an empty axis as 1, since
+    /// the other extents still make strides) records [`Error::TooLarge`], returned by the
+    /// next fallible call; so do [`param`](Graph::param), [`constant`](Graph::constant),
+    /// [`full`](Graph::full) and every op whose result would be that large.
+    ///
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
@@ -183,15 +171,8 @@ impl<T: Scalar> Graph<T> {
         let caller = Caller::here();
         self.check_name(name, caller);
         let shape = shape.into();
-        if shape.checked_numel().is_none() {
-            let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
-            return self.fail(
-                "input",
-                alloc::vec![shape],
-                "too many elements".into(),
-                Location::caller(),
-                stand_in,
-            );
+        if let Err(e) = self.check_size("input", &shape, caller) {
+            return self.fail_with(e, &shape, caller);
         }
         if let Some(r) = shape.run() {
             let reason = if r.axis != 0 {
@@ -227,10 +208,24 @@ impl<T: Scalar> Graph<T> {
     /// value; optimizers update it in place.
     #[track_caller]
     pub fn param<D: Dimension>(&self, name: &str, init: Array<T, D>) -> Tensor<'_, T> {
-        let caller = Caller::here();
+        self.param_at(name, init.into_dyn(), Location::caller())
+    }
+
+    /// Not generic and never inlined: each `param` call of a model would otherwise add
+    /// its checks' temporaries to the caller's frame (stack is scarce on a device).
+    #[inline(never)]
+    fn param_at(
+        &self,
+        name: &str,
+        init: ArrayD<T>,
+        caller: &'static Location<'static>,
+    ) -> Tensor<'_, T> {
+        let caller = Caller::from(caller);
         self.check_name(name, caller);
-        let init = init.into_dyn();
         let shape = Shape::from(init.shape());
+        if let Err(e) = self.check_size("param", &shape, caller) {
+            return self.fail_with(e, &shape, caller);
+        }
         self.push(
             Kind::Param {
                 name: name.to_string(),
@@ -242,17 +237,38 @@ impl<T: Scalar> Graph<T> {
         )
     }
 
+    /// [`param`](Graph::param) of an initial value that may have failed to be made (an
+    /// `init::*` too large): the error is recorded, located, for the next fallible call.
+    pub(crate) fn param_or_fail(
+        &self,
+        name: &str,
+        init: Result<ArrayD<T>>,
+        shape: Shape,
+        caller: &'static Location<'static>,
+    ) -> Tensor<'_, T> {
+        match init {
+            Ok(a) => self.param_at(name, a, caller),
+            Err(e) => {
+                self.check_name(name, caller.into());
+                self.fail_with(e, &shape, caller.into())
+            }
+        }
+    }
+
     /// A constant tensor.
     #[track_caller]
     pub fn constant<D: Dimension>(&self, value: Array<T, D>) -> Tensor<'_, T> {
-        let value = value.into_dyn();
+        self.constant_at(value.into_dyn(), Caller::here())
+    }
+
+    /// As [`param_at`](Graph::param_at), for constants.
+    #[inline(never)]
+    fn constant_at(&self, value: ArrayD<T>, caller: Caller) -> Tensor<'_, T> {
         let shape = Shape::from(value.shape());
-        self.push(
-            Kind::Const(Shared::new(value)),
-            Vec::new(),
-            shape,
-            Caller::here(),
-        )
+        if let Err(e) = self.check_size("constant", &shape, caller) {
+            return self.fail_with(e, &shape, caller);
+        }
+        self.push(Kind::Const(Shared::new(value)), Vec::new(), shape, caller)
     }
 
     /// A constant of `shape` with every element `value` (PyTorch's `torch.full`). With
@@ -273,19 +289,20 @@ impl<T: Scalar> Graph<T> {
     /// ```
     #[track_caller]
     pub fn full(&self, shape: impl Into<Shape>, value: T) -> Tensor<'_, T> {
-        let shape = shape.into();
-        if shape.checked_numel().is_none() {
-            let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
-            let reason = "too many elements".into();
-            return self.fail(
-                "full",
-                alloc::vec![shape],
-                reason,
-                Location::caller(),
-                stand_in,
-            );
+        self.full_at(shape.into(), value, Caller::here())
+    }
+
+    /// [`full`](Graph::full), not generic: one copy in a firmware.
+    #[inline(never)]
+    fn full_at(&self, shape: Shape, value: T, caller: Caller) -> Tensor<'_, T> {
+        match crate::init::filled("full", shape.clone(), caller, &mut || value) {
+            // the array's shape: a run-time axis is taken at its bound
+            Ok(a) => {
+                let fixed = Shape::from(a.shape());
+                self.push(Kind::Const(Shared::new(a)), Vec::new(), fixed, caller)
+            }
+            Err(e) => self.fail_with(e, &shape, caller),
         }
-        self.constant(ArrayD::from_elem(shape.ix(), value))
     }
 
     /// A constant filled with zeros.
@@ -426,10 +443,21 @@ impl<T: Scalar> Graph<T> {
             return self.fail(op.name(), shapes, reason, caller, fallback);
         }
         match op.shape(&refs) {
-            Ok(shape) if shape.checked_numel().is_none() => {
-                let reason = alloc::format!("the result {shape} has too many elements");
-                let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
-                self.fail(op.name(), shapes, reason, caller, stand_in)
+            Ok(shape) if self.check_size(op.name(), &shape, caller.into()).is_err() => {
+                let bytes = crate::limit::shape_bytes(&shape, mem::size_of::<T>());
+                let mut shapes = shapes;
+                shapes.push(shape.clone());
+                self.fail_with(
+                    Error::TooLarge {
+                        what: op.name(),
+                        shapes,
+                        bytes: bytes.unwrap_or(usize::MAX),
+                        limit: crate::limit::max_bytes(),
+                        caller: caller.into(),
+                    },
+                    &shape,
+                    caller.into(),
+                )
             }
             // A view shares its first input's buffer, so it must hold exactly its
             // elements at every number of rows: an op of a user's that says otherwise
@@ -478,6 +506,27 @@ impl<T: Scalar> Graph<T> {
             caller: caller.into(),
         });
         self.push(Kind::Invalid, Vec::new(), shape, caller.into())
+    }
+
+    /// `Err(TooLarge)` unless a tensor of `shape` fits the byte limit (which also keeps
+    /// every product of its extents within `isize::MAX`).
+    pub(crate) fn check_size(
+        &self,
+        what: &'static str,
+        shape: &Shape,
+        caller: Caller,
+    ) -> Result<()> {
+        crate::limit::check_shape(what, shape, mem::size_of::<T>().max(1), caller)
+    }
+
+    /// Records `e` and returns a stand-in of `shape` with its extents emptied, so that no
+    /// later shape rule multiplies the extents that were refused.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fail_with(&self, e: Error, shape: &Shape, caller: Caller) -> Tensor<'_, T> {
+        self.record_error(e);
+        let stand_in = Shape::new(alloc::vec![0; shape.rank()]);
+        self.push(Kind::Invalid, Vec::new(), stand_in, caller)
     }
 
     /// Checks that `t` belongs to this graph.

@@ -32,37 +32,89 @@ use core::f64::consts::{LN_2, SQRT_2};
 use ndarray::ArrayD;
 use rand::Rng;
 
+use crate::error::{Caller, Error, Result};
+use crate::limit;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 /// All zeros.
-pub fn zeros<T: Scalar>(shape: impl Into<Shape>) -> ArrayD<T> {
-    ArrayD::zeros(shape.into().ix())
+///
+/// # Errors
+/// [`Error::TooLarge`] if the array would pass [`max_bytes`](crate::max_bytes) or the
+/// system cannot allocate it; so for every constructor here.
+#[track_caller]
+#[inline(never)]
+pub fn zeros<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
+    filled("init::zeros", shape.into(), Caller::here(), &mut T::zero)
 }
 
 /// All ones.
-pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> ArrayD<T> {
-    ArrayD::ones(shape.into().ix())
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
+pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
+    filled("init::ones", shape.into(), Caller::here(), &mut T::one)
 }
 
 /// Every element `value`.
-pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> ArrayD<T> {
-    ArrayD::from_elem(shape.into().ix(), T::of(value))
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
+pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> Result<ArrayD<T>> {
+    filled("init::constant", shape.into(), Caller::here(), &mut || {
+        T::of(value)
+    })
 }
 
 /// Uniform in `[lo, hi)`.
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
 pub fn uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     lo: f64,
     hi: f64,
     rng: &mut R,
-) -> ArrayD<T> {
-    uniform_in(shape.into(), T::of(lo), T::of(hi - lo), rng)
+) -> Result<ArrayD<T>> {
+    let (lo, span) = (T::of(lo), T::of(hi - lo));
+    filled("init::uniform", shape.into(), Caller::here(), &mut || {
+        lo + span * unit(rng)
+    })
 }
 
-/// `lo + span · u` for `u` uniform in `[0, 1)`, in `T`.
-fn uniform_in<T: Scalar, R: Rng + ?Sized>(shape: Shape, lo: T, span: T, rng: &mut R) -> ArrayD<T> {
-    ArrayD::from_shape_fn(shape.ix(), |_| lo + span * unit(rng))
+/// An array of `shape` whose elements `next` gives in row-major order, allocated only
+/// once the shape is known to fit the byte limit, and fallibly. Never inlined, and
+/// `next` is a `dyn`: one copy of it in a firmware (about 500 B of flash each), whose
+/// temporaries add to no model-building frame.
+#[inline(never)]
+pub(crate) fn filled<T: Scalar>(
+    what: &'static str,
+    shape: Shape,
+    caller: Caller,
+    next: &mut dyn FnMut() -> T,
+) -> Result<ArrayD<T>> {
+    limit::check_shape(what, &shape, core::mem::size_of::<T>(), caller)?;
+    let shapes = core::slice::from_ref(&shape);
+    let mut data = limit::try_vec(what, shapes, shape.numel(), T::zero(), caller)?;
+    data.iter_mut().for_each(|x| *x = next());
+    // cannot fail: the data holds the shape's elements, and the shape fits an isize.
+    // (`from_shape_vec` would check general strides, with a 4 KiB stack frame on a
+    // Cortex-M4; a row-major reshape of a vector checks only the count.)
+    ndarray::Array1::from_vec(data)
+        .into_shape_with_order(shape.ix())
+        .map_err(|_| Error::TooLarge {
+            what,
+            shapes: alloc::vec![shape.clone()],
+            bytes: usize::MAX,
+            limit: limit::max_bytes(),
+            caller,
+        })
 }
 
 /// `rng.random::<f64>()`'s number, `k / 2^53` for the top 53 bits `k` of a `u64`, in `T`
@@ -83,19 +135,39 @@ fn unit<T: Scalar, R: Rng + ?Sized>(rng: &mut R) -> T {
 ///
 /// Samples come in pairs from the Marsaglia polar method; each uses one or more pairs of
 /// `rng.random::<f64>()` draws.
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
 pub fn normal<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     mean: f64,
     std: f64,
     rng: &mut R,
-) -> ArrayD<T> {
-    normal_in(shape.into(), T::of(mean), T::of(std), rng)
+) -> Result<ArrayD<T>> {
+    let caller = Caller::here();
+    normal_in(
+        "init::normal",
+        shape.into(),
+        T::of(mean),
+        T::of(std),
+        rng,
+        caller,
+    )
 }
 
 /// `mean + std · z` for standard normal `z`, in `T`.
-fn normal_in<T: Scalar, R: Rng + ?Sized>(shape: Shape, mean: T, std: T, rng: &mut R) -> ArrayD<T> {
+fn normal_in<T: Scalar, R: Rng + ?Sized>(
+    what: &'static str,
+    shape: Shape,
+    mean: T,
+    std: T,
+    rng: &mut R,
+    caller: Caller,
+) -> Result<ArrayD<T>> {
     let mut spare = None;
-    ArrayD::from_shape_fn(shape.ix(), |_| {
+    filled(what, shape, caller, &mut || {
         let z = spare.take().unwrap_or_else(|| {
             let (z0, z1) = standard_normal_pair::<T, R>(rng);
             spare = Some(z1);
@@ -120,8 +192,10 @@ pub fn fans(shape: impl Into<Shape>) -> (usize, usize) {
         [] => (1, 1),
         &[n] => (n, n),
         &[i, o, ref field @ ..] => {
-            let field: usize = field.iter().product();
-            (i * field, o * field)
+            // saturating: a fan only sets a bound `sqrt(a / fan)`, and every shape an
+            // initialiser fills is first checked to fit in memory, far below usize::MAX
+            let field = field.iter().fold(1usize, |n, &d| n.saturating_mul(d));
+            (i.saturating_mul(field), o.saturating_mul(field))
         }
     }
 }
@@ -129,49 +203,79 @@ pub fn fans(shape: impl Into<Shape>) -> (usize, usize) {
 /// Kaiming/He uniform for layers followed by ReLU, as `torch.nn.init.kaiming_uniform_`
 /// with its defaults (`mode = "fan_in"`, gain `sqrt 2`): `U(-b, b)` with
 /// `b = sqrt(6 / fan_in)`.
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
 pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
-) -> ArrayD<T> {
+) -> Result<ArrayD<T>> {
+    let caller = Caller::here();
     let shape = shape.into();
     let b = root_of::<T>(6, fans(&shape).0);
-    uniform_in(shape, -b, b + b, rng)
+    let span = b + b;
+    filled("init::kaiming_uniform", shape, caller, &mut || {
+        -b + span * unit(rng)
+    })
 }
 
 /// Kaiming/He normal for layers followed by ReLU, as `torch.nn.init.kaiming_normal_`
 /// with its defaults (`mode = "fan_in"`, gain `sqrt 2`): `N(0, std^2)` with
 /// `std = sqrt(2 / fan_in)`.
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
 pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
-) -> ArrayD<T> {
+) -> Result<ArrayD<T>> {
+    let caller = Caller::here();
     let shape = shape.into();
     let std = root_of::<T>(2, fans(&shape).0);
-    normal_in(shape, T::zero(), std, rng)
+    normal_in("init::kaiming_normal", shape, T::zero(), std, rng, caller)
 }
 
 /// Xavier/Glorot uniform, as `torch.nn.init.xavier_uniform_` (gain 1): `U(-b, b)` with
 /// `b = sqrt(6 / (fan_in + fan_out))`.
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
 pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
-) -> ArrayD<T> {
+) -> Result<ArrayD<T>> {
+    let caller = Caller::here();
     let shape = shape.into();
     let (i, o) = fans(&shape);
-    let b = root_of::<T>(6, i + o);
-    uniform_in(shape, -b, b + b, rng)
+    let b = root_of::<T>(6, i.saturating_add(o));
+    let span = b + b;
+    filled("init::xavier_uniform", shape, caller, &mut || {
+        -b + span * unit(rng)
+    })
 }
 
 /// Xavier/Glorot normal, as `torch.nn.init.xavier_normal_` (gain 1): `N(0, std^2)` with
 /// `std = sqrt(2 / (fan_in + fan_out))`.
+///
+/// # Errors
+/// [`Error::TooLarge`], as for [`zeros`].
+#[track_caller]
+#[inline(never)]
 pub fn xavier_normal<T: Scalar, R: Rng + ?Sized>(
     shape: impl Into<Shape>,
     rng: &mut R,
-) -> ArrayD<T> {
+) -> Result<ArrayD<T>> {
+    let caller = Caller::here();
     let shape = shape.into();
     let (i, o) = fans(&shape);
-    let std = root_of::<T>(2, i + o);
-    normal_in(shape, T::zero(), std, rng)
+    let std = root_of::<T>(2, i.saturating_add(o));
+    normal_in("init::xavier_normal", shape, T::zero(), std, rng, caller)
 }
 
 /// `sqrt(a / fan)` in `T` (`fan` at least 1).
@@ -249,12 +353,12 @@ mod tests {
     /// must still hold, and does in f64.
     #[test]
     fn the_largest_draw_stays_below_hi_in_f32() {
-        let u: ArrayD<f32> = uniform([3], 0.0, 1.0, &mut Top);
+        let u: ArrayD<f32> = uniform([3], 0.0, 1.0, &mut Top).unwrap();
         assert!(u.iter().all(|&v| v < 1.0), "{u}");
         assert_eq!(u[[0]], 1.0 - f32::EPSILON / 2.0);
-        let u: ArrayD<f64> = uniform([3], 0.0, 1.0, &mut Top);
+        let u: ArrayD<f64> = uniform([3], 0.0, 1.0, &mut Top).unwrap();
         assert_eq!(u[[0]], 1.0 - f64::EPSILON / 2.0);
-        let u: ArrayD<f32> = uniform([3], -2.0, 2.0, &mut Top);
+        let u: ArrayD<f32> = uniform([3], -2.0, 2.0, &mut Top).unwrap();
         assert!(u.iter().all(|&v| v < 2.0), "{u}");
     }
 
@@ -269,18 +373,21 @@ mod tests {
     #[test]
     fn bounds_and_seeding() {
         let mut rng = StdRng::seed_from_u64(1);
-        let w: ArrayD<f64> = kaiming_uniform([600, 10], &mut rng);
+        let w: ArrayD<f64> = kaiming_uniform([600, 10], &mut rng).unwrap();
         let b = (6.0f64 / 600.0).sqrt();
         assert!(w.iter().all(|v| v.abs() < b));
         // the sample fills the range: max |w| is close to the bound
         assert!(w.iter().fold(0.0f64, |m, v| m.max(v.abs())) > 0.99 * b);
         let mut rng2 = StdRng::seed_from_u64(1);
-        assert_eq!(w, kaiming_uniform::<f64, _>([600, 10], &mut rng2));
-        let x: ArrayD<f32> = xavier_uniform([3, 5], &mut rng);
+        assert_eq!(w, kaiming_uniform::<f64, _>([600, 10], &mut rng2).unwrap());
+        let x: ArrayD<f32> = xavier_uniform([3, 5], &mut rng).unwrap();
         assert!(x.iter().all(|v| v.abs() < (6.0f32 / 8.0).sqrt()));
-        assert_eq!(zeros::<f32>([2, 2]).sum(), 0.0);
-        assert_eq!(ones::<f32>([2, 2]).sum(), 4.0);
-        assert!(constant::<f32>([2, 3], 0.25).iter().all(|&v| v == 0.25));
+        assert_eq!(zeros::<f32>([2, 2]).unwrap().sum(), 0.0);
+        assert_eq!(ones::<f32>([2, 2]).unwrap().sum(), 4.0);
+        assert!(constant::<f32>([2, 3], 0.25)
+            .unwrap()
+            .iter()
+            .all(|&v| v == 0.25));
     }
 
     #[test]
@@ -293,7 +400,7 @@ mod tests {
         assert_eq!(fans(Shape::scalar()), (1, 1));
         // the same layer's bound, PyTorch's sqrt(6 / fan_in) with fan_in = in = 7
         let mut rng = StdRng::seed_from_u64(3);
-        let w: ArrayD<f64> = kaiming_uniform([7, 3], &mut rng);
+        let w: ArrayD<f64> = kaiming_uniform([7, 3], &mut rng).unwrap();
         assert!(w.iter().all(|v| v.abs() < (6.0f64 / 7.0).sqrt()));
     }
 
@@ -302,7 +409,7 @@ mod tests {
         // 10,000 samples: the mean's standard error is std / 100, the std's about
         // std / 141; tolerances are several of those
         let mut rng = StdRng::seed_from_u64(42);
-        let w: ArrayD<f64> = normal([100, 100], 2.0, 3.0, &mut rng);
+        let w: ArrayD<f64> = normal([100, 100], 2.0, 3.0, &mut rng).unwrap();
         let (mean, std) = stats(&w);
         assert_abs_diff_eq!(mean, 2.0, epsilon = 0.12);
         assert_abs_diff_eq!(std, 3.0, epsilon = 0.09);
@@ -312,17 +419,17 @@ mod tests {
         assert_abs_diff_eq!(within(2.0), 0.9545, epsilon = 0.01);
 
         // kaiming_normal [fan_in 200, fan_out 50]: std sqrt(2 / 200) = 0.1
-        let w: ArrayD<f64> = kaiming_normal([200, 50], &mut rng);
+        let w: ArrayD<f64> = kaiming_normal([200, 50], &mut rng).unwrap();
         let (mean, std) = stats(&w);
         assert_abs_diff_eq!(mean, 0.0, epsilon = 0.004);
         assert_abs_diff_eq!(std, 0.1, epsilon = 0.003);
         // xavier_normal [150, 50]: std sqrt(2 / 200) = 0.1
-        let w: ArrayD<f64> = xavier_normal([150, 50], &mut rng);
+        let w: ArrayD<f64> = xavier_normal([150, 50], &mut rng).unwrap();
         let (mean, std) = stats(&w);
         assert_abs_diff_eq!(mean, 0.0, epsilon = 0.004);
         assert_abs_diff_eq!(std, 0.1, epsilon = 0.003);
         // xavier_uniform [150, 50]: U(-b, b), b = sqrt(6 / 200), std b / sqrt(3) = 0.1
-        let w: ArrayD<f64> = xavier_uniform([150, 50], &mut rng);
+        let w: ArrayD<f64> = xavier_uniform([150, 50], &mut rng).unwrap();
         assert_abs_diff_eq!(stats(&w).1, 0.1, epsilon = 0.003);
     }
 
@@ -335,7 +442,7 @@ mod tests {
         // rejected; pairs 2 and 4 give `(u, v) sqrt(-2 ln s / s)`, which Python's
         // `math.log` reproduces to the last bit.
         let mut rng = StdRng::seed_from_u64(7);
-        let w: ArrayD<f64> = normal([4], 0.0, 1.0, &mut rng);
+        let w: ArrayD<f64> = normal([4], 0.0, 1.0, &mut rng).unwrap();
         let want = [
             -1.1388633853576775,
             0.13549798302201654,
@@ -345,7 +452,7 @@ mod tests {
         assert_eq!(w.as_slice().unwrap(), &want);
         // f32 comes from the same draws, computed in f32: within a few f32 ulp
         let mut rng = StdRng::seed_from_u64(7);
-        let w32: ArrayD<f32> = normal([4], 0.0, 1.0, &mut rng);
+        let w32: ArrayD<f32> = normal([4], 0.0, 1.0, &mut rng).unwrap();
         for (&a, b) in w32.iter().zip(want) {
             approx::assert_relative_eq!(
                 f64::from(a),
@@ -355,7 +462,7 @@ mod tests {
         }
         // uniform, likewise
         let mut rng = StdRng::seed_from_u64(7);
-        let u: ArrayD<f64> = uniform([8], -1.0, 1.0, &mut rng);
+        let u: ArrayD<f64> = uniform([8], -1.0, 1.0, &mut rng).unwrap();
         let u_want = [
             -0.9393652782697972,
             -0.38582743325151836,

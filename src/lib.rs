@@ -19,10 +19,10 @@
 //! let g = Graph::<f32>::new();
 //! let x = g.input("x", (Dim::upto(4), 2)); // any batch of 0..=4 rows
 //! let y = g.input("y", Dim::upto(4)); // class ids, stored as f32
-//! let w1 = g.param("w1", init::kaiming_uniform([2, 16], &mut rng));
-//! let b1 = g.param("b1", init::zeros([16]));
-//! let w2 = g.param("w2", init::kaiming_uniform([16, 2], &mut rng));
-//! let b2 = g.param("b2", init::zeros([2]));
+//! let w1 = g.param("w1", init::kaiming_uniform([2, 16], &mut rng)?);
+//! let b1 = g.param("b1", init::zeros([16])?);
+//! let w2 = g.param("w2", init::kaiming_uniform([16, 2], &mut rng)?);
+//! let b2 = g.param("b2", init::zeros([2])?);
 //! let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
 //! let loss = logits.cross_entropy(y); // mean over the rows fed
 //! let class = logits.argmax(-1, false);
@@ -85,6 +85,7 @@ mod gemm;
 mod grads;
 mod graph;
 pub mod init;
+mod limit;
 mod machine;
 pub mod nn;
 mod num;
@@ -101,6 +102,7 @@ pub mod weights;
 pub use error::{Caller, Error, Result};
 pub use grads::{AsGrads, GradHandles, Grads};
 pub use graph::{AsHandle, Graph, Handle, NodeId, Tensor};
+pub use limit::{max_bytes, set_max_bytes};
 pub use machine::{Machine, Memory, ParamGrad};
 pub use optim::{Adam, AdamW, LearningRate, Optimizer, Sgd};
 pub use par::{set_threads, threads};

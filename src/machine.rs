@@ -98,7 +98,7 @@ impl<T: Scalar> Step<T> {
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub struct Machine<T: Scalar> {
-    graph: u32,
+    graph: crate::graph::GraphId,
     /// Tape position of each node id, or `ABSENT`.
     slot: Vec<u32>,
     steps: Vec<Step<T>>,
@@ -377,7 +377,7 @@ impl<T: Scalar> Machine<T> {
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let x = g.input("x", [4, 3]);
-    /// let w = g.param("w", init::zeros([3, 2]));
+    /// let w = g.param("w", init::zeros([3, 2])?);
     /// let m = g.compile(&[x.matmul(w)], &[])?;
     /// let mem = m.memory();
     /// assert_eq!((mem.inputs, mem.params, mem.outputs), (48, 24, 32));

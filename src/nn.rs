@@ -10,9 +10,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::panic::Location;
 
 use rand::Rng;
 
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
 use crate::init;
 use crate::scalar::Scalar;
@@ -29,7 +31,10 @@ pub struct Linear<'g, T: Scalar> {
 
 impl<'g, T: Scalar> Linear<'g, T> {
     /// A layer named `name` (parameters `"{name}.weight"`, `"{name}.bias"`), initialised as
-    /// PyTorch's `nn.Linear`: weight and bias uniform in `±1/sqrt(in)`.
+    /// PyTorch's `nn.Linear`: weight and bias uniform in `±1/sqrt(in)`. Sizes whose
+    /// weight would pass [`max_bytes`](crate::max_bytes) record
+    /// [`Error::TooLarge`](crate::Error::TooLarge) in `g`, returned by its next fallible
+    /// call, as a shape error is.
     #[track_caller]
     pub fn new<R: Rng + ?Sized>(
         g: &'g Graph<T>,
@@ -38,12 +43,43 @@ impl<'g, T: Scalar> Linear<'g, T> {
         outputs: usize,
         rng: &mut R,
     ) -> Self {
+        Self::new_at(g, name, inputs, outputs, rng, Location::caller())
+    }
+
+    fn new_at<R: Rng + ?Sized>(
+        g: &'g Graph<T>,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        rng: &mut R,
+        caller: &'static Location<'static>,
+    ) -> Self {
+        // the user's line, not this one, for an initialiser's error
+        let at = |r: Result<_>| {
+            r.map_err(|e| match e {
+                Error::TooLarge {
+                    what,
+                    shapes,
+                    bytes,
+                    limit,
+                    ..
+                } => Error::TooLarge {
+                    what,
+                    shapes,
+                    bytes,
+                    limit,
+                    caller: caller.into(),
+                },
+                e => e,
+            })
+        };
         let bound = 1.0 / num_traits::Float::sqrt(inputs.max(1) as f64);
-        let weight = init::uniform([inputs, outputs], -bound, bound, rng);
-        let bias = init::uniform([outputs], -bound, bound, rng);
+        let (w, b) = (Shape::from([inputs, outputs]), Shape::from([outputs]));
+        let weight = at(init::uniform(w.clone(), -bound, bound, rng));
+        let bias = at(init::uniform(b.clone(), -bound, bound, rng));
         Linear {
-            weight: g.param(&format!("{name}.weight"), weight),
-            bias: g.param(&format!("{name}.bias"), bias),
+            weight: g.param_or_fail(&format!("{name}.weight"), weight, w, caller),
+            bias: g.param_or_fail(&format!("{name}.bias"), bias, b, caller),
         }
     }
 
@@ -138,7 +174,8 @@ impl MlpBuilder {
     }
 
     /// Records the layers' parameters into `g`, named `"{name}.{i}.weight"` and
-    /// `"{name}.{i}.bias"`.
+    /// `"{name}.{i}.bias"`. A layer too large to initialise records
+    /// [`Error::TooLarge`](crate::Error::TooLarge) in `g`, as [`Linear::new`] does.
     #[track_caller]
     pub fn build<'g, T: Scalar, R: Rng + ?Sized>(
         &self,
@@ -146,11 +183,12 @@ impl MlpBuilder {
         name: &str,
         rng: &mut R,
     ) -> Mlp<'g, T> {
+        let caller = Location::caller();
         let layers = self
             .sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| Linear::new(g, &format!("{name}.{i}"), w[0], w[1], rng))
+            .map(|(i, w)| Linear::new_at(g, &format!("{name}.{i}"), w[0], w[1], rng, caller))
             .collect();
         Mlp {
             layers,
@@ -203,9 +241,12 @@ impl Summary {
         }
     }
 
-    /// The number of scalar parameters.
+    /// The number of scalar parameters (`usize::MAX` if more than a `usize` counts: a
+    /// summary may be made of any shapes, not only of a graph's).
     pub fn total(&self) -> usize {
-        self.rows.iter().map(|(_, s)| s.numel()).sum()
+        self.rows
+            .iter()
+            .fold(0usize, |n, (_, s)| n.saturating_add(s.numel()))
     }
 }
 

@@ -110,9 +110,19 @@ impl Shape {
     }
 
     /// The number of elements (1 for a scalar, 0 if any axis is empty; at the bound for a
-    /// shape with a run-time axis).
+    /// shape with a run-time axis), `usize::MAX` if more than a `usize` counts (no shape
+    /// in a graph is that large: the graph refuses it as
+    /// [`Error::TooLarge`](crate::Error::TooLarge)).
+    ///
+    /// ```
+    /// use tapegrad::Shape;
+    /// assert_eq!(Shape::from([2, 3]).numel(), 6);
+    /// assert_eq!(Shape::from([usize::MAX, 2]).numel(), usize::MAX);
+    /// assert_eq!(Shape::from([usize::MAX, 2, 0]).numel(), 0);
+    /// ```
     pub fn numel(&self) -> usize {
-        self.dims.iter().product()
+        // saturating is exact whenever the product fits, and 0 whenever an axis is empty
+        self.dims.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
 
     /// The number of elements, or `None` if the product of the non-zero extents does not

@@ -35,10 +35,10 @@
 //! // nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2)) in tapegrad
 //! let g = Graph::<f32>::new();
 //! let x = g.input("x", [1, 3]);
-//! let w1 = g.param("w1", init::zeros([3, 5]));
-//! let b1 = g.param("b1", init::zeros([5]));
-//! let w2 = g.param("w2", init::zeros([5, 2]));
-//! let b2 = g.param("b2", init::zeros([2]));
+//! let w1 = g.param("w1", init::zeros([3, 5])?);
+//! let b1 = g.param("b1", init::zeros([5])?);
+//! let w2 = g.param("w2", init::zeros([5, 2])?);
+//! let b2 = g.param("b2", init::zeros([2])?);
 //! let y = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
 //! let mut m = g.compile(&[y], &[])?;
 //!
@@ -180,7 +180,7 @@ impl<T: Scalar> Machine<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let w = g.param("w", init::zeros([2, 3]));
+    /// let w = g.param("w", init::zeros([2, 3])?);
     /// let y = w.sum();
     /// let trained = g.compile(&[y], &[])?;
     /// let bytes = trained.save_to_bytes()?; // e.g. include_bytes!("w.safetensors")

@@ -868,10 +868,11 @@ fn ids_are_checked_even_when_rows_are_empty() {
     assert!(matches!(m.run(), Err(Error::Index { value, .. }) if value == 7.0));
 }
 
-/// Extents whose product overflows (or passes `isize::MAX`) are located shape errors,
-/// never an arithmetic panic while recording or compiling.
+/// Extents whose product overflows (or passes `isize::MAX` bytes) are located
+/// `TooLarge` errors, never an arithmetic panic while recording or compiling (more cases
+/// in `tests/sizes.rs`).
 #[test]
-fn overflowing_extents_are_shape_errors() {
+fn overflowing_extents_are_too_large_errors() {
     let big = usize::MAX / 2;
     type Make = Box<dyn for<'g> Fn(&'g Graph<f64>) -> u32>;
     let cases: Vec<(Make, &str)> = vec![
@@ -908,8 +909,8 @@ fn overflowing_extents_are_shape_errors() {
         ),
         (
             Box::new(move |g| {
-                let x = g.input("x", [big]);
-                let _ = x.one_hot(4);
+                let x = g.input("x", [4]);
+                let _ = x.one_hot(big);
                 line!() - 1
             }),
             "one_hot",
@@ -938,8 +939,8 @@ fn overflowing_extents_are_shape_errors() {
         let g = Graph::<f64>::new();
         let line = make(&g);
         match g.check().unwrap_err() {
-            Error::Shape {
-                op: got, caller, ..
+            Error::TooLarge {
+                what: got, caller, ..
             } => {
                 assert_eq!((got, caller.line), (op, line), "{op}");
                 assert!(caller.file.ends_with("errors.rs"));

@@ -36,9 +36,9 @@ fn mlp<T: Scalar>(sizes: &[usize], batch: usize, train: bool) -> Machine<T> {
     for (l, w) in sizes.windows(2).enumerate() {
         let wl = g.param(
             &format!("w{l}"),
-            init::kaiming_uniform([w[0], w[1]], &mut rng),
+            init::kaiming_uniform([w[0], w[1]], &mut rng).unwrap(),
         );
-        let bl = g.param(&format!("b{l}"), init::zeros([w[1]]));
+        let bl = g.param(&format!("b{l}"), init::zeros([w[1]]).unwrap());
         h = h.matmul(wl) + bl;
         if l + 2 < sizes.len() {
             h = h.relu();
@@ -58,7 +58,7 @@ fn mlp<T: Scalar>(sizes: &[usize], batch: usize, train: bool) -> Machine<T> {
 fn layouts<T: Scalar>() -> Machine<T> {
     let g = Graph::<T>::new();
     let x = g.input("x", [6, 4]);
-    let w = g.param("w", init::zeros([4, 3]));
+    let w = g.param("w", init::zeros([4, 3]).unwrap());
     let c = g.constant(Array1::from_elem(3, T::of(0.5)));
     let y = (x.matmul(w) + c)
         .reshape([2, 9])
@@ -229,10 +229,10 @@ fn inference_only_machines_keep_no_gradient_buffers() {
         let g = Graph::<f32>::new();
         let x = g.input("x", (Dim::upto(32), 64));
         let _y = g.input("y", Dim::upto(32));
-        let w0 = g.param("w0", init::kaiming_uniform([64, 32], &mut rng));
-        let b0 = g.param("b0", init::zeros([32]));
-        let w1 = g.param("w1", init::kaiming_uniform([32, 10], &mut rng));
-        let b1 = g.param("b1", init::zeros([10]));
+        let w0 = g.param("w0", init::kaiming_uniform([64, 32], &mut rng).unwrap());
+        let b0 = g.param("b0", init::zeros([32]).unwrap());
+        let w1 = g.param("w1", init::kaiming_uniform([32, 10], &mut rng).unwrap());
+        let b1 = g.param("b1", init::zeros([10]).unwrap());
         let h = (x.matmul(w0) + b0).relu().matmul(w1) + b1;
         g.compile(&[h], &[]).unwrap()
     };
@@ -247,7 +247,7 @@ fn inference_only_machines_keep_no_gradient_buffers() {
 fn compile_within_a_budget() {
     let g = Graph::<f32>::new();
     let x = g.input("x", (Dim::upto(16), 32));
-    let w = g.param("w", init::zeros([32, 8]));
+    let w = g.param("w", init::zeros([32, 8]).unwrap());
     let loss = x.matmul(w).relu().sum();
     let grads = g.grad(loss, &[w]).unwrap();
     let needed = g.compile(&[loss], &grads).unwrap().memory();
@@ -295,7 +295,7 @@ fn compile_within_a_budget() {
 fn a_refused_budget_allocates_no_value_buffers() {
     // 1 MiB of parameters: the budget is checked before the buffers are made
     let g = Graph::<f32>::new();
-    let w = g.param("w", init::zeros([512, 512]));
+    let w = g.param("w", init::zeros([512, 512]).unwrap());
     let y = w.sum();
     let live = thread_live_bytes();
     reset_thread_peak();
@@ -319,17 +319,19 @@ fn byte_counts_past_usize_are_over_the_budget() {
     const HALF: usize = 1 << (usize::BITS - 2);
     const QUARTER: usize = HALF / 2;
     type Build = fn(&Graph<f32>) -> Tensor<'_, f32>;
-    let graphs: [(&str, Build); 3] = [
-        // 2^62 elements fit a usize, their 2^64 bytes do not
-        ("one input", |g| g.input("a", [HALF])),
+    // each tensor within isize::MAX bytes (2^63 - 4), their sum past usize
+    let graphs: [(&str, Build); 2] = [
         ("two inputs", |g| {
-            g.input("a", [QUARTER]) + g.input("b", [QUARTER])
+            g.input("a", [QUARTER - 1]) + g.input("b", [QUARTER - 1])
         }),
-        ("a sum over it", |g| g.input("a", [HALF]).sum()),
+        ("three inputs", |g| {
+            g.input("a", [QUARTER - 1]) + g.input("b", [1]) + g.input("c", [QUARTER - 1])
+        }),
     ];
     for (what, build) in graphs {
         let g = Graph::<f32>::new();
         let y = build(&g);
+        g.check().unwrap();
         for budget in [1 << 20, usize::MAX] {
             match g.compile_within(&[y], &[], budget) {
                 Err(Error::Budget { needed, .. }) => assert_eq!(needed, usize::MAX, "{what}"),
@@ -338,9 +340,29 @@ fn byte_counts_past_usize_are_over_the_budget() {
         }
         // without a budget, more than any allocation may hold
         let e = g.compile(&[y], &[]).unwrap_err();
-        assert!(matches!(e, Error::Budget { .. }), "{what}");
-        assert!(e.to_string().contains("needs more than"), "{e}");
+        let too_large = matches!(
+            e,
+            Error::TooLarge {
+                what: "compile",
+                bytes: usize::MAX,
+                ..
+            }
+        );
+        assert!(too_large, "{what}: {e}");
+        assert!(
+            e.to_string().contains("more bytes than a usize counts"),
+            "{e}"
+        );
     }
+    // 2^62 elements fit a usize, their 2^64 bytes do not: refused where declared
+    let g = Graph::<f32>::new();
+    let y = g.input("a", [HALF]).sum();
+    let r = g.compile_within(&[y], &[], usize::MAX);
+    assert!(
+        matches!(r, Err(Error::TooLarge { what: "input", .. })),
+        "{:?}",
+        r.map(|m| m.memory())
+    );
     // m * k * n = 2^(3e + 2) passes usize (the GEMM's plan multiplied it)
     let e = usize::BITS / 3;
     let g = Graph::<f32>::new();

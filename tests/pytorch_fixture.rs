@@ -88,10 +88,10 @@ fn matches_pytorch<T: Scalar>(tag: &str, max_relative: f64, epsilon: f64) -> f64
     let g = Graph::<T>::new();
     let x = g.input("x", [batch, 8]);
     let y = g.input("y", [batch]);
-    let w1 = g.param("w1", init::zeros([8, 16]));
-    let b1 = g.param("b1", init::zeros([16]));
-    let w2 = g.param("w2", init::zeros([16, 4]));
-    let b2 = g.param("b2", init::zeros([4]));
+    let w1 = g.param("w1", init::zeros([8, 16]).unwrap());
+    let b1 = g.param("b1", init::zeros([16]).unwrap());
+    let w2 = g.param("w2", init::zeros([16, 4]).unwrap());
+    let b2 = g.param("b2", init::zeros([4]).unwrap());
     let logits = (x.matmul(w1) + b1).relu().matmul(w2) + b2;
     let loss = logits.cross_entropy(y);
     let params = [w1, b1, w2, b2];
@@ -177,7 +177,7 @@ fn f64_matches_pytorch() {
 #[test]
 fn pytorch_names_need_the_map() {
     let g = Graph::<f32>::new();
-    let w1 = g.param("w1", init::zeros([8, 16]));
+    let w1 = g.param("w1", init::zeros([8, 16]).unwrap());
     let y = w1.sum();
     let mut m = g.compile(&[y], &[]).unwrap();
     let weights = fixture("torch_mlp_f32.safetensors");

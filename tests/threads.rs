@@ -12,9 +12,9 @@ fn step_values(threads: usize) -> Vec<Vec<f32>> {
     let g = Graph::<f32>::new();
     let x = g.input("x", [256, 300]);
     let y = g.input("y", [256]);
-    let w1 = g.param("w1", init::kaiming_uniform([300, 512], &mut rng));
-    let b1 = g.param("b1", init::uniform([512], -0.1, 0.1, &mut rng));
-    let w2 = g.param("w2", init::kaiming_uniform([512, 10], &mut rng));
+    let w1 = g.param("w1", init::kaiming_uniform([300, 512], &mut rng).unwrap());
+    let b1 = g.param("b1", init::uniform([512], -0.1, 0.1, &mut rng).unwrap());
+    let w2 = g.param("w2", init::kaiming_uniform([512, 10], &mut rng).unwrap());
     let loss = ((x.matmul(w1) + b1).tanh() * 2.0)
         .relu()
         .matmul(w2)

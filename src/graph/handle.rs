@@ -100,7 +100,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
 /// `Handle`), so a machine stored away from its graph can still be fed and read.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Handle {
-    pub(crate) graph: u32,
+    pub(crate) graph: super::GraphId,
     pub(crate) id: NodeId,
 }
 

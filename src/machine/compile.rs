@@ -40,8 +40,9 @@ impl<T: Scalar> Graph<T> {
     /// # Errors
     /// The first error recorded while building the graph, or
     /// [`Error::WrongGraph`](crate::Error::WrongGraph) if an output or gradient belongs to
-    /// another graph, or [`Error::Budget`](crate::Error::Budget) (with a budget of
-    /// `isize::MAX`) if its buffers would take more bytes than any allocation may.
+    /// another graph, or [`Error::TooLarge`](crate::Error::TooLarge) if the machine would
+    /// take more than [`max_bytes`](crate::max_bytes) (`isize::MAX` by default) or the
+    /// system cannot allocate its buffers.
     #[track_caller]
     pub fn compile<G: AsGrads + ?Sized>(
         &self,
@@ -60,7 +61,7 @@ impl<T: Scalar> Graph<T> {
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
     /// let x = g.input("x", (Dim::upto(64), 784));
-    /// let w = g.param("w", init::zeros([784, 10]));
+    /// let w = g.param("w", init::zeros([784, 10])?);
     /// let y = x.matmul(w).relu().sum();
     /// let grads = g.grad(y, &[w])?;
     ///
@@ -78,7 +79,7 @@ impl<T: Scalar> Graph<T> {
     /// # Errors
     /// As for `compile`, and [`Error::Budget`] (the budget, the bytes needed, the
     /// shortfall and the bytes by role, at the caller's line) if the machine needs more
-    /// than `bytes`.
+    /// than `bytes` (checked before the limit of `compile`).
     #[track_caller]
     pub fn compile_within<G: AsGrads + ?Sized>(
         &self,
@@ -344,12 +345,9 @@ impl<T: Scalar> Graph<T> {
             grads: GradHandles::from_pairs(pairs.to_vec()),
             distinct,
         };
-        // Without a budget, no allocation may pass `isize::MAX` bytes: a plan past it is
-        // refused here rather than a panic when allocating. A total that saturated is
-        // past every budget.
-        let budget = budget.unwrap_or(isize::MAX as usize);
+        // A total that saturated is past every budget.
         let needed = m.memory().total();
-        if needed > budget || needed == usize::MAX {
+        if let Some(budget) = budget.filter(|&b| needed > b || needed == usize::MAX) {
             return Err(Error::Budget {
                 budget,
                 needed,
@@ -357,9 +355,15 @@ impl<T: Scalar> Graph<T> {
                 caller,
             });
         }
-        m.bufs
-            .extend(plan.sizes.iter().map(|&n| vec![T::zero(); n]));
-        m.scratch = vec![T::zero(); scratch_len];
+        // The process-wide limit (`isize::MAX` unless set lower) holds with or without a
+        // budget, and each buffer is allocated fallibly: a plan the system cannot hold is
+        // an `Err`, not an abort in the allocator.
+        crate::limit::check_bytes("compile", Vec::new(), needed, caller)?;
+        for &n in &plan.sizes {
+            let buf = crate::limit::try_vec("compile", &[], n, T::zero(), caller)?;
+            m.bufs.push(buf);
+        }
+        m.scratch = crate::limit::try_vec("compile", &[], scratch_len, T::zero(), caller)?;
         for (k, &i) in order.iter().enumerate() {
             let init = match &nodes[i].kind {
                 Kind::Param { init, .. } => init,

@@ -241,11 +241,12 @@ impl<T: Scalar> Op<T> for Pad {
         }
         s[0].fixed_axis(self.axis)?;
         let mut d = s[0].dims().to_vec();
+        // saturating: an extent past usize is past every byte limit too, and the graph
+        // refuses the result as too large, naming it
         d[self.axis] = self
             .before
-            .checked_add(self.after)
-            .and_then(|n| n.checked_add(d[self.axis]))
-            .ok_or_else(|| format!("padding {} and {} is too large", self.before, self.after))?;
+            .saturating_add(self.after)
+            .saturating_add(d[self.axis]);
         Ok(Shape::with_dims_of(d, s[0].run()))
     }
     fn takes_run_axis(&self) -> bool {
@@ -310,9 +311,8 @@ impl<T: Scalar> Op<T> for Concat {
                 ));
             }
             t.fixed_axis(axis)?;
-            d[axis] = d[axis]
-                .checked_add(t.dim(axis))
-                .ok_or_else(|| format!("the extents along axis {axis} add up past usize"))?;
+            // saturating, as in `Pad::shape`: the graph refuses the result as too large
+            d[axis] = d[axis].saturating_add(t.dim(axis));
         }
         Ok(Shape::with_dims_of(d, first.run()))
     }
@@ -619,11 +619,11 @@ mod tests {
             (x.permute(&[0, -3]), "axis -3 is out of range"),
             (x.pad(-3, 1, 1), "out of range"),
             (g.concat(&[x, x], 2), "axis 2 is out of range"),
-            // an input of isize::MAX elements is a valid declaration; three of them along
-            // that axis overflowed the extent's sum (a panic in debug builds)
+            // inputs of 2^60 - 1 elements are valid declarations; 17 of them along that
+            // axis overflowed the extent's sum (a panic in debug builds)
             (
-                g.concat(&[g.input("big", [isize::MAX as usize]); 3], 0),
-                "add up past usize",
+                g.concat(&[g.input("big", [isize::MAX as usize / 8]); 17], 0),
+                "`concat`",
             ),
         ];
         let errs = g.inner.borrow().errors.clone();

@@ -66,7 +66,7 @@ impl Adam {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let w = g.param("w", init::zeros([100]));
+    /// let w = g.param("w", init::zeros([100])?);
     /// let grads = g.grad(w.square().sum(), &[w])?;
     /// let mut m = g.compile(&[], &grads)?;
     /// let mut opt = Adam::new(1e-3);

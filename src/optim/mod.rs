@@ -52,7 +52,8 @@ pub trait Optimizer<T: Scalar>: LearningRate {
     /// [`Error::Mismatch`] if a pair is not one the machine was compiled with, or (for
     /// optimizers with state) the parameters are not those, by name and size, of the
     /// first step that had any; [`Error::WrongKind`] if a gradient is not a parameter's;
-    /// [`Error::NotRun`] before a run.
+    /// [`Error::NotRun`] before a run; [`Error::TooLarge`] if the first step's state
+    /// (moments, momentum) passes [`max_bytes`](crate::max_bytes) or cannot be allocated.
     fn step<G: AsGrads + ?Sized>(&mut self, m: &mut Machine<T>, grads: &G) -> Result<()>;
 }
 
@@ -149,7 +150,11 @@ impl State {
                 let mut names = Vec::with_capacity(pairs.len());
                 for &(x, _) in pairs {
                     let (name, n) = m.param_info(x, caller)?;
-                    bufs.push(alloc::vec![T::zero(); width * n]);
+                    // fallible: the state is allocated outside the machine's plan
+                    let len = width.saturating_mul(n);
+                    let shape = crate::Shape::from([len]);
+                    let buf = crate::limit::try_vec(what, &[shape], len, T::zero(), caller)?;
+                    bufs.push(buf);
                     names.push(String::from(name));
                 }
                 self.bufs = Some(Box::new(bufs));

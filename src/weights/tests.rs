@@ -51,12 +51,12 @@ impl Drop for TempDir {
 fn machine<T: Scalar>(rows: usize, cols: usize, bias: bool) -> Machine<T> {
     let g = Graph::<T>::new();
     let x = g.input("x", [1, rows]);
-    let w = g.param("w", init::zeros([rows, cols]));
+    let w = g.param("w", init::zeros([rows, cols]).unwrap());
     let mut y = x.matmul(w);
     if bias {
-        y = y + g.param("b", init::zeros([cols]));
+        y = y + g.param("b", init::zeros([cols]).unwrap());
     }
-    let y = y * g.param("s", init::zeros([]));
+    let y = y * g.param("s", init::zeros([]).unwrap());
     g.compile(&[y], &[]).unwrap()
 }
 
@@ -343,9 +343,9 @@ fn torch_layout_transposes_weights() {
 fn torch_preset_transposes_matrices_named_weight() {
     let g = Graph::<f64>::new();
     let x = g.input("x", [1, 2]);
-    let w = g.param("fc.weight", init::zeros([2, 3]));
-    let b = g.param("fc.bias", init::zeros([3]));
-    let e = g.param("emb.weight", init::zeros([3, 2]));
+    let w = g.param("fc.weight", init::zeros([2, 3]).unwrap());
+    let b = g.param("fc.bias", init::zeros([3]).unwrap());
+    let e = g.param("emb.weight", init::zeros([3, 2]).unwrap());
     let y = (x.matmul(w) + b).matmul(e);
     let mut m = g.compile(&[y], &[]).unwrap();
     fill(&mut m, 8.0);
