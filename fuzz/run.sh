@@ -5,7 +5,12 @@
 #   fuzz/run.sh            # 60 s per target (CI)
 #   fuzz/run.sh 600        # 10 minutes per target
 #   TARGETS="graphs" fuzz/run.sh 3600
-#   TAPEGRAD_FUZZ_TAME=1 fuzz/run.sh   # graphs without huge extents (see regressions/)
+#   TAPEGRAD_FUZZ_TAME=0 fuzz/run.sh   # graphs with huge extents too (see below)
+#
+# The generators produce huge and overflowing extents by default; this script runs them
+# tame (TAPEGRAD_FUZZ_TAME=1: extents small) while the crashes in fuzz/regressions/ (huge
+# allocations, fixed on branch `sizes`) are open, so that CI finds new crashes rather
+# than those. Once they are fixed, make the default 0 here.
 #
 # Prints `fuzz target=… seconds=… execs=… crashes=…` per target; on a crash, the input
 # that crashed and the command that reproduces it.
@@ -15,6 +20,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 targets="${TARGETS:-weights graphs feeds}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
+export TAPEGRAD_FUZZ_TAME="${TAPEGRAD_FUZZ_TAME:-1}"
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     rustup toolchain install nightly --profile minimal || exit 1
@@ -28,15 +34,12 @@ nice -n 10 cargo +nightly fuzz build -O || exit 1
 status=0
 for t in $targets; do
     corpus="corpus/$t"
+    # corpus/<target>/seed-* are committed; the fuzzer adds its finds beside them
     mkdir -p "$corpus" "artifacts/$t"
-    # the committed seeds first, so every run starts from them
-    if [ -d "seeds/$t" ]; then
-        cp -n seeds/"$t"/* "$corpus"/ 2>/dev/null || true
-    fi
     log="$(mktemp)"
     nice -n 10 cargo +nightly fuzz run -O "$t" "$corpus" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 -jobs=1 \
-        -workers=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=60 -print_final_stats=1 \
+        -artifact_prefix="artifacts/$t/" >"$log" 2>&1
     rc=$?
     execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
     crash="$(grep -o 'Test unit written to [^ ]*' "$log" | sed 's/Test unit written to //' | tail -1)"
@@ -45,11 +48,11 @@ for t in $targets; do
         crashes=1
         status=1
     fi
-    echo "fuzz target=$t seconds=$seconds execs=${execs:-0} crashes=$crashes"
+    echo "fuzz target=$t seconds=$seconds execs=${execs:-0} crashes=$crashes tame=$TAPEGRAD_FUZZ_TAME"
     if [ "$crashes" -ne 0 ]; then
-        grep -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" | head -5
+        grep -E -A1 'panicked at|ERROR: |SUMMARY' "$log" | head -8
         echo "fuzz crash target=$t input=$here/${crash:-unknown} log=$log"
-        echo "fuzz reproduce: (cd $here && cargo +nightly fuzz run -O $t ${crash:-ARTIFACT})"
+        echo "fuzz reproduce: (cd $here && TAPEGRAD_FUZZ_TAME=$TAPEGRAD_FUZZ_TAME cargo +nightly fuzz run -O $t ${crash:-ARTIFACT})"
     else
         rm -f "$log"
     fi
