@@ -194,7 +194,7 @@ fn feed<T: Scalar>(src: &mut Src, g: &Graph<T>, m: &mut Machine<T>) {
             let per_row = dims[axis] / bound.max(1);
             dims[axis] = rows.saturating_mul(per_row);
         }
-        if src.byte() % 8 == 0 {
+        if src.byte().is_multiple_of(8) {
             // a wrong shape now and then
             dims.push(src.extent());
         }
