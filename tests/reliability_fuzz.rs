@@ -18,3 +18,28 @@ fn reshape_of_a_run_axis_of_bound_zero_is_the_inputs_error() {
     assert_eq!(*op, "input", "{err}");
     assert!(reason.contains("bound of at least 1"), "{err}");
 }
+
+// fuzz target `graphs`: two inputs with run-time axes of different bounds (4 and 1); the
+// machine is planned for the smaller one, yet feeding the larger one more rows than that
+// took a row count its buffers do not hold.
+#[test]
+fn inputs_of_different_bounds_take_no_more_rows_than_the_smaller() {
+    let g = Graph::<f32>::new();
+    let a = g.input("a", Dim::upto(4));
+    let b = g.input("b", (Dim::upto(1), 4));
+    let y = b.sum() + a.sum();
+    let mut m = g.compile(&[y, b], &[]).unwrap();
+    let err = m.feed(a, &tapegrad::ndarray::Array1::<f32>::ones(3));
+    let msg = err.unwrap_err().to_string();
+    assert!(msg.contains("[..=1]") && msg.contains("\"a\""), "{msg}");
+    let err = m.feed(b, &tapegrad::ndarray::Array2::<f32>::ones((3, 4)));
+    assert!(err.is_err(), "3 rows past b's bound of 1: {err:?}");
+    // what fits still runs
+    m.feed(a, &tapegrad::ndarray::Array1::<f32>::ones(1))
+        .unwrap();
+    m.feed(b, &tapegrad::ndarray::Array2::<f32>::ones((1, 4)))
+        .unwrap();
+    m.run().unwrap();
+    assert_eq!(m.item(y).unwrap(), 5.0);
+    assert_eq!(m.value(b).unwrap().len(), 4);
+}

@@ -96,3 +96,8 @@ pub fn tame() -> bool {
     static TAME: OnceLock<bool> = OnceLock::new();
     *TAME.get_or_init(|| std::env::var_os("TAPEGRAD_FUZZ_TAME").is_some_and(|v| v != "0"))
 }
+
+/// `TAPEGRAD_FUZZ_TRACE=1` prints each step of a program (to triage a crash).
+pub fn trace() -> bool {
+    std::env::var_os("TAPEGRAD_FUZZ_TRACE").is_some_and(|v| v != "0")
+}

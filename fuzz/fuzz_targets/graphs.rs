@@ -11,7 +11,7 @@
 #[path = "common.rs"]
 mod common;
 
-use common::{tame, Src};
+use common::{tame, trace, Src};
 use libfuzzer_sys::fuzz_target;
 use tapegrad::ndarray::{ArrayD, IxDyn};
 use tapegrad::prelude::*;
@@ -146,6 +146,9 @@ fn step<'g, T: Scalar>(
             }
         }
     };
+    if trace() {
+        eprintln!("op {} on {} and {}: {}", op % 64, a.shape(), b.shape(), t.shape());
+    }
     stack.push(t);
 }
 
@@ -181,6 +184,9 @@ fn push_leaf<'g, T: Scalar>(
             }))
         }
     };
+    if trace() {
+        eprintln!("leaf {name}: {} {}", t.op_name(), t.shape());
+    }
     stack.push(t);
 }
 
@@ -242,6 +248,9 @@ fn program<T: Scalar>(mut src: Src) {
     } else {
         g.compile(&outputs, &grads)
     };
+    if trace() {
+        eprintln!("compile: {:?}", compiled.as_ref().map(|m| m.len()));
+    }
     let Ok(mut m) = compiled else { return };
     m.set_training(src.byte() & 1 == 1);
     for _ in 0..2 {

@@ -223,7 +223,9 @@ impl<T: Scalar> Graph<T> {
                     if let Some(r) = node.shape.run() {
                         run_inputs.push(FedRows {
                             step: k as u32,
-                            bound: r.bound,
+                            // inputs are fed the same rows, so none takes more than the
+                            // smallest bound, which every buffer is planned for
+                            bound: r.bound.min(most_rows.unwrap_or(r.bound)),
                             row_len: node.shape.numel() / r.bound.max(1),
                             rows: r.bound,
                             at: None,
