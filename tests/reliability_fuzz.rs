@@ -43,3 +43,22 @@ fn inputs_of_different_bounds_take_no_more_rows_than_the_smaller() {
     assert_eq!(m.item(y).unwrap(), 5.0);
     assert_eq!(m.value(b).unwrap().len(), 4);
 }
+
+// fuzz target `graphs`: `mse` of mismatched shapes recorded its failed node with
+// `Shape::default()`, which (derived) was a scalar with a run-time axis of bound 0; an
+// `unsqueeze` or `stack` of it then indexed past its dimensions.
+#[test]
+fn the_default_shape_is_a_scalar_without_a_run_time_axis() {
+    assert_eq!(Shape::default(), Shape::scalar());
+    assert_eq!(Shape::default().run_axis(), None);
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [2]);
+    let bad = x.mse(g.input("y", [3]));
+    assert_eq!(bad.shape().run_axis(), None);
+    let y = g.stack(&[bad, bad], 0).unsqueeze(0).sum();
+    let err = g.compile(&[y], &[]).unwrap_err();
+    let Error::Shape { op, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*op, "mse", "{err}");
+}

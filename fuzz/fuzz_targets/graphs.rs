@@ -102,14 +102,39 @@ fn step<'g, T: Scalar>(
         36 => a.narrow(src.axis(), src.extent(), src.extent()),
         37 => a.pad(src.axis(), src.extent(), src.extent()),
         38 => g.concat(&[a, b], src.axis()),
-        39 => g.stack(&[a, b, a], src.axis()),
+        39 => {
+            let axis = src.axis();
+            if trace() {
+                eprintln!(
+                    "stack {:?} {:?} axis {axis} run {:?}",
+                    a.shape(),
+                    b.shape(),
+                    a.shape().run_axis()
+                );
+            }
+            g.stack(&[a, b, a], axis)
+        }
         40 => {
             let parts = a.split(src.extent(), src.axis());
+            if trace() {
+                eprintln!(
+                    "op 40 on {:?}: {:?}",
+                    a.shape(),
+                    parts.iter().map(|p| p.shape()).collect::<Vec<_>>()
+                );
+            }
             stack.extend(parts.into_iter().take(4));
             return;
         }
         41 => {
             let parts = a.chunk(src.extent(), src.axis());
+            if trace() {
+                eprintln!(
+                    "op 41 on {:?}: {:?}",
+                    a.shape(),
+                    parts.iter().map(|p| p.shape()).collect::<Vec<_>>()
+                );
+            }
             stack.extend(parts.into_iter().take(4));
             return;
         }
@@ -147,7 +172,13 @@ fn step<'g, T: Scalar>(
         }
     };
     if trace() {
-        eprintln!("op {} on {} and {}: {}", op % 64, a.shape(), b.shape(), t.shape());
+        eprintln!(
+            "op {} on {:?} and {:?}: {:?}",
+            op % 64,
+            a.shape(),
+            b.shape(),
+            t.shape()
+        );
     }
     stack.push(t);
 }
