@@ -31,7 +31,7 @@ pub(crate) use run::RunAxis;
 /// assert_eq!(Shape::from(Dim::upto(32)).bound(), Some(32));
 /// assert_eq!(Shape::from([2, 3]).run_axis(), None);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Shape {
     dims: Vec<usize>,
     /// The run-time axis and its bound, `NO_RUN` for none: packed into 8 bytes, as every
@@ -46,6 +46,14 @@ fn pack(run: Option<RunAxis>) -> (u32, u32) {
         // Graph::input refuses bounds above u32::MAX; other axes do not reach such ranks.
         Some(r) => (r.axis as u32, r.bound.min(u32::MAX as usize) as u32),
         None => NO_RUN,
+    }
+}
+
+/// The scalar shape `[]`. Written out: a derived `Default` packed the run-time axis as
+/// `(0, 0)`, a scalar with a run-time axis at 0.
+impl Default for Shape {
+    fn default() -> Self {
+        Shape::scalar()
     }
 }
 

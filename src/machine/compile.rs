@@ -49,7 +49,23 @@ impl<T: Scalar> Graph<T> {
         outputs: &[Tensor<'_, T>],
         grads: &G,
     ) -> Result<Machine<T>> {
-        self.build(outputs, grads.grad_pairs(), None, Caller::here())
+        self.build(outputs, grads.grad_pairs(), None, false, Caller::here())
+    }
+
+    /// [`compile`](Graph::compile) without the buffer plan: every step its own buffer,
+    /// never reused, nothing computed in place (views still share their input's). The
+    /// reference the planner is tested against (tests/planner.rs); not for users.
+    ///
+    /// # Errors
+    /// As for `compile`.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn compile_unplanned<G: AsGrads + ?Sized>(
+        &self,
+        outputs: &[Tensor<'_, T>],
+        grads: &G,
+    ) -> Result<Machine<T>> {
+        self.build(outputs, grads.grad_pairs(), None, true, Caller::here())
     }
 
     /// [`compile`](Graph::compile) within a budget of `bytes`: the machine's whole
@@ -87,7 +103,13 @@ impl<T: Scalar> Graph<T> {
         grads: &G,
         bytes: usize,
     ) -> Result<Machine<T>> {
-        self.build(outputs, grads.grad_pairs(), Some(bytes), Caller::here())
+        self.build(
+            outputs,
+            grads.grad_pairs(),
+            Some(bytes),
+            false,
+            Caller::here(),
+        )
     }
 
     fn build(
@@ -95,6 +117,7 @@ impl<T: Scalar> Graph<T> {
         outputs: &[Tensor<'_, T>],
         pairs: &[(Handle, Handle)],
         budget: Option<usize>,
+        unplanned: bool,
         caller: Caller,
     ) -> Result<Machine<T>> {
         for t in outputs {
@@ -201,7 +224,9 @@ impl<T: Scalar> Graph<T> {
                     if let Some(r) = node.shape.run() {
                         run_inputs.push(FedRows {
                             step: k as u32,
-                            bound: r.bound,
+                            // inputs are fed the same rows, so none takes more than the
+                            // smallest bound, which every buffer is planned for
+                            bound: r.bound.min(most_rows.unwrap_or(r.bound)),
                             row_len: node.shape.numel() / r.bound.max(1),
                             rows: r.bound,
                             at: None,
@@ -231,7 +256,7 @@ impl<T: Scalar> Graph<T> {
                     let run = node.shape.run();
                     let ok = |k: &usize| shapes.get(*k).is_some_and(|s| s.run() == run);
                     let wanted = op.in_place(&shapes);
-                    if wanted.iter().all(ok) {
+                    if !unplanned && wanted.iter().all(ok) {
                         wanted
                     } else {
                         &[]
@@ -243,7 +268,8 @@ impl<T: Scalar> Graph<T> {
                 numel: node.shape.numel(),
                 inputs: &args[a as usize..b as usize],
                 view: matches!(step, Step::View(_)),
-                pinned: is_out(i) || is_grad(i),
+                // pinned, a buffer is never reused: unplanned, every step is
+                pinned: unplanned || is_out(i) || is_grad(i),
                 in_place,
             });
             steps.push(step);

@@ -63,7 +63,12 @@ impl Shape {
         };
         let pre: usize = self.dims[..r.axis].iter().product();
         let keeps = |j: usize| {
-            target.dims[..j].iter().product::<usize>() == pre && target.dims[j] % r.bound == 0
+            // a bound of 0 rows holds no elements along the axis: it stays whole only as 0
+            target.dims[..j].iter().product::<usize>() == pre
+                && target.dims[j]
+                    .checked_rem(r.bound)
+                    .unwrap_or(target.dims[j])
+                    == 0
         };
         let axis = match target.run() {
             Some(t) => (t.bound == r.bound && keeps(t.axis)).then_some(t.axis),
