@@ -50,8 +50,6 @@ fn rank5_allocations(adam: bool) -> usize {
 }
 
 #[test]
-#[ignore = "movement ops at rank 5 allocate through ndarray's views until branch `numerics` \
-            (stack-indexed movement loops) is merged; enable then"]
 fn rank5_training_steps_allocate_nothing() {
     assert_eq!(rank5_allocations(false), 0, "rank 5, SGD");
     assert_eq!(rank5_allocations(true), 0, "rank 5, Adam");

@@ -88,6 +88,16 @@ impl Src<'_> {
     }
 }
 
+/// What a target's graphs and machines may allocate: 64 MiB, through the crate's own
+/// limit (`tapegrad::set_max_bytes`). Without it, a plan under `isize::MAX` bytes but
+/// past what libFuzzer lets one `malloc` ask for (`-malloc_limit_mb`, the RSS limit) is
+/// reported as a crash although tapegrad would turn the failed allocation into an `Err`;
+/// with it, such a plan is refused as `Error::TooLarge` before anything is allocated,
+/// which is how a program on a device of known memory uses the limit too.
+pub fn limit_memory() {
+    tapegrad::set_max_bytes(64 << 20);
+}
+
 /// `TAPEGRAD_FUZZ_TAME=1` keeps extents small (no huge or overflowing shapes) so that a
 /// known crash in those classes does not stop the fuzzer from exploring the rest; by
 /// default the generators produce them.

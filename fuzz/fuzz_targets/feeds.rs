@@ -74,6 +74,7 @@ fn session<T: Scalar>(mut src: Src) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    common::limit_memory();
     match data.split_first() {
         Some((b, rest)) if b & 1 == 1 => session::<f64>(Src(rest)),
         Some((_, rest)) => session::<f32>(Src(rest)),

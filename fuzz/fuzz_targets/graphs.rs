@@ -297,6 +297,7 @@ fn program<T: Scalar>(mut src: Src) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    common::limit_memory();
     match data.split_first() {
         Some((b, rest)) if b & 1 == 1 => program::<f64>(Src(rest)),
         Some((_, rest)) => program::<f32>(Src(rest)),

@@ -126,6 +126,7 @@ fn one<T: Scalar>(data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    tapegrad::set_max_bytes(64 << 20); // as the other targets (common.rs, `limit_memory`)
     match data.first() {
         Some(b) if b & 0x80 != 0 => one::<f64>(&data[1..]),
         _ => one::<f32>(data.get(1..).unwrap_or(&[])),
