@@ -24,8 +24,13 @@ static MAX_BYTES: AtomicUsize = AtomicUsize::new(MOST);
 /// the bytes it wanted, rather than in the allocator.
 ///
 /// ```
-/// tapegrad::set_max_bytes(1 << 30);
-/// assert_eq!(tapegrad::max_bytes(), 1 << 30);
+/// use tapegrad::prelude::*;
+/// tapegrad::set_max_bytes(64 << 10); // this device gives the model 64 KiB
+/// assert_eq!(tapegrad::max_bytes(), 64 << 10);
+/// let g = Graph::<f32>::new();
+/// let x = g.input("x", [1 << 20, 8]); // 32 MiB of input
+/// let err = g.compile(&[x.relu().sum()], &[]).unwrap_err();
+/// assert!(matches!(err, tapegrad::Error::TooLarge { .. }));
 /// tapegrad::set_max_bytes(usize::MAX); // back to the default, isize::MAX
 /// assert_eq!(tapegrad::max_bytes(), isize::MAX as usize);
 /// ```
