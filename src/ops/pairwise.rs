@@ -61,22 +61,35 @@ pub(crate) fn sum<T: Scalar>(x: &[T]) -> T {
 }
 
 /// `sum_{i < n} f(start + i)`, in the same tree as [`sum`]: for strided or computed terms.
+/// Only the loop writing a lane-wide chunk of terms is generic over `f`; the tree and the
+/// running sums are one copy per element type ([`sum_chunks`]), not one per caller.
+#[inline]
 pub(crate) fn sum_by<T: Scalar>(start: usize, n: usize, f: &impl Fn(usize) -> T) -> T {
+    sum_chunks(start, n, &|at, chunk: &mut [T]| {
+        for (j, c) in chunk.iter_mut().enumerate() {
+            *c = f(at + j);
+        }
+    })
+}
+
+/// [`sum_by`] with the terms written `LANES` at a time by `fill(at, chunk)` (terms
+/// `at..at + chunk.len()`): the lanes take the terms in the same order as [`sum`]'s, so
+/// the result is the same bit for bit.
+fn sum_chunks<T: Scalar>(start: usize, n: usize, fill: &dyn Fn(usize, &mut [T])) -> T {
     if n > BLOCK {
         let h = split(n);
-        return sum_by(start, h, f) + sum_by(start + h, n - h, f);
+        return sum_chunks(start, h, fill) + sum_chunks(start + h, n - h, fill);
     }
     let mut acc = [T::zero(); LANES];
-    let full = n / LANES * LANES;
+    let mut chunk = [T::zero(); LANES];
     let mut i = 0;
-    while i < full {
-        for (k, a) in acc.iter_mut().enumerate() {
-            *a = *a + f(start + i + k);
+    while i < n {
+        let m = (n - i).min(LANES);
+        fill(start + i, &mut chunk[..m]);
+        for (a, &v) in acc.iter_mut().zip(&chunk[..m]) {
+            *a = *a + v;
         }
-        i += LANES;
-    }
-    for (a, j) in acc.iter_mut().zip(full..n) {
-        *a = *a + f(start + j);
+        i += m;
     }
     lanes_total(&acc)
 }
@@ -120,9 +133,9 @@ fn tile<T: Scalar>(x: &[T], cols: usize, j0: usize, w: usize, r0: usize, n: usiz
 }
 
 /// Groups on the stack: extent-1 axes are dropped and neighbours of one kind merged, so
-/// groups alternate and each has extent >= 2; more than 64 would hold more than
-/// `usize::MAX` elements.
-const MAX_GROUPS: usize = 64;
+/// groups alternate and each has extent >= 2; `usize::BITS` of them would hold more than
+/// `usize::MAX` elements. Sized by the target's word: two arrays of it are on the stack.
+const MAX_GROUPS: usize = usize::BITS as usize;
 
 /// `(extent, stride)` of the groups of kept (`reduced == false`) or reduced axes of `x`
 /// (row-major, `dims`), neighbours merged; `None` past [`MAX_GROUPS`].
@@ -184,7 +197,11 @@ pub(crate) fn sum_axes_strided<T: Scalar>(
     let r = red[..nr].iter().map(|g| g.0).product();
     for (o, v) in out.iter_mut().enumerate() {
         let base = offset(o, &kept[..nk]);
-        *v = sum_by(0, r, &|k| x[base + offset(k, &red[..nr])]);
+        *v = sum_chunks(0, r, &|at, chunk: &mut [T]| {
+            for (j, c) in chunk.iter_mut().enumerate() {
+                *c = x[base + offset(at + j, &red[..nr])];
+            }
+        });
     }
     true
 }
@@ -215,6 +232,20 @@ mod tests {
                     assert_eq!(*o, want, "n {n} cols {cols} column {j}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn sum_by_is_sum_bit_for_bit() {
+        // inexact f32 terms: any change of the tree or of the lanes' order shows in the bits
+        for n in (0..3 * BLOCK + 5).chain([1000, 4097]) {
+            let x: Vec<f32> = (0..n)
+                .map(|i| 1.0 / (i as f32 + 0.37) - 0.013 * i as f32)
+                .collect();
+            let want = sum(&x).to_bits();
+            assert_eq!(sum_by(0, n, &|i| x[i]).to_bits(), want, "n {n}");
+            let shifted = sum_by(5, n, &|i| x[i - 5]).to_bits();
+            assert_eq!(shifted, want, "n {n}");
         }
     }
 

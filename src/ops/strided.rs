@@ -2,9 +2,11 @@
 //! its shape and strides on the heap (`IxDyn`), so building one per step allocated at
 //! rank >= 5. These loops keep their indices on the stack, at any rank.
 
-/// Counters on the stack. Extent-1 axes are dropped first, and an output with more than
-/// 63 axes of extent >= 2 would hold more than `usize::MAX` elements.
-const MAX_AXES: usize = 64;
+/// Counters on the stack. Extent-1 axes are dropped first, and an output with
+/// `usize::BITS` axes of extent >= 2 would hold more than `usize::MAX` elements. Sized by
+/// the target's word (32 on a microcontroller), as the three arrays of a gather are a
+/// frame of `3 * MAX_AXES` words on the stack of every step that moves data.
+const MAX_AXES: usize = usize::BITS as usize;
 
 /// The extent of axis `a` of `dims` and its row-major stride, `prod dims[a+1..]`.
 pub(crate) fn axis_stride(dims: &[usize], a: usize) -> (usize, usize) {
