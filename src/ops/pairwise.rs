@@ -138,12 +138,9 @@ fn tile<T: Scalar>(x: &[T], cols: usize, j0: usize, w: usize, r0: usize, n: usiz
 const MAX_GROUPS: usize = usize::BITS as usize;
 
 /// `(extent, stride)` of the groups of kept (`reduced == false`) or reduced axes of `x`
-/// (row-major, `dims`), neighbours merged; `None` past [`MAX_GROUPS`].
-fn groups(
-    dims: &[usize],
-    axes: &[usize],
-    reduced: bool,
-) -> Option<([(usize, usize); MAX_GROUPS], usize)> {
+/// (row-major, `dims`, non-empty), neighbours merged. `n` groups of one kind hold at least
+/// `2^n` elements and `x` at most `isize::MAX`, so `n < MAX_GROUPS - 1`: no fallback.
+fn groups(dims: &[usize], axes: &[usize], reduced: bool) -> ([(usize, usize); MAX_GROUPS], usize) {
     let mut g = [(0usize, 0usize); MAX_GROUPS];
     let (mut n, mut stride, mut last) = (0, 1, usize::MAX);
     for a in (0..dims.len()).rev() {
@@ -153,9 +150,6 @@ fn groups(
                 // merged with the group just below: its extent grows, its stride stays
                 g[n - 1].0 *= e;
             } else {
-                if n == MAX_GROUPS {
-                    return None;
-                }
                 g[n] = (e, stride);
                 n += 1;
             }
@@ -167,7 +161,7 @@ fn groups(
     }
     // innermost first above; outermost first for the row-major walks below
     g[..n].reverse();
-    Some((g, n))
+    (g, n)
 }
 
 /// The offset of flat index `k` of the row-major walk over `g`.
@@ -183,17 +177,9 @@ fn offset(mut k: usize, g: &[(usize, usize)]) -> usize {
 
 /// The sums of `x` (row-major, `dims`, non-empty) over the sorted `axes`, in any
 /// arrangement, pairwise for each output element (at a division per reduced group and
-/// term). `false` if the axes fall into more than [`MAX_GROUPS`] groups.
-pub(crate) fn sum_axes_strided<T: Scalar>(
-    x: &[T],
-    dims: &[usize],
-    axes: &[usize],
-    out: &mut [T],
-) -> bool {
-    let (Some((kept, nk)), Some((red, nr))) = (groups(dims, axes, false), groups(dims, axes, true))
-    else {
-        return false;
-    };
+/// term).
+pub(crate) fn sum_axes_strided<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
+    let ((kept, nk), (red, nr)) = (groups(dims, axes, false), groups(dims, axes, true));
     let r = red[..nr].iter().map(|g| g.0).product();
     for (o, v) in out.iter_mut().enumerate() {
         let base = offset(o, &kept[..nk]);
@@ -203,7 +189,6 @@ pub(crate) fn sum_axes_strided<T: Scalar>(
             }
         });
     }
-    true
 }
 
 #[cfg(test)]
@@ -296,7 +281,7 @@ mod tests {
                 want[o] += v;
             }
             let mut got = alloc::vec![f64::NAN; want.len()];
-            assert!(sum_axes_strided(&x, &dims, &axes, &mut got));
+            sum_axes_strided(&x, &dims, &axes, &mut got);
             assert_eq!(got, want, "axes {axes:?}");
         }
     }
