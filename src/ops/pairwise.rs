@@ -72,10 +72,23 @@ pub(crate) fn sum_by<T: Scalar>(start: usize, n: usize, f: &impl Fn(usize) -> T)
     })
 }
 
+/// Terms of a sum, written a chunk at a time. A trait of its own rather than `dyn Fn`:
+/// a closure's vtable also holds a `call_once` copy of its body.
+trait Terms<T> {
+    fn fill(&self, at: usize, chunk: &mut [T]);
+}
+
+impl<T, F: Fn(usize, &mut [T])> Terms<T> for F {
+    #[inline(always)]
+    fn fill(&self, at: usize, chunk: &mut [T]) {
+        self(at, chunk);
+    }
+}
+
 /// [`sum_by`] with the terms written `LANES` at a time by `fill(at, chunk)` (terms
 /// `at..at + chunk.len()`): the lanes take the terms in the same order as [`sum`]'s, so
 /// the result is the same bit for bit.
-fn sum_chunks<T: Scalar>(start: usize, n: usize, fill: &dyn Fn(usize, &mut [T])) -> T {
+fn sum_chunks<T: Scalar>(start: usize, n: usize, fill: &dyn Terms<T>) -> T {
     if n > BLOCK {
         let h = split(n);
         return sum_chunks(start, h, fill) + sum_chunks(start + h, n - h, fill);
@@ -85,7 +98,7 @@ fn sum_chunks<T: Scalar>(start: usize, n: usize, fill: &dyn Fn(usize, &mut [T]))
     let mut i = 0;
     while i < n {
         let m = (n - i).min(LANES);
-        fill(start + i, &mut chunk[..m]);
+        fill.fill(start + i, &mut chunk[..m]);
         for (a, &v) in acc.iter_mut().zip(&chunk[..m]) {
             *a = *a + v;
         }
