@@ -89,6 +89,23 @@ impl<T, F: Fn(usize, &mut [T])> Terms<T> for F {
 /// `at..at + chunk.len()`): the lanes take the terms in the same order as [`sum`]'s, so
 /// the result is the same bit for bit.
 fn sum_chunks<T: Scalar>(start: usize, n: usize, fill: &dyn Terms<T>) -> T {
+    if n <= LANES {
+        // A short sum (a row of a few classes): [`lanes_total`] over the zero-padded lanes
+        // without the padding. Adding a zero changes only a -0 (to +0), and a +0 put
+        // anywhere in a sum of `x + y` steps moves to its end ((x + 0) + y = (x + y) + 0),
+        // so the tree over the `n` used lanes, plus 0, is the padded tree bit for bit.
+        let mut w = [T::zero(); LANES];
+        fill.fill(start, &mut w[..n]);
+        let (mut used, mut h) = (n, LANES);
+        while h > 1 {
+            h /= 2;
+            for k in 0..used.saturating_sub(h) {
+                w[k] = w[k] + w[k + h];
+            }
+            used = used.min(h);
+        }
+        return w[0] + T::zero();
+    }
     if n > BLOCK {
         let h = split(n);
         return sum_chunks(start, h, fill) + sum_chunks(start + h, n - h, fill);
@@ -206,7 +223,7 @@ pub(crate) fn sum_axes_strided<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize
 
 #[cfg(test)]
 mod tests {
-    use super::{sum, sum_axes_strided, sum_by, sum_columns, BLOCK};
+    use super::{sum, sum_axes_strided, sum_by, sum_columns, BLOCK, LANES};
     use alloc::vec::Vec;
 
     #[test]
@@ -244,6 +261,12 @@ mod tests {
             assert_eq!(sum_by(0, n, &|i| x[i]).to_bits(), want, "n {n}");
             let shifted = sum_by(5, n, &|i| x[i - 5]).to_bits();
             assert_eq!(shifted, want, "n {n}");
+        }
+        // signed zeros: a sum of -0s is +0 in the lanes (they start at +0), short or long
+        for n in 1..=2 * LANES + 1 {
+            let x = alloc::vec![-0.0f32; n];
+            assert_eq!(sum(&x).to_bits(), 0, "n {n}");
+            assert_eq!(sum_by(0, n, &|i| x[i]).to_bits(), 0, "n {n}");
         }
     }
 
