@@ -32,7 +32,7 @@ use core::f64::consts::{LN_2, SQRT_2};
 use ndarray::ArrayD;
 use rand::Rng;
 
-use crate::error::{Caller, Error, Result};
+use crate::error::{Caller, Result};
 use crate::limit;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
@@ -108,13 +108,7 @@ pub(crate) fn filled<T: Scalar>(
     // Cortex-M4; a row-major reshape of a vector checks only the count.)
     ndarray::Array1::from_vec(data)
         .into_shape_with_order(shape.ix())
-        .map_err(|_| Error::TooLarge {
-            what,
-            shapes: alloc::vec![shape.clone()],
-            bytes: usize::MAX,
-            limit: limit::max_bytes(),
-            caller,
-        })
+        .map_err(|_| limit::too_large(what, core::slice::from_ref(&shape), usize::MAX, caller))
 }
 
 /// `rng.random::<f64>()`'s number, `k / 2^53` for the top 53 bits `k` of a `u64`, in `T`

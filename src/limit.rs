@@ -61,27 +61,39 @@ pub(crate) fn check_shape(
     caller: Caller,
 ) -> Result<()> {
     let bytes = shape_bytes(shape, size).unwrap_or(usize::MAX);
-    check_bytes(what, alloc::vec![shape.clone()], bytes, caller)
+    check_bytes(what, core::slice::from_ref(shape), bytes, caller)
 }
 
 /// `Err(TooLarge)` unless `bytes` fits the limit.
 pub(crate) fn check_bytes(
     what: &'static str,
-    shapes: Vec<Shape>,
+    shapes: &[Shape],
     bytes: usize,
     caller: Caller,
 ) -> Result<()> {
-    let limit = max_bytes();
-    if bytes > limit {
-        return Err(Error::TooLarge {
-            what,
-            shapes,
-            bytes,
-            limit,
-            caller,
-        });
+    if bytes > max_bytes() {
+        return Err(too_large(what, shapes, bytes, caller));
     }
     Ok(())
+}
+
+/// The `TooLarge` error, built out of line: the shapes are copied only on this path, and
+/// its code is not repeated where a size is checked (flash on a microcontroller).
+#[cold]
+#[inline(never)]
+pub(crate) fn too_large(
+    what: &'static str,
+    shapes: &[Shape],
+    bytes: usize,
+    caller: Caller,
+) -> Error {
+    Error::TooLarge {
+        what,
+        shapes: shapes.to_vec(),
+        bytes,
+        limit: max_bytes(),
+        caller,
+    }
 }
 
 /// A `Vec` of `n` copies of `value`, or `Err(TooLarge)` if `n` of them pass the limit or
@@ -96,16 +108,10 @@ pub(crate) fn try_vec<T: Clone>(
 ) -> Result<Vec<T>> {
     let size = core::mem::size_of::<T>();
     let bytes = n.saturating_mul(size);
-    check_bytes(what, shapes.to_vec(), bytes, caller)?;
+    check_bytes(what, shapes, bytes, caller)?;
     let mut v = Vec::new();
     if v.try_reserve_exact(n).is_err() {
-        return Err(Error::TooLarge {
-            what,
-            shapes: shapes.to_vec(),
-            bytes,
-            limit: max_bytes(),
-            caller,
-        });
+        return Err(too_large(what, shapes, bytes, caller));
     }
     v.resize(n, value);
     Ok(v)

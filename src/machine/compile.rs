@@ -384,7 +384,7 @@ impl<T: Scalar> Graph<T> {
         // The process-wide limit (`isize::MAX` unless set lower) holds with or without a
         // budget, and each buffer is allocated fallibly: a plan the system cannot hold is
         // an `Err`, not an abort in the allocator.
-        crate::limit::check_bytes("compile", Vec::new(), needed, caller)?;
+        crate::limit::check_bytes("compile", &[], needed, caller)?;
         for &n in &plan.sizes {
             let buf = crate::limit::try_vec("compile", &[], n, T::zero(), caller)?;
             m.bufs.push(buf);

@@ -61,22 +61,65 @@ pub(crate) fn sum<T: Scalar>(x: &[T]) -> T {
 }
 
 /// `sum_{i < n} f(start + i)`, in the same tree as [`sum`]: for strided or computed terms.
+/// Only the loop writing a lane-wide chunk of terms is generic over `f`; the tree and the
+/// running sums are one copy per element type ([`sum_chunks`]), not one per caller.
+#[inline]
 pub(crate) fn sum_by<T: Scalar>(start: usize, n: usize, f: &impl Fn(usize) -> T) -> T {
+    sum_chunks(start, n, &|at, chunk: &mut [T]| {
+        for (j, c) in chunk.iter_mut().enumerate() {
+            *c = f(at + j);
+        }
+    })
+}
+
+/// Terms of a sum, written a chunk at a time. A trait of its own rather than `dyn Fn`:
+/// a closure's vtable also holds a `call_once` copy of its body.
+trait Terms<T> {
+    fn fill(&self, at: usize, chunk: &mut [T]);
+}
+
+impl<T, F: Fn(usize, &mut [T])> Terms<T> for F {
+    #[inline(always)]
+    fn fill(&self, at: usize, chunk: &mut [T]) {
+        self(at, chunk);
+    }
+}
+
+/// [`sum_by`] with the terms written `LANES` at a time by `fill(at, chunk)` (terms
+/// `at..at + chunk.len()`): the lanes take the terms in the same order as [`sum`]'s, so
+/// the result is the same bit for bit.
+fn sum_chunks<T: Scalar>(start: usize, n: usize, fill: &dyn Terms<T>) -> T {
+    if n <= LANES {
+        // A short sum (a row of a few classes): [`lanes_total`] over the zero-padded lanes
+        // without the padding. Adding a zero changes only a -0 (to +0), and a +0 put
+        // anywhere in a sum of `x + y` steps moves to its end ((x + 0) + y = (x + y) + 0),
+        // so the tree over the `n` used lanes, plus 0, is the padded tree bit for bit.
+        let mut w = [T::zero(); LANES];
+        fill.fill(start, &mut w[..n]);
+        let (mut used, mut h) = (n, LANES);
+        while h > 1 {
+            h /= 2;
+            for k in 0..used.saturating_sub(h) {
+                w[k] = w[k] + w[k + h];
+            }
+            used = used.min(h);
+        }
+        return w[0] + T::zero();
+    }
     if n > BLOCK {
         let h = split(n);
-        return sum_by(start, h, f) + sum_by(start + h, n - h, f);
+        return sum_chunks(start, h, fill) + sum_chunks(start + h, n - h, fill);
     }
     let mut acc = [T::zero(); LANES];
-    let full = n / LANES * LANES;
+    let mut chunk = [T::zero(); LANES];
     let mut i = 0;
-    while i < full {
-        for (k, a) in acc.iter_mut().enumerate() {
-            *a = *a + f(start + i + k);
+    while i < n {
+        let m = (n - i).min(LANES);
+        fill.fill(start + i, &mut chunk[..m]);
+        for (a, &v) in acc.iter_mut().zip(&chunk[..m]) {
+            *a = *a + v;
         }
-        i += LANES;
-    }
-    for (a, j) in acc.iter_mut().zip(full..n) {
-        *a = *a + f(start + j);
+        i += m;
     }
     lanes_total(&acc)
 }
@@ -120,17 +163,14 @@ fn tile<T: Scalar>(x: &[T], cols: usize, j0: usize, w: usize, r0: usize, n: usiz
 }
 
 /// Groups on the stack: extent-1 axes are dropped and neighbours of one kind merged, so
-/// groups alternate and each has extent >= 2; more than 64 would hold more than
-/// `usize::MAX` elements.
-const MAX_GROUPS: usize = 64;
+/// groups alternate and each has extent >= 2; `usize::BITS` of them would hold more than
+/// `usize::MAX` elements. Sized by the target's word: two arrays of it are on the stack.
+const MAX_GROUPS: usize = usize::BITS as usize;
 
 /// `(extent, stride)` of the groups of kept (`reduced == false`) or reduced axes of `x`
-/// (row-major, `dims`), neighbours merged; `None` past [`MAX_GROUPS`].
-fn groups(
-    dims: &[usize],
-    axes: &[usize],
-    reduced: bool,
-) -> Option<([(usize, usize); MAX_GROUPS], usize)> {
+/// (row-major, `dims`, non-empty), neighbours merged. `n` groups of one kind hold at least
+/// `2^n` elements and `x` at most `isize::MAX`, so `n < MAX_GROUPS - 1`: no fallback.
+fn groups(dims: &[usize], axes: &[usize], reduced: bool) -> ([(usize, usize); MAX_GROUPS], usize) {
     let mut g = [(0usize, 0usize); MAX_GROUPS];
     let (mut n, mut stride, mut last) = (0, 1, usize::MAX);
     for a in (0..dims.len()).rev() {
@@ -140,9 +180,6 @@ fn groups(
                 // merged with the group just below: its extent grows, its stride stays
                 g[n - 1].0 *= e;
             } else {
-                if n == MAX_GROUPS {
-                    return None;
-                }
                 g[n] = (e, stride);
                 n += 1;
             }
@@ -154,7 +191,7 @@ fn groups(
     }
     // innermost first above; outermost first for the row-major walks below
     g[..n].reverse();
-    Some((g, n))
+    (g, n)
 }
 
 /// The offset of flat index `k` of the row-major walk over `g`.
@@ -170,28 +207,23 @@ fn offset(mut k: usize, g: &[(usize, usize)]) -> usize {
 
 /// The sums of `x` (row-major, `dims`, non-empty) over the sorted `axes`, in any
 /// arrangement, pairwise for each output element (at a division per reduced group and
-/// term). `false` if the axes fall into more than [`MAX_GROUPS`] groups.
-pub(crate) fn sum_axes_strided<T: Scalar>(
-    x: &[T],
-    dims: &[usize],
-    axes: &[usize],
-    out: &mut [T],
-) -> bool {
-    let (Some((kept, nk)), Some((red, nr))) = (groups(dims, axes, false), groups(dims, axes, true))
-    else {
-        return false;
-    };
+/// term).
+pub(crate) fn sum_axes_strided<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
+    let ((kept, nk), (red, nr)) = (groups(dims, axes, false), groups(dims, axes, true));
     let r = red[..nr].iter().map(|g| g.0).product();
     for (o, v) in out.iter_mut().enumerate() {
         let base = offset(o, &kept[..nk]);
-        *v = sum_by(0, r, &|k| x[base + offset(k, &red[..nr])]);
+        *v = sum_chunks(0, r, &|at, chunk: &mut [T]| {
+            for (j, c) in chunk.iter_mut().enumerate() {
+                *c = x[base + offset(at + j, &red[..nr])];
+            }
+        });
     }
-    true
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{sum, sum_axes_strided, sum_by, sum_columns, BLOCK};
+    use super::{sum, sum_axes_strided, sum_by, sum_columns, BLOCK, LANES};
     use alloc::vec::Vec;
 
     #[test]
@@ -215,6 +247,26 @@ mod tests {
                     assert_eq!(*o, want, "n {n} cols {cols} column {j}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn sum_by_is_sum_bit_for_bit() {
+        // inexact f32 terms: any change of the tree or of the lanes' order shows in the bits
+        for n in (0..3 * BLOCK + 5).chain([1000, 4097]) {
+            let x: Vec<f32> = (0..n)
+                .map(|i| 1.0 / (i as f32 + 0.37) - 0.013 * i as f32)
+                .collect();
+            let want = sum(&x).to_bits();
+            assert_eq!(sum_by(0, n, &|i| x[i]).to_bits(), want, "n {n}");
+            let shifted = sum_by(5, n, &|i| x[i - 5]).to_bits();
+            assert_eq!(shifted, want, "n {n}");
+        }
+        // signed zeros: a sum of -0s is +0 in the lanes (they start at +0), short or long
+        for n in 1..=2 * LANES + 1 {
+            let x = alloc::vec![-0.0f32; n];
+            assert_eq!(sum(&x).to_bits(), 0, "n {n}");
+            assert_eq!(sum_by(0, n, &|i| x[i]).to_bits(), 0, "n {n}");
         }
     }
 
@@ -265,7 +317,7 @@ mod tests {
                 want[o] += v;
             }
             let mut got = alloc::vec![f64::NAN; want.len()];
-            assert!(sum_axes_strided(&x, &dims, &axes, &mut got));
+            sum_axes_strided(&x, &dims, &axes, &mut got);
             assert_eq!(got, want, "axes {axes:?}");
         }
     }

@@ -90,8 +90,8 @@ fn sum_fold<T: Scalar>(x: &[T], dims: &[usize], axes: &[usize], out: &mut [T]) {
     if !run {
         if x.is_empty() {
             out.fill(T::zero());
-        } else if !super::pairwise::sum_axes_strided(x, dims, axes, out) {
-            fold(x, dims, axes, out, T::zero(), |a, b| a + b);
+        } else {
+            super::pairwise::sum_axes_strided(x, dims, axes, out);
         }
         return;
     }

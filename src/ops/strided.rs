@@ -2,9 +2,11 @@
 //! its shape and strides on the heap (`IxDyn`), so building one per step allocated at
 //! rank >= 5. These loops keep their indices on the stack, at any rank.
 
-/// Counters on the stack. Extent-1 axes are dropped first, and an output with more than
-/// 63 axes of extent >= 2 would hold more than `usize::MAX` elements.
-const MAX_AXES: usize = 64;
+/// Counters on the stack. Extent-1 axes are dropped first, and an output with
+/// `usize::BITS` axes of extent >= 2 would hold more than `usize::MAX` elements. Sized by
+/// the target's word (32 on a microcontroller), as the three arrays of a gather are a
+/// frame of `3 * MAX_AXES` words on the stack of every step that moves data.
+const MAX_AXES: usize = usize::BITS as usize;
 
 /// The extent of axis `a` of `dims` and its row-major stride, `prod dims[a+1..]`.
 pub(crate) fn axis_stride(dims: &[usize], a: usize) -> (usize, usize) {
@@ -40,9 +42,13 @@ pub(crate) fn gather_signed<T: Copy>(
         return;
     }
     let (mut d, mut st, mut r) = ([0usize; MAX_AXES], [0isize; MAX_AXES], 0);
-    for (e, s) in axes.clone().filter(|&(e, _)| e != 1) {
+    for (e, s) in axes.filter(|&(e, _)| e != 1) {
         if r == MAX_AXES {
-            return gather_slowly(x, base, axes, out);
+            // The outermost axis so far would advance only after `2^MAX_AXES` elements,
+            // more than `out` can hold: it stays at index 0 and is dropped.
+            d.copy_within(1.., 0);
+            st.copy_within(1.., 0);
+            r -= 1;
         }
         (d[r], st[r]) = (e, s);
         r += 1;
@@ -70,28 +76,6 @@ pub(crate) fn gather_signed<T: Copy>(
             base -= st[k] * d[k] as isize;
             idx[k] = 0;
         }
-    }
-}
-
-/// [`gather`] with every offset found by division: for shapes past `MAX_AXES` (none
-/// that fit in memory), allocation-free all the same.
-#[cold]
-fn gather_slowly<T: Copy>(
-    x: &[T],
-    base: usize,
-    axes: impl Iterator<Item = (usize, isize)> + Clone,
-    out: &mut [T],
-) {
-    let rank = axes.clone().count();
-    for (n, o) in out.iter_mut().enumerate() {
-        let (mut rem, mut at) = (n, base as isize);
-        for k in (0..rank).rev() {
-            if let Some((e, s)) = axes.clone().nth(k) {
-                at += (rem % e.max(1)) as isize * s;
-                rem /= e.max(1);
-            }
-        }
-        *o = x[at as usize];
     }
 }
 
@@ -123,8 +107,19 @@ mod tests {
             }
         }
         assert_eq!(out, want);
-        let mut slow = alloc::vec![0u32; n];
-        super::gather_slowly(&x, 0, axes.map(|(e, s)| (e, s as isize)), &mut slow);
-        assert_eq!(slow, want);
+    }
+
+    #[test]
+    fn gather_past_max_axes_keeps_the_inner_ones() {
+        // 70 axes of extent 2, as outer ones that never advance within `out` (16 elements)
+        // would: the 4 innermost decide every offset, the others stay at index 0
+        let x: Vec<u32> = (0..100).collect();
+        let outer = core::iter::repeat_n((2usize, 50usize), 66);
+        let inner = [(2usize, 1usize), (2, 2), (2, 4), (2, 8)];
+        let mut out = [0u32; 16];
+        gather(&x, outer.chain(inner), &mut out);
+        // out index k = 8 i0 + 4 i1 + 2 i2 + i3 reads i0 + 2 i1 + 4 i2 + 8 i3: k's bits reversed
+        let want: Vec<u32> = (0..16u32).map(|k| k.reverse_bits() >> 28).collect();
+        assert_eq!(out.to_vec(), want);
     }
 }
