@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # aarch64 (Raspberry Pi class boards): cross-builds the library's unit tests for
 # aarch64-unknown-linux-gnu and runs them under qemu-aarch64 (user mode), NEON kernel and
-# its check against matrixmultiply's NEON sgemm/dgemm included. Doc tests do not run when
-# cross-compiling, so only `--lib`. Exits non-zero on any failure.
+# its check against matrixmultiply's NEON sgemm/dgemm included, and the zero-allocation
+# tests (issue 11 saw one fail under qemu-aarch64 when it counted every thread's
+# allocations). Doc tests do not run when cross-compiling. Exits non-zero on any failure.
 #
 # Needs Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross (linker and C runtime),
 # qemu-user (qemu-aarch64), and rustc-web cargo-web rust-web-src (/usr/bin/rustc with the
@@ -38,6 +39,6 @@ export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
 # threads, so rayon's pool is exercised too.
 # Warnings in tapegrad (not in the standard library built here) fail the run.
 /usr/bin/cargo test -Zbuild-std -Zwarnings --config 'build.warnings="deny"' \
-    --target aarch64-unknown-linux-gnu --lib
+    --target aarch64-unknown-linux-gnu --lib --test zero_alloc --test zero_alloc_rank5
 
-echo "aarch64 unit tests passed under qemu-aarch64 in $((SECONDS - start)) s"
+echo "aarch64 unit tests and zero-allocation tests passed under qemu-aarch64 in $((SECONDS - start)) s"
