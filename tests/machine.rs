@@ -115,6 +115,52 @@ fn feeding_a_non_contiguous_array_uses_its_logical_order() {
     );
 }
 
+/// Every-other-element views at each rank the copy routes apart (1 and 3: through one
+/// `IxDyn` iterator; a fixed rank 5: its own; `IxDyn` at rank 6), fed to an input with
+/// a run-time axis, to a fixed input and set as a parameter: each reads back as the view.
+#[test]
+fn stepped_views_of_every_rank_feed_in_logical_order() {
+    fn check<D: ndarray::Dimension>(big: ndarray::Array<f64, D>) {
+        let mut view = big.view();
+        view.slice_each_axis_inplace(|_| ndarray::Slice::new(0, None, 2));
+        assert!(view.as_slice_memory_order().is_none());
+        let want = view.to_owned().into_dyn();
+        let dims = want.shape().to_vec();
+        let g = Graph::<f64>::new();
+        let x = g.input("x", tapegrad::Shape::upto(dims[0] + 1, &dims[1..]));
+        let z = g.input("z", dims.as_slice());
+        let p = g.param("p", ArrayD::<f64>::zeros(dims.as_slice()));
+        let mut m = g.compile(&[x * 1.0, z * 1.0, p * 1.0], &[]).unwrap();
+        m.feed(x, &view).unwrap();
+        m.feed(z, &view).unwrap();
+        m.set_param(p, &view).unwrap();
+        m.run().unwrap();
+        for t in [x.handle(), z.handle(), p.handle()] {
+            assert_eq!(m.value(t).unwrap(), want, "rank {}", dims.len());
+        }
+    }
+    let numbered = |d: &[usize]| {
+        let n = d.iter().product::<usize>();
+        ArrayD::from_shape_vec(d, (0..n).map(|k| k as f64).collect()).unwrap()
+    };
+    check(
+        numbered(&[6])
+            .into_dimensionality::<ndarray::Ix1>()
+            .unwrap(),
+    );
+    check(
+        numbered(&[4, 3, 4])
+            .into_dimensionality::<ndarray::Ix3>()
+            .unwrap(),
+    );
+    check(
+        numbered(&[2, 3, 4, 2, 3])
+            .into_dimensionality::<ndarray::Ix5>()
+            .unwrap(),
+    );
+    check(numbered(&[2, 3, 2, 2, 3, 2]));
+}
+
 fn assert_send_static<T: Send + 'static>() {}
 
 #[test]

@@ -3,7 +3,7 @@
 
 use alloc::string::{String, ToString};
 
-use ndarray::{ArrayBase, Data, Dimension};
+use ndarray::{ArrayBase, ArrayRef, ArrayViewD, Data, Dimension};
 
 use super::{FedRows, Machine, Step};
 use crate::error::{Caller, Error, Result};
@@ -202,71 +202,63 @@ impl<T: Scalar> Machine<T> {
 
     /// Copies the `len` elements of `data` to the front of step `i`'s buffer (an input
     /// with a run-time axis; its buffer holds the bound).
-    pub(super) fn write_flat<S, D>(&mut self, i: usize, len: usize, data: &ArrayBase<S, D>)
-    where
-        S: Data<Elem = T>,
-        D: Dimension,
-    {
+    ///
+    /// Generic over the dimension only: owned arrays and views of one rank share a copy.
+    pub(super) fn write_flat<D: Dimension>(&mut self, i: usize, len: usize, data: &ArrayRef<T, D>) {
         let b = self.buf_of[i] as usize;
         let dst = &mut self.bufs[b][..len];
-        if let Some(s) = data.as_slice() {
-            dst.copy_from_slice(s);
-        } else if let Some(mem) = data.as_slice_memory_order() {
-            // permuted or flipped axes: read through the view's strides (ndarray's own
-            // iterator keeps an `IxDyn` index, on the heap at rank >= 5)
-            let (dims, strides) = (data.shape(), data.strides());
-            // the first element sits past the flipped axes' extents in memory order
-            let base: usize = dims
-                .iter()
-                .zip(strides)
-                .filter(|(_, &s)| s < 0)
-                .map(|(&d, &s)| d.saturating_sub(1) * s.unsigned_abs())
-                .sum();
-            let axes = dims.iter().copied().zip(strides.iter().copied());
-            crate::ops::gather_signed(mem, base, axes, dst);
-        } else {
-            // stepped views: ndarray's iterator (which allocates at rank >= 5)
-            for (b, &v) in dst.iter_mut().zip(data.iter()) {
-                *b = v;
-            }
-        }
+        copy_into(dst, data);
     }
 
-    pub(super) fn write<S, D>(
+    pub(super) fn write<D: Dimension>(
         &mut self,
         i: usize,
-        data: &ArrayBase<S, D>,
+        data: &ArrayRef<T, D>,
         caller: Caller,
-    ) -> Result<()>
-    where
-        S: Data<Elem = T>,
-        D: Dimension,
-    {
+    ) -> Result<()> {
         if data.shape() != self.shapes[i].dims() {
             return Err(self.feed_error(i, Shape::from(data.shape()), caller));
         }
-        let dst = self.data_mut(i);
-        if let Some(s) = data.as_slice() {
-            dst.copy_from_slice(s);
-        } else if let Some(mem) = data.as_slice_memory_order() {
-            // permuted or flipped axes: read through the view's strides (ndarray's own
-            // iterator keeps an `IxDyn` index, on the heap at rank >= 5)
-            let (dims, strides) = (data.shape(), data.strides());
-            // the first element sits past the flipped axes' extents in memory order
-            let base: usize = dims
-                .iter()
-                .zip(strides)
-                .filter(|(_, &s)| s < 0)
-                .map(|(&d, &s)| d.saturating_sub(1) * s.unsigned_abs())
-                .sum();
-            let axes = dims.iter().copied().zip(strides.iter().copied());
-            crate::ops::gather_signed(mem, base, axes, dst);
-        } else {
-            // stepped views: ndarray's iterator (which allocates at rank >= 5)
-            for (b, &v) in dst.iter_mut().zip(data.iter()) {
-                *b = v;
-            }
-        }
+        copy_into(self.data_mut(i), data);
         Ok(())
+    }
+}
+
+/// Copies `data` in logical (row-major) order into `dst`, which is as long.
+pub(crate) fn copy_into<T: Copy, D: Dimension>(dst: &mut [T], data: &ArrayRef<T, D>) {
+    if let Some(s) = data.as_slice() {
+        dst.copy_from_slice(s);
+    } else if let Some(mem) = data.as_slice_memory_order() {
+        copy_strided(dst, mem, data.shape(), data.strides());
+    } else if D::NDIM.is_some_and(|n| n > 4) {
+        // stepped views of a fixed rank past 4: ndarray's iterator of that rank (an
+        // `IxDyn` index would be on the heap)
+        for (b, &v) in dst.iter_mut().zip(data.iter()) {
+            *b = v;
+        }
+    } else {
+        copy_stepped(dst, data.view().into_dyn());
+    }
+}
+
+/// Permuted or flipped axes: read through the view's strides (ndarray's own iterator
+/// keeps an `IxDyn` index, on the heap at rank >= 5). Not generic over the dimension.
+fn copy_strided<T: Copy>(dst: &mut [T], mem: &[T], dims: &[usize], strides: &[isize]) {
+    // the first element sits past the flipped axes' extents in memory order
+    let base: usize = dims
+        .iter()
+        .zip(strides)
+        .filter(|(_, &s)| s < 0)
+        .map(|(&d, &s)| d.saturating_sub(1) * s.unsigned_abs())
+        .sum();
+    let axes = dims.iter().copied().zip(strides.iter().copied());
+    crate::ops::gather_signed(mem, base, axes, dst);
+}
+
+/// Stepped views: one copy of ndarray's `IxDyn` iterator serves every rank (its index is
+/// inline up to rank 4, and on the heap past it, as that iterator's own is).
+fn copy_stepped<T: Copy>(dst: &mut [T], data: ArrayViewD<'_, T>) {
+    for (b, &v) in dst.iter_mut().zip(data.iter()) {
+        *b = v;
     }
 }
