@@ -107,8 +107,7 @@ impl Moons {
     /// What `grad` or `compile` return (none for a valid `cfg`).
     pub fn new(cfg: Config) -> Result<Self, Error> {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let [Some(w1), Some(b1), Some(w2), Some(b2)] = initial_values(cfg.hidden, &mut rng)?
-        else {
+        let [Some(w1), Some(b1), Some(w2), Some(b2)] = initial_values(cfg.hidden, &mut rng)? else {
             unreachable!("initial_values fills all four")
         };
         let g = Graph::<f32>::new();
