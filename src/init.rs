@@ -40,7 +40,7 @@ use crate::shape::Shape;
 /// All zeros.
 ///
 /// # Errors
-/// [`Error::TooLarge`] if the array would pass [`max_bytes`](crate::max_bytes) or the
+/// [`Error::TooLarge`](crate::Error::TooLarge) if the array would pass [`max_bytes`](crate::max_bytes) or the
 /// system cannot allocate it; so for every constructor here.
 #[track_caller]
 #[inline(never)]
@@ -51,7 +51,7 @@ pub fn zeros<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
 /// All ones.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
@@ -61,7 +61,7 @@ pub fn ones<T: Scalar>(shape: impl Into<Shape>) -> Result<ArrayD<T>> {
 /// Every element `value`.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> Result<ArrayD<T>> {
@@ -73,7 +73,7 @@ pub fn constant<T: Scalar>(shape: impl Into<Shape>, value: f64) -> Result<ArrayD
 /// Uniform in `[lo, hi)`.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn uniform<T: Scalar, R: Rng + ?Sized>(
@@ -131,7 +131,7 @@ fn unit<T: Scalar, R: Rng + ?Sized>(rng: &mut R) -> T {
 /// `rng.random::<f64>()` draws.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn normal<T: Scalar, R: Rng + ?Sized>(
@@ -199,7 +199,7 @@ pub fn fans(shape: impl Into<Shape>) -> (usize, usize) {
 /// `b = sqrt(6 / fan_in)`.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
@@ -220,7 +220,7 @@ pub fn kaiming_uniform<T: Scalar, R: Rng + ?Sized>(
 /// `std = sqrt(2 / fan_in)`.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
@@ -237,7 +237,7 @@ pub fn kaiming_normal<T: Scalar, R: Rng + ?Sized>(
 /// `b = sqrt(6 / (fan_in + fan_out))`.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
@@ -258,7 +258,7 @@ pub fn xavier_uniform<T: Scalar, R: Rng + ?Sized>(
 /// `std = sqrt(2 / (fan_in + fan_out))`.
 ///
 /// # Errors
-/// [`Error::TooLarge`], as for [`zeros`].
+/// [`Error::TooLarge`](crate::Error::TooLarge), as for [`zeros`].
 #[track_caller]
 #[inline(never)]
 pub fn xavier_normal<T: Scalar, R: Rng + ?Sized>(

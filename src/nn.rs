@@ -33,7 +33,7 @@ impl<'g, T: Scalar> Linear<'g, T> {
     /// A layer named `name` (parameters `"{name}.weight"`, `"{name}.bias"`), initialised as
     /// PyTorch's `nn.Linear`: weight and bias uniform in `±1/sqrt(in)`. Sizes whose
     /// weight would pass [`max_bytes`](crate::max_bytes) record
-    /// [`Error::TooLarge`](crate::Error::TooLarge) in `g`, returned by its next fallible
+    /// [`Error::TooLarge`] in `g`, returned by its next fallible
     /// call, as a shape error is.
     #[track_caller]
     pub fn new<R: Rng + ?Sized>(
@@ -175,7 +175,7 @@ impl MlpBuilder {
 
     /// Records the layers' parameters into `g`, named `"{name}.{i}.weight"` and
     /// `"{name}.{i}.bias"`. A layer too large to initialise records
-    /// [`Error::TooLarge`](crate::Error::TooLarge) in `g`, as [`Linear::new`] does.
+    /// [`Error::TooLarge`] in `g`, as [`Linear::new`] does.
     #[track_caller]
     pub fn build<'g, T: Scalar, R: Rng + ?Sized>(
         &self,
