@@ -1,15 +1,7 @@
-//! Layers: [`Linear`], the [`Mlp`] builder, and a parameter [`Summary`].
-//!
-//! Layers are plain structs of parameter tensors with a `forward` method; they record
-//! into the graph like any other op. Parameters are named as PyTorch's `state_dict` names
-//! them (`"{name}.weight"`, `"{name}.bias"`), so weights saved from PyTorch find their
-//! place by name. A `Linear` weight is `[in, out]` (the layer computes `x.matmul(w) + b`),
-//! the transpose of PyTorch's `[out, in]`.
+//! [`Linear`] and the [`Mlp`] builder.
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 use core::panic::Location;
 
 use rand::Rng;
@@ -19,6 +11,8 @@ use crate::graph::{Graph, Tensor};
 use crate::init;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
+
+use super::Activation;
 
 /// A fully connected layer `x.matmul(weight) + bias`, weight `[in, out]`, bias `[out]`.
 #[derive(Clone, Copy, Debug)]
@@ -87,35 +81,6 @@ impl<'g, T: Scalar> Linear<'g, T> {
     #[track_caller]
     pub fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
         x.matmul(self.weight) + self.bias
-    }
-}
-
-/// The activation between the layers of an [`Mlp`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    /// `max(x, 0)`
-    Relu,
-    /// `tanh(x)`
-    Tanh,
-    /// `sigmoid(x)`
-    Sigmoid,
-    /// GELU, tanh form.
-    Gelu,
-    /// `x` where positive, `alpha * x` elsewhere.
-    LeakyRelu(f64),
-}
-
-impl Activation {
-    /// Applies the activation.
-    #[track_caller]
-    pub fn apply<'g, T: Scalar>(self, x: Tensor<'g, T>) -> Tensor<'g, T> {
-        match self {
-            Activation::Relu => x.relu(),
-            Activation::Tanh => x.tanh(),
-            Activation::Sigmoid => x.sigmoid(),
-            Activation::Gelu => x.gelu(),
-            Activation::LeakyRelu(a) => x.leaky_relu(a),
-        }
     }
 }
 
@@ -224,61 +189,10 @@ impl<'g, T: Scalar> Mlp<'g, T> {
     }
 }
 
-/// A table of parameters (name, shape, element count) that prints like a model summary.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Summary {
-    rows: Vec<(String, Shape)>,
-}
-
-impl Summary {
-    /// A summary of `(name, shape)` rows.
-    pub fn new<'a>(rows: impl IntoIterator<Item = (&'a str, &'a Shape)>) -> Self {
-        Summary {
-            rows: rows
-                .into_iter()
-                .map(|(n, s)| (String::from(n), s.clone()))
-                .collect(),
-        }
-    }
-
-    /// The number of scalar parameters (`usize::MAX` if more than a `usize` counts: a
-    /// summary may be made of any shapes, not only of a graph's).
-    pub fn total(&self) -> usize {
-        self.rows
-            .iter()
-            .fold(0usize, |n, (_, s)| n.saturating_add(s.numel()))
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shapes: Vec<String> = self.rows.iter().map(|(_, s)| format!("{s}")).collect();
-        let wn = self
-            .rows
-            .iter()
-            .map(|(n, _)| n.len())
-            .chain([9])
-            .max()
-            .unwrap_or(9);
-        let ws = shapes.iter().map(String::len).chain([5]).max().unwrap_or(5);
-        writeln!(f, "{:<wn$}  {:<ws$}  {:>10}", "parameter", "shape", "count")?;
-        for ((name, shape), s) in self.rows.iter().zip(&shapes) {
-            writeln!(f, "{name:<wn$}  {s:<ws$}  {:>10}", shape.numel())?;
-        }
-        write!(f, "{:<wn$}  {:<ws$}  {:>10}", "total", "", self.total())
-    }
-}
-
-impl<T: Scalar> crate::Machine<T> {
-    /// The machine's parameters as a printable [`Summary`].
-    pub fn summary(&self) -> Summary {
-        Summary::new(self.params())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::String;
     use rand::SeedableRng;
 
     #[test]
