@@ -76,13 +76,28 @@ use crate::machine::Machine;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
+mod checkpoint;
+mod convert;
 #[cfg(feature = "std")]
 mod file;
 mod format;
 
+/// How PyTorch stores a parameter, as the code that made it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Made with [`Graph::param`](crate::Graph::param): [`WeightMap::torch`] goes by the
+    /// name (a 2-D `*.weight` is taken for `nn.Linear`'s, transposed).
+    ByName,
+    /// Made by an `nn` layer that PyTorch stores as tapegrad does (an embedding table
+    /// `[num, dim]`, a bias, a convolution's kernel, a norm's scale).
+    AsTorch,
+    /// `nn::Linear`'s weight: `[in, out]` here, `[out, in]` in PyTorch.
+    TorchTransposed,
+}
+
 /// Which file tensor each parameter of a machine is, and which are stored transposed; and
-/// whether loading accepts tensors that no parameter takes. A parameter the map does not
-/// name is the file tensor of the same name, not transposed.
+/// whether loading accepts tensors that no parameter takes, or of the other float dtype.
+/// A parameter the map does not name is the file tensor of the same name, not transposed.
 ///
 /// `WeightMap::new()` (or `default()`) is the identity map, strict: what
 /// [`Machine::save`] and [`Machine::load`] use.
@@ -92,20 +107,45 @@ pub struct WeightMap {
     entries: Vec<(String, String, bool)>,
     torch: bool,
     allow_extra: bool,
+    convert_dtype: bool,
 }
 
 impl WeightMap {
-    /// The identity map, strict about extra tensors.
+    /// The identity map, strict about extra tensors and dtypes.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// PyTorch's layout for parameters named as `nn::Linear` names
-    /// them: every 2-D parameter whose name ends in `.weight` is stored transposed, under
-    /// its own name; the others as they are. Entries added with [`rename`](Self::rename),
-    /// [`transposed`](Self::transposed) or [`torch_linear`](Self::torch_linear) take
-    /// precedence (`rename("emb.weight", "emb.weight")` keeps an embedding table, which
-    /// PyTorch does not transpose, as it is).
+    /// PyTorch's layout, for a model built from [`nn`](crate::nn) layers under PyTorch's
+    /// names: each layer's parameters are stored as the layer knows PyTorch stores them
+    /// (`nn::Linear`'s weight transposed to `[out, in]`, every other layer's parameters,
+    /// an embedding table included, as they are). A parameter made with
+    /// [`Graph::param`](crate::Graph::param) goes by its name: transposed if it is 2-D
+    /// and its name ends in `.weight`, as they are otherwise.
+    ///
+    /// Loading skips the `*.num_batches_tracked` counters (I64 scalars) of PyTorch's
+    /// batch norms that no parameter takes: PyTorch re-creates them when a `state_dict`
+    /// lacks them, so saving writes none.
+    ///
+    /// Entries added with [`rename`](Self::rename), [`transposed`](Self::transposed) or
+    /// [`torch_linear`](Self::torch_linear) take precedence.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::nn::Linear;
+    /// use tapegrad::weights::WeightMap;
+    /// use tapegrad::rand::SeedableRng;
+    /// let mut rng = tapegrad::rand::rngs::StdRng::seed_from_u64(0);
+    /// let g = Graph::<f32>::new();
+    /// let fc = Linear::new(&g, "fc", 3, 2, &mut rng); // fc.weight [3, 2], fc.bias [2]
+    /// let y = fc.forward(g.input("x", [1, 3]));
+    /// let m = g.compile(&[y], &[])?;
+    /// let bytes = m.save_to_bytes_with(&WeightMap::torch())?; // fc.weight as [2, 3]
+    /// let mut fresh = g.compile(&[y], &[])?;
+    /// fresh.load_from_bytes_with(&bytes, &WeightMap::torch())?;
+    /// assert_eq!(fresh.value(fc.weight)?, m.value(fc.weight)?);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn torch() -> Self {
         WeightMap {
             torch: true,
@@ -142,15 +182,55 @@ impl WeightMap {
         self
     }
 
-    /// The file tensor of parameter `param` of shape `shape`, and whether it is stored
-    /// transposed.
-    fn target<'a>(&'a self, param: &'a str, shape: &Shape) -> (&'a str, bool) {
-        let torch = self.torch && shape.rank() == 2 && param.ends_with(".weight");
+    /// Whether loading converts a tensor of the other float dtype (default `false`: an
+    /// f64 tensor for an f32 machine, or the reverse, is an [`Error::Weights`]).
+    /// Converted, f32 to f64 is exact and f64 to f32 rounds to nearest; a finite f64
+    /// beyond f32's range is an [`Error::Weights`] naming the tensor, never an infinity.
+    /// Saving ignores this (a machine saves in its own dtype).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::weights::WeightMap;
+    /// let wide = Graph::<f64>::new();
+    /// let w = wide.param("w", tapegrad::ndarray::arr1(&[0.1f64]));
+    /// let bytes = wide.compile(&[w], &[])?.save_to_bytes()?;
+    ///
+    /// let g = Graph::<f32>::new();
+    /// let w = g.param("w", tapegrad::ndarray::arr1(&[0.0f32]));
+    /// let mut m = g.compile(&[w], &[])?;
+    /// assert!(m.load_from_bytes(&bytes).is_err()); // strict by default
+    /// m.load_from_bytes_with(&bytes, &WeightMap::new().convert_dtype(true))?;
+    /// assert_eq!(m.value(w)?[[0]], 0.1f32);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn convert_dtype(mut self, convert: bool) -> Self {
+        self.convert_dtype = convert;
+        self
+    }
+
+    /// The file tensor of parameter `param` of shape `shape` made in `layout`, and
+    /// whether it is stored transposed.
+    fn target<'a>(&'a self, param: &'a str, shape: &Shape, layout: Layout) -> (&'a str, bool) {
+        let torch = self.torch
+            && match layout {
+                Layout::ByName => shape.rank() == 2 && param.ends_with(".weight"),
+                Layout::AsTorch => false,
+                Layout::TorchTransposed => true,
+            };
         self.entries
             .iter()
             .rev()
             .find(|(p, _, _)| p == param)
             .map_or((param, torch), |(_, t, tr)| (t.as_str(), *tr))
+    }
+
+    /// Whether loading skips file tensor `t` that no parameter takes.
+    fn skips(&self, t: &format::Tensor<'_>) -> bool {
+        self.allow_extra
+            || (self.torch
+                && t.dtype == Dtype::I64
+                && t.shape.is_empty()
+                && t.name.ends_with(".num_batches_tracked"))
     }
 }
 
@@ -207,10 +287,21 @@ impl<T: Scalar> Machine<T> {
     }
 
     fn encode(&self, map: &WeightMap, caller: Caller) -> Result<Vec<u8>> {
-        let mut tensors: Vec<format::Out<'_>> = Vec::new();
+        let tensors = self.weight_tensors(map, caller)?;
+        format::write(tensors).map_err(|reason| header_error(reason, caller))
+    }
+
+    /// Every parameter as the file tensor `map` makes it.
+    fn weight_tensors<'a>(
+        &'a self,
+        map: &'a WeightMap,
+        caller: Caller,
+    ) -> Result<Vec<format::Out<'a>>> {
+        let mut tensors: Vec<format::Out<'a>> = Vec::new();
+        let target = |name, shape| map.target(name, shape, self.layout_of(name));
         for (name, shape) in self.params() {
-            let (tensor, transposed) = map.target(name, shape);
-            if let Some((other, _)) = self.params().find(|(p, s)| map.target(p, s).0 == tensor) {
+            let (tensor, transposed) = target(name, shape);
+            if let Some((other, _)) = self.params().find(|(p, s)| target(p, s).0 == tensor) {
                 if other != name {
                     return Err(Error::Mismatch {
                         what: "weight map",
@@ -234,11 +325,7 @@ impl<T: Scalar> Machine<T> {
                 data: to_le_bytes(value.iter().copied().collect()),
             });
         }
-        format::write(tensors).map_err(|reason| Error::Mismatch {
-            what: "safetensors header",
-            reason,
-            caller,
-        })
+        Ok(tensors)
     }
 
     fn decode(
@@ -248,21 +335,40 @@ impl<T: Scalar> Machine<T> {
         map: &WeightMap,
         caller: Caller,
     ) -> Result<()> {
-        let file = format::read(bytes).map_err(|why| Error::WeightsFormat {
-            origin: origin.to_string(),
-            reason: format!("{} bytes: {why}", bytes.len()),
-            caller,
-        })?;
-        let params: Vec<(String, Shape)> = self
-            .params()
-            .map(|(n, s)| (n.to_string(), s.clone()))
-            .collect();
+        let file = read_file(bytes, origin, caller)?;
+        let (staged, taken) = self.stage(&file, origin, map, caller)?;
+        let extra = file
+            .tensors
+            .iter()
+            .filter(|t| !taken.contains(&t.name.as_str()) && !map.skips(t))
+            .min_by(|a, b| a.name.cmp(&b.name));
+        if let Some(t) = extra {
+            return Err(Error::Weights {
+                name: t.name.clone(),
+                expected: "no tensor: no parameter of this machine takes it \
+                           (`WeightMap::allow_extra(true)` skips such tensors)"
+                    .into(),
+                found: describe(t.dtype, &t.shape),
+                caller,
+            });
+        }
+        self.commit(staged)
+    }
+
+    /// Every parameter's value from `file` under `map`, checked and decoded (nothing is
+    /// written), and the names of the file tensors taken.
+    fn stage<'f>(
+        &self,
+        file: &'f format::File<'_>,
+        origin: &str,
+        map: &WeightMap,
+        caller: Caller,
+    ) -> Result<(Vec<(Handle, ArrayD<T>)>, Vec<&'f str>)> {
         let dtype = dtype_of::<T>();
-        // Checked and decoded in full before anything is written.
-        let mut staged: Vec<(Handle, ArrayD<T>)> = Vec::with_capacity(params.len());
-        let mut taken: Vec<&str> = Vec::with_capacity(params.len());
-        for (name, shape) in &params {
-            let (tensor, transposed) = map.target(name, shape);
+        let mut staged: Vec<(Handle, ArrayD<T>)> = Vec::new();
+        let mut taken: Vec<&'f str> = Vec::new();
+        for (name, shape) in self.params() {
+            let (tensor, transposed) = map.target(name, shape, self.layout_of(name));
             let mut dims = shape.dims().to_vec();
             if transposed {
                 dims.reverse();
@@ -276,10 +382,21 @@ impl<T: Scalar> Machine<T> {
             let view = file
                 .tensor(tensor)
                 .ok_or_else(|| mismatch("no tensor of that name".into()))?;
-            if view.dtype != dtype || view.shape != dims {
+            let floats = [Dtype::F32, Dtype::F64].contains(&view.dtype);
+            let values = if view.shape != dims {
                 return Err(mismatch(describe(view.dtype, &view.shape)));
-            }
-            let values = from_le_bytes::<T>(view.data);
+            } else if view.dtype == dtype {
+                from_le_bytes::<T>(view.data)
+            } else if floats && map.convert_dtype {
+                convert::converted(view, &describe(dtype, &dims), caller)?
+            } else if floats {
+                return Err(mismatch(format!(
+                    "{} (`WeightMap::convert_dtype(true)` converts it)",
+                    describe(view.dtype, &view.shape)
+                )));
+            } else {
+                return Err(mismatch(describe(view.dtype, &view.shape)));
+            };
             let value =
                 ArrayD::from_shape_vec(IxDyn(&dims), values).map_err(|_| Error::WeightsFormat {
                     origin: origin.to_string(),
@@ -292,34 +409,33 @@ impl<T: Scalar> Machine<T> {
                 value
             };
             staged.push((self.handle_of(name)?, value));
-            taken.push(tensor);
+            taken.push(view.name.as_str());
         }
-        if !map.allow_extra {
-            let mut extra: Vec<&str> = file
-                .tensors
-                .iter()
-                .map(|t| t.name.as_str())
-                .filter(|n| !taken.contains(n))
-                .collect();
-            extra.sort_unstable();
-            if let Some(&name) = extra.first() {
-                let found = file
-                    .tensor(name)
-                    .map_or_else(|| "a tensor".into(), |v| describe(v.dtype, &v.shape));
-                return Err(Error::Weights {
-                    name: name.to_string(),
-                    expected: "no tensor: no parameter of this machine takes it \
-                               (`WeightMap::allow_extra(true)` skips such tensors)"
-                        .into(),
-                    found,
-                    caller,
-                });
-            }
-        }
+        Ok((staged, taken))
+    }
+
+    /// Writes values [`stage`](Machine::stage) checked.
+    fn commit(&mut self, staged: Vec<(Handle, ArrayD<T>)>) -> Result<()> {
         for (h, value) in staged {
             self.set_param(h, &value)?;
         }
         Ok(())
+    }
+}
+
+fn read_file<'b>(bytes: &'b [u8], origin: &str, caller: Caller) -> Result<format::File<'b>> {
+    format::read(bytes).map_err(|why| Error::WeightsFormat {
+        origin: origin.to_string(),
+        reason: format!("{} bytes: {why}", bytes.len()),
+        caller,
+    })
+}
+
+fn header_error(reason: String, caller: Caller) -> Error {
+    Error::Mismatch {
+        what: "safetensors header",
+        reason,
+        caller,
     }
 }
 
