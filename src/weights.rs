@@ -363,9 +363,9 @@ impl<T: Scalar> Machine<T> {
         origin: &str,
         map: &WeightMap,
         caller: Caller,
-    ) -> Result<(Vec<(Handle, ArrayD<T>)>, Vec<&'f str>)> {
+    ) -> Result<(Staged<T>, Vec<&'f str>)> {
         let dtype = dtype_of::<T>();
-        let mut staged: Vec<(Handle, ArrayD<T>)> = Vec::new();
+        let mut staged: Staged<T> = Vec::new();
         let mut taken: Vec<&'f str> = Vec::new();
         for (name, shape) in self.params() {
             let (tensor, transposed) = map.target(name, shape, self.layout_of(name));
@@ -415,13 +415,16 @@ impl<T: Scalar> Machine<T> {
     }
 
     /// Writes values [`stage`](Machine::stage) checked.
-    fn commit(&mut self, staged: Vec<(Handle, ArrayD<T>)>) -> Result<()> {
+    fn commit(&mut self, staged: Staged<T>) -> Result<()> {
         for (h, value) in staged {
             self.set_param(h, &value)?;
         }
         Ok(())
     }
 }
+
+/// Parameters' values checked and decoded, not yet written.
+type Staged<T> = Vec<(Handle, ArrayD<T>)>;
 
 fn read_file<'b>(bytes: &'b [u8], origin: &str, caller: Caller) -> Result<format::File<'b>> {
     format::read(bytes).map_err(|why| Error::WeightsFormat {
@@ -486,3 +489,5 @@ fn from_le_bytes<T: Scalar>(bytes: &[u8]) -> Vec<T> {
 
 #[cfg(all(test, feature = "std"))]
 mod tests;
+#[cfg(test)]
+mod torch_tests;

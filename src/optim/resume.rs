@@ -225,7 +225,11 @@ impl State {
         for (name, buf) in self.names.iter().zip(bufs) {
             let n = buf.len() / slots.len().max(1);
             for (s, slot) in slots.iter().enumerate() {
-                out.push((slot.to_string(), name.clone(), buf[s * n..(s + 1) * n].to_vec()));
+                out.push((
+                    slot.to_string(),
+                    name.clone(),
+                    buf[s * n..(s + 1) * n].to_vec(),
+                ));
             }
         }
         Ok((self.steps, out))

@@ -163,6 +163,9 @@ impl<T: Scalar> Machine<T> {
         // The optimizer's buffers, in the order of its pairs.
         let mut order: Vec<&str> = Vec::new();
         while let Some(p) = file.meta(&format!("optim.param.{}", order.len())) {
+            if order.contains(&p) {
+                return Err(bad(format!("its optimizer lists parameter {p:?} twice")));
+            }
             order.push(p);
         }
         let mut buffers: Vec<(String, String, Vec<T>)> = Vec::new();
@@ -172,7 +175,11 @@ impl<T: Scalar> Machine<T> {
                 .params()
                 .find(|(p, _)| *p == param)
                 .map(|(_, s)| s.dims().to_vec())
-                .ok_or_else(|| bad(format!("its optimizer steps parameter {param:?}, which this machine has not")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "its optimizer steps parameter {param:?}, which this machine has not"
+                    ))
+                })?;
             for t in &file.tensors {
                 let Some(slot) = t
                     .name
@@ -202,7 +209,11 @@ impl<T: Scalar> Machine<T> {
                 .tensors
                 .iter()
                 .filter(|t| !taken.contains(&t.name.as_str()))
-                .find(|t| !buffers.iter().any(|(s, p, _)| t.name == format!("{OPTIM}{s}.{p}")));
+                .find(|t| {
+                    !buffers
+                        .iter()
+                        .any(|(s, p, _)| t.name == format!("{OPTIM}{s}.{p}"))
+                });
             let (name, dtype, shape) = stray.map_or(("?".into(), Dtype::F32, Vec::new()), |t| {
                 (t.name.clone(), t.dtype, t.shape.clone())
             });
@@ -258,3 +269,6 @@ fn relocated(e: Error, caller: Caller) -> Error {
         e => e,
     }
 }
+
+#[cfg(test)]
+mod tests;

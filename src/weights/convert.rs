@@ -85,9 +85,16 @@ mod tests {
         // f32::MAX itself and a value just above it that still rounds down to it
         // (less than half an ulp, 2^103, above) stay finite; -0.0 keeps its sign.
         let just_above = f64::from(f32::MAX) + 2f64.powi(102);
-        let values = [0.1, 1.0 + 2f64.powi(-24), f64::from(f32::MAX), just_above, -0.0];
+        let values = [
+            0.1,
+            1.0 + 2f64.powi(-24),
+            f64::from(f32::MAX),
+            just_above,
+            -0.0,
+        ];
         let mut m = f32_machine(values.len());
-        m.load_from_bytes_with(&f64_file(&values), &convert).unwrap();
+        m.load_from_bytes_with(&f64_file(&values), &convert)
+            .unwrap();
         let got = w32(&m);
         assert_eq!(got[0].to_bits(), 0x3DCC_CCCD);
         assert_eq!(got[0], 0.1f32);
@@ -142,8 +149,10 @@ mod tests {
         let convert = WeightMap::new().convert_dtype(true);
         m.load_from_bytes_with(&file, &convert).unwrap();
         let got = m.value(w).unwrap();
-        // 0.1f32 as f64 is 0.100000001490116119384765625 exactly, not 0.1
-        assert_eq!(got[[0]], 0.100_000_001_490_116_119_384_765_625);
+        // 0.1f32 as f64 is 13421773 * 2^-27 = 0.100000001490116119384765625 exactly,
+        // not 0.1
+        assert_eq!(got[[0]], 13_421_773.0 * 2f64.powi(-27));
+        assert_ne!(got[[0]], 0.1);
         assert_eq!(got[[1]], 3.402_823_466_385_288_6e38);
         assert_eq!(got[[2]], 2f64.powi(-149));
         assert_eq!(got[[3]], -3.5);

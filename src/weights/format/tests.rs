@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use safetensors::{Dtype as RefDtype, SafeTensors, View};
 
-use super::{read, write, Dtype, Out, DTYPES, MAX_HEADER};
+use super::{read, write, write_with, Dtype, Out, DTYPES, MAX_HEADER};
 
 /// A tensor for the reference writer.
 struct RefTensor {
