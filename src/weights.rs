@@ -10,8 +10,10 @@
 //! `F32` or `F64` as the machine computes, row-major, with no `__metadata__`.
 //! [`Machine::load`] reads them back by name into a machine of the same parameters:
 //!
-//! - every parameter must be in the file with the same shape and dtype (no conversion,
-//!   f64 weights do not silently lose precision in an f32 machine);
+//! - every parameter must be in the file with the same shape and dtype: f64 weights do
+//!   not silently lose precision in an f32 machine, unless asked
+//!   ([`WeightMap::convert_dtype`]: f32 to f64 exactly, f64 to f32 rounded to nearest,
+//!   a finite f64 beyond f32's range an `Err`);
 //! - by default a file tensor that no parameter takes is refused too, like PyTorch's
 //!   `load_state_dict(strict=True)`, so that weights of another model never load "fine";
 //!   [`WeightMap::allow_extra`] skips such tensors instead;
@@ -27,6 +29,10 @@
 //! file tensor each parameter is and whether it is stored transposed;
 //! [`WeightMap::torch_linear`] does both for one layer. The same map also saves in
 //! PyTorch's names and layout, for `model.load_state_dict(safetensors.torch.load_file(..))`.
+//! For a model built from [`nn`](crate::nn) layers named as the PyTorch modules,
+//! [`WeightMap::torch`] needs no entries: each layer records how PyTorch stores its
+//! parameters (only `Linear`'s weight is transposed), and the `num_batches_tracked`
+//! counters of PyTorch's batch norms are skipped on load.
 //!
 //! ```
 //! use tapegrad::prelude::*;
@@ -52,6 +58,72 @@
 //!     .torch_linear("2", "w2", "b2");
 //! m.save_with(&path, &torch)?;
 //! m.load_with(&path, &torch)?;
+//! # std::fs::remove_file(&path).unwrap();
+//! # Ok::<(), tapegrad::Error>(())
+//! ```
+//!
+//! ## Checkpoints
+//! [`Machine::save_checkpoint`] writes what training needs to resume bit for bit, in one
+//! safetensors file written as `save` writes (whole, synced, renamed):
+//!
+//! - every parameter, under its own name;
+//! - the optimizer's buffers as `optim.{slot}.{parameter}`, in the parameter's shape,
+//!   slots named as in PyTorch's optimizer state (`optim.momentum_buffer.fc.weight` for
+//!   [`Sgd`](crate::Sgd) with momentum, `optim.exp_avg.*` and `optim.exp_avg_sq.*` for
+//!   [`Adam`](crate::Adam) and [`AdamW`](crate::AdamW));
+//! - in `__metadata__`: `format` (`tapegrad.checkpoint`), `version` (`1`), `dtype`,
+//!   `step` (the step to resume at, which is a [`Schedule`](crate::optim::Schedule)'s
+//!   position: schedules are functions of the step), `rng` (the machine's random state,
+//!   so dropout draws the masks it would have drawn), `optim` (`Sgd`, `Adam`, `AdamW`),
+//!   `optim.steps` (Adam's `t`), `optim.param.{k}` (the order of the optimizer's
+//!   parameters) and `optim.setting.{name}` (`lr`, `beta1`, ... as shortest round-trip
+//!   decimals).
+//!
+//! [`Machine::load_checkpoint`] reads it strictly into a machine of the same parameters
+//! and an optimizer of the same kind and settings (the learning rate is restored, every
+//! other setting must match), and returns the step. It is all or nothing: a corrupt,
+//! cut-short or mismatched checkpoint is an `Err` that leaves the machine and the
+//! optimizer as they were. The `_to_bytes`/`_from_bytes` forms need no `std`.
+//!
+//! Not in a checkpoint: your own random numbers (data shuffling: seed them from the step,
+//! or save them yourself), the schedule's settings (build the same schedule), and the
+//! training mode ([`Machine::set_training`]). Gradients need no saving: each run
+//! recomputes them.
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//! // Fit w to 2 with Adam under a warm-up and cosine schedule, 20 steps in two halves.
+//! let schedule = WarmupCosineLr::new(0.1, 0.0, 2, 20);
+//! let g = Graph::<f32>::new();
+//! let w = g.param("w", tapegrad::ndarray::arr1(&[0.0f32]));
+//! let loss = (w - 2.0).square().sum();
+//! let grads = g.grad(loss, &[w])?;
+//! let train = |m: &mut Machine<f32>, opt: &mut Adam, steps| -> tapegrad::Result<()> {
+//!     for step in steps {
+//!         schedule.apply(opt, step)?;
+//!         m.run()?;
+//!         opt.step(m, &grads)?;
+//!     }
+//!     Ok(())
+//! };
+//! let path = std::env::temp_dir().join("tapegrad-doc-checkpoint.safetensors");
+//!
+//! let mut m = g.compile(&[loss], &grads)?;
+//! let mut opt = Adam::new(0.1);
+//! train(&mut m, &mut opt, 0..10)?;
+//! m.save_checkpoint(&path, &opt, 10)?;
+//!
+//! // Later, in another process: the same model, optimizer settings and schedule.
+//! let mut resumed = g.compile(&[loss], &grads)?;
+//! let mut opt2 = Adam::new(0.1);
+//! let step = resumed.load_checkpoint(&path, &mut opt2)?;
+//! assert_eq!(step, 10);
+//! train(&mut resumed, &mut opt2, step..20)?;
+//!
+//! train(&mut m, &mut opt, 10..20)?; // the uninterrupted run
+//! assert_eq!(resumed.value(w)?[[0]].to_bits(), m.value(w)?[[0]].to_bits());
+//! // another optimizer's checkpoint is refused
+//! assert!(resumed.load_checkpoint(&path, &mut Sgd::new(0.1).momentum(0.9)).is_err());
 //! # std::fs::remove_file(&path).unwrap();
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
