@@ -13,6 +13,10 @@ use tapegrad::prelude::*;
 use tapegrad::rand::SeedableRng;
 use tapegrad::{GradHandles, Handle};
 
+#[path = "common/counting.rs"]
+mod counting;
+use counting::thread_allocs;
+
 /// The run's halves: steps `0..HALF`, then `HALF..2 * HALF`.
 const HALF: usize = 10;
 
@@ -261,4 +265,37 @@ fn the_random_state_travels_in_the_checkpoint() {
     run.m.seed(42); // the state of a fresh machine, not the one saved
     train(&mut run, &mut opt, |s| sched.lr(s), from, 2 * HALF);
     assert_ne!(bits(&run.m), whole);
+}
+
+/// The optimizer state a checkpoint brings is the state steps use: after a load and one
+/// run, training steps allocate nothing (a fresh optimizer's first step allocates its
+/// moments).
+#[test]
+fn steps_after_a_load_allocate_nothing() {
+    let dir = TempDir::new("alloc");
+    let path = ckpt(&dir.0, Kind::AdamWStep);
+    scenario(Kind::AdamWStep, Some(&path), None);
+    let adamw = || AdamW::new(3e-3).betas(0.8, 0.99).weight_decay(0.1);
+    let model = model();
+    let mut run = model.run();
+    let mut opt = adamw();
+    let from = run.m.load_checkpoint(&path, &mut opt).unwrap();
+    let batches: Vec<_> = (from..from + 5).map(batch).collect();
+    let feed = |run: &mut Run, (x, t): &(ndarray::Array2<f32>, ndarray::Array2<f32>)| {
+        run.m.feed(run.x, x).unwrap();
+        run.m.feed(run.t, t).unwrap();
+        run.m.run().unwrap();
+    };
+    feed(&mut run, &batches[0]); // a machine's first run may allocate
+    let before = thread_allocs();
+    opt.step(&mut run.m, &run.grads).unwrap();
+    for b in &batches[1..] {
+        feed(&mut run, b);
+        opt.step(&mut run.m, &run.grads).unwrap();
+    }
+    assert_eq!(thread_allocs() - before, 0);
+    // the counter counts: without the checkpoint, the first step makes the moments
+    let before = thread_allocs();
+    adamw().step(&mut run.m, &run.grads).unwrap();
+    assert!(thread_allocs() > before);
 }
