@@ -32,7 +32,29 @@ pub struct OptimState<T> {
 }
 
 /// An optimizer whose state can be taken out and put back, so that training resumes
-/// bit for bit where it stopped. [`Sgd`], [`Adam`] and [`AdamW`] implement it.
+/// bit for bit where it stopped. [`Sgd`], [`Adam`] and [`AdamW`] implement it;
+/// [`Machine::save_checkpoint`](crate::Machine::save_checkpoint) stores it beside the
+/// weights.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::optim::Resumable;
+/// let g = Graph::<f32>::new();
+/// let w = g.param("w", tapegrad::ndarray::arr1(&[1.0f32, 2.0]));
+/// let grads = g.grad(w.square().sum(), &[w])?;
+/// let mut m = g.compile(&[], &grads)?;
+/// let mut opt = Sgd::new(0.1).momentum(0.9);
+/// m.run()?;
+/// opt.step(&mut m, &grads)?;
+/// let state = opt.state::<f32>()?;
+/// assert_eq!(state.steps, 1);
+/// // after one step the momentum buffer is the gradient, 2w
+/// let buffer = ("momentum_buffer".to_string(), "w".to_string(), vec![2.0, 4.0]);
+/// assert_eq!(state.buffers, [buffer]);
+/// Sgd::new(0.1).momentum(0.9).set_state(&state)?;
+/// assert!(Sgd::new(0.1).set_state(&state).is_err()); // another momentum
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub trait Resumable {
     /// The optimizer's state, in a machine's element type `T`.
     ///
