@@ -299,3 +299,34 @@ fn steps_after_a_load_allocate_nothing() {
     adamw().step(&mut run.m, &run.grads).unwrap();
     assert!(thread_allocs() > before);
 }
+
+#[test]
+fn a_checkpoint_is_written_whole_or_not_at_all() {
+    let dir = TempDir::new("io");
+    let path = ckpt(&dir.0, Kind::SgdMomentum);
+    scenario(Kind::SgdMomentum, Some(&path), None);
+    let before = std::fs::read(&path).unwrap();
+    let model = model();
+    let run = model.run();
+    let opt = Sgd::new(0.05).momentum(0.9);
+    // no such directory: an `Err` naming the path
+    let missing = dir.0.join("no/such/dir/x.ckpt");
+    let e = run.m.save_checkpoint(&missing, &opt, 0).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert!(e.to_string().contains("no/such/dir"), "{e}");
+    // a state of another machine: refused before anything is written
+    let mut adam = Adam::new(0.01);
+    {
+        let g = Graph::<f32>::new();
+        let v = g.param("v", tapegrad::init::zeros([2]).unwrap());
+        let grads = g.grad(v.square().sum(), &[v]).unwrap();
+        let mut m = g.compile(&[], &grads).unwrap();
+        m.run().unwrap();
+        adam.step(&mut m, &grads).unwrap();
+    }
+    assert!(run.m.save_checkpoint(&path, &adam, 0).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // nothing but the checkpoint in the directory: no temporary file left behind
+    let names: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    assert_eq!(names.len(), 1);
+}

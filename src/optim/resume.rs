@@ -1,5 +1,5 @@
 //! An optimizer's state taken out and put back, for checkpoints that resume training
-//! ([`Machine::save_checkpoint`](crate::Machine::save_checkpoint)).
+//! ([checkpoints](crate::weights#checkpoints)).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -33,8 +33,7 @@ pub struct OptimState<T> {
 
 /// An optimizer whose state can be taken out and put back, so that training resumes
 /// bit for bit where it stopped. [`Sgd`], [`Adam`] and [`AdamW`] implement it;
-/// [`Machine::save_checkpoint`](crate::Machine::save_checkpoint) stores it beside the
-/// weights.
+/// a [checkpoint](crate::weights#checkpoints) stores it beside the weights.
 ///
 /// ```
 /// use tapegrad::prelude::*;
