@@ -27,7 +27,8 @@ pub struct OptimState<T> {
     pub steps: u64,
     /// `(slot, parameter, values)`: each slot's buffer of each parameter, one element per
     /// element of the parameter (row-major), the parameters in the order of the steps'
-    /// pairs. Empty before the first step (and for SGD without momentum).
+    /// pairs. Empty before the first step (and for SGD without momentum). A slot's name
+    /// is not empty and has no `.` (a checkpoint names a buffer `optim.{slot}.{param}`).
     pub buffers: Vec<(String, String, Vec<T>)>,
 }
 

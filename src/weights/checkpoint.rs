@@ -84,7 +84,15 @@ impl<T: Scalar> Machine<T> {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let mut order: Vec<&str> = Vec::new();
-        for ((_, param, values), name) in state.buffers.iter().zip(&names) {
+        for ((slot, param, values), name) in state.buffers.iter().zip(&names) {
+            // `optim.{slot}.{param}` splits at the first dot after `optim.`
+            if slot.is_empty() || slot.contains('.') {
+                return Err(Error::Mismatch {
+                    what: "save_checkpoint",
+                    reason: format!("the optimizer's slot name {slot:?} is empty or has a '.'"),
+                    caller,
+                });
+            }
             let shape = self
                 .params()
                 .find(|(p, _)| p == param)

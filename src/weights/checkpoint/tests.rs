@@ -408,3 +408,64 @@ fn an_f64_machine_resumes_bit_for_bit() {
     assert_eq!(bits(&resumed, w2), bits(&whole, w));
     assert_eq!(format::read(&bytes).unwrap().meta("dtype"), Some("f64"));
 }
+
+/// An optimizer of a user's, stateful through `Resumable` alone.
+#[derive(Debug, Default)]
+struct Custom {
+    slot: String,
+    state: Option<OptimState<f32>>,
+}
+
+impl Resumable for Custom {
+    fn state<T: crate::Scalar>(&self) -> crate::Result<OptimState<T>> {
+        Ok(OptimState {
+            kind: "Custom".into(),
+            settings: vec![("lr".into(), 0.5)],
+            steps: 1,
+            buffers: vec![(self.slot.clone(), "b".into(), vec![T::of(1.5); 3])],
+        })
+    }
+
+    fn set_state<T: crate::Scalar>(&mut self, state: &OptimState<T>) -> crate::Result<()> {
+        self.state = Some(OptimState {
+            kind: state.kind.clone(),
+            settings: state.settings.clone(),
+            steps: state.steps,
+            buffers: state
+                .buffers
+                .iter()
+                .map(|(s, p, v)| {
+                    (
+                        s.clone(),
+                        p.clone(),
+                        v.iter().map(|x| x.to_f32().unwrap_or(0.0)).collect(),
+                    )
+                })
+                .collect(),
+        });
+        Ok(())
+    }
+}
+
+#[test]
+fn a_users_optimizer_round_trips_and_slot_names_are_checked() {
+    let (m, _) = trained(&mut Sgd::new(0.1), 1);
+    let custom = Custom {
+        slot: "velocity".into(),
+        state: None,
+    };
+    let bytes = m.save_checkpoint_to_bytes(&custom, 1).unwrap();
+    let mut back = Custom::default();
+    fresh()
+        .load_checkpoint_from_bytes(&bytes, &mut back)
+        .unwrap();
+    assert_eq!(back.state, Some(custom.state::<f32>().unwrap()));
+    for slot in ["", "a.b"] {
+        let custom = Custom {
+            slot: slot.into(),
+            state: None,
+        };
+        let e = m.save_checkpoint_to_bytes(&custom, 1).unwrap_err();
+        assert!(e.to_string().contains("slot name"), "{e}");
+    }
+}
