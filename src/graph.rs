@@ -14,6 +14,7 @@ use crate::ops::Op;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 use crate::shared::Shared;
+use crate::weights::Layout;
 
 mod handle;
 mod id;
@@ -39,7 +40,12 @@ pub(crate) enum Kind<T: Scalar> {
     /// A placeholder fed on every run.
     Input { name: String },
     /// A trainable value with its initial value; the machine owns its current value.
-    Param { name: String, init: ArrayD<T> },
+    /// `layout` says how PyTorch stores it (see `WeightMap::torch`).
+    Param {
+        name: String,
+        init: ArrayD<T>,
+        layout: Layout,
+    },
     /// A fixed value.
     Const(Shared<ArrayD<T>>),
     /// The result of an op on earlier nodes.
@@ -208,7 +214,7 @@ impl<T: Scalar> Graph<T> {
     /// value; optimizers update it in place.
     #[track_caller]
     pub fn param<D: Dimension>(&self, name: &str, init: Array<T, D>) -> Tensor<'_, T> {
-        self.param_at(name, init.into_dyn(), Location::caller())
+        self.param_at(name, init.into_dyn(), Location::caller(), Layout::ByName)
     }
 
     /// Not generic and never inlined: each `param` call of a model would otherwise add
@@ -219,6 +225,7 @@ impl<T: Scalar> Graph<T> {
         name: &str,
         init: ArrayD<T>,
         caller: &'static Location<'static>,
+        layout: Layout,
     ) -> Tensor<'_, T> {
         let caller = Caller::from(caller);
         self.check_name(name, caller);
@@ -230,6 +237,7 @@ impl<T: Scalar> Graph<T> {
             Kind::Param {
                 name: name.to_string(),
                 init,
+                layout,
             },
             Vec::new(),
             shape,
@@ -239,6 +247,7 @@ impl<T: Scalar> Graph<T> {
 
     /// [`param`](Graph::param) of an initial value that may have failed to be made (an
     /// `init::*` too large): the error is recorded, located, for the next fallible call.
+    /// For the parameters of `nn` layers, which PyTorch stores as they are here.
     pub(crate) fn param_or_fail(
         &self,
         name: &str,
@@ -246,8 +255,21 @@ impl<T: Scalar> Graph<T> {
         shape: Shape,
         caller: &'static Location<'static>,
     ) -> Tensor<'_, T> {
+        self.param_or_fail_laid(name, init, shape, caller, Layout::AsTorch)
+    }
+
+    /// [`param_or_fail`](Graph::param_or_fail) of a parameter PyTorch stores in `layout`
+    /// (`nn::Linear`'s weight: transposed).
+    pub(crate) fn param_or_fail_laid(
+        &self,
+        name: &str,
+        init: Result<ArrayD<T>>,
+        shape: Shape,
+        caller: &'static Location<'static>,
+        layout: Layout,
+    ) -> Tensor<'_, T> {
         match init {
-            Ok(a) => self.param_at(name, a, caller),
+            Ok(a) => self.param_at(name, a, caller, layout),
             Err(e) => {
                 self.check_name(name, caller.into());
                 self.fail_with(e, &shape, caller.into())

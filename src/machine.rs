@@ -128,6 +128,9 @@ pub struct Machine<T: Scalar> {
     /// Shared by all kernels, sized for the largest need (see `Op::scratch`).
     scratch: Vec<T>,
     rng: crate::rng::KernelRng,
+    /// How PyTorch stores the parameters made by `nn` layers, by step; a parameter not
+    /// listed is `Layout::ByName`.
+    layouts: Vec<(u32, crate::weights::Layout)>,
     training: bool,
     memory: Memory,
     ran: bool,
@@ -286,6 +289,29 @@ impl<T: Scalar> Machine<T> {
     pub fn holds(&self, t: impl AsHandle) -> bool {
         let h = t.as_handle();
         h.graph == self.graph && self.slot.get(h.id.index()).is_some_and(|&s| s != ABSENT)
+    }
+
+    /// How PyTorch stores parameter `name` (see `WeightMap::torch`).
+    pub(crate) fn layout_of(&self, name: &str) -> crate::weights::Layout {
+        let step = self
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Param { name: n } if n == name));
+        self.layouts
+            .iter()
+            .find(|(k, _)| Some(*k as usize) == step)
+            .map_or(crate::weights::Layout::ByName, |&(_, l)| l)
+    }
+
+    /// The state of the machine's random numbers (dropout masks), for a checkpoint.
+    pub(crate) fn rng_state(&self) -> u64 {
+        self.rng.state()
+    }
+
+    /// Restores a state from [`rng_state`](Machine::rng_state).
+    pub(crate) fn set_rng_state(&mut self, state: u64) {
+        // SplitMix64's whole state is its counter: seeding with it resumes the stream
+        self.rng = crate::rng::KernelRng::new(state);
     }
 
     /// Names and shapes of the parameters this machine holds, in declaration order.

@@ -15,6 +15,11 @@ impl KernelRng {
         KernelRng { state: seed }
     }
 
+    /// The whole state: `KernelRng::new(r.state())` continues `r`'s stream.
+    pub(crate) fn state(&self) -> u64 {
+        self.state
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -10,8 +10,10 @@
 //! `F32` or `F64` as the machine computes, row-major, with no `__metadata__`.
 //! [`Machine::load`] reads them back by name into a machine of the same parameters:
 //!
-//! - every parameter must be in the file with the same shape and dtype (no conversion,
-//!   f64 weights do not silently lose precision in an f32 machine);
+//! - every parameter must be in the file with the same shape and dtype: f64 weights do
+//!   not silently lose precision in an f32 machine, unless asked
+//!   ([`WeightMap::convert_dtype`]: f32 to f64 exactly, f64 to f32 rounded to nearest,
+//!   a finite f64 beyond f32's range an `Err`);
 //! - by default a file tensor that no parameter takes is refused too, like PyTorch's
 //!   `load_state_dict(strict=True)`, so that weights of another model never load "fine";
 //!   [`WeightMap::allow_extra`] skips such tensors instead;
@@ -27,6 +29,10 @@
 //! file tensor each parameter is and whether it is stored transposed;
 //! [`WeightMap::torch_linear`] does both for one layer. The same map also saves in
 //! PyTorch's names and layout, for `model.load_state_dict(safetensors.torch.load_file(..))`.
+//! For a model built from [`nn`](crate::nn) layers named as the PyTorch modules,
+//! [`WeightMap::torch`] needs no entries: each layer records how PyTorch stores its
+//! parameters (only `Linear`'s weight is transposed), and the `num_batches_tracked`
+//! counters of PyTorch's batch norms are skipped on load.
 //!
 //! ```
 //! use tapegrad::prelude::*;
@@ -56,6 +62,72 @@
 //! # Ok::<(), tapegrad::Error>(())
 //! ```
 //!
+//! ## Checkpoints
+//! [`Machine::save_checkpoint`] writes what training needs to resume bit for bit, in one
+//! safetensors file written as `save` writes (whole, synced, renamed):
+//!
+//! - every parameter, under its own name;
+//! - the optimizer's buffers as `optim.{slot}.{parameter}`, in the parameter's shape,
+//!   slots named as in PyTorch's optimizer state (`optim.momentum_buffer.fc.weight` for
+//!   [`Sgd`](crate::Sgd) with momentum, `optim.exp_avg.*` and `optim.exp_avg_sq.*` for
+//!   [`Adam`](crate::Adam) and [`AdamW`](crate::AdamW));
+//! - in `__metadata__`: `format` (`tapegrad.checkpoint`), `version` (`1`), `dtype`,
+//!   `step` (the step to resume at, which is a [`Schedule`](crate::optim::Schedule)'s
+//!   position: schedules are functions of the step), `rng` (the machine's random state,
+//!   so dropout draws the masks it would have drawn), `optim` (`Sgd`, `Adam`, `AdamW`),
+//!   `optim.steps` (Adam's `t`), `optim.param.{k}` (the order of the optimizer's
+//!   parameters) and `optim.setting.{name}` (`lr`, `beta1`, ... as shortest round-trip
+//!   decimals).
+//!
+//! [`Machine::load_checkpoint`] reads it strictly into a machine of the same parameters
+//! and an optimizer of the same kind and settings (the learning rate is restored, every
+//! other setting must match), and returns the step. It is all or nothing: a corrupt,
+//! cut-short or mismatched checkpoint is an `Err` that leaves the machine and the
+//! optimizer as they were. The `_to_bytes`/`_from_bytes` forms need no `std`.
+//!
+//! Not in a checkpoint: your own random numbers (data shuffling: seed them from the step,
+//! or save them yourself), the schedule's settings (build the same schedule), and the
+//! training mode ([`Machine::set_training`]). Gradients need no saving: each run
+//! recomputes them.
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//! // Fit w to 2 with Adam under a warm-up and cosine schedule, 20 steps in two halves.
+//! let schedule = WarmupCosineLr::new(0.1, 0.0, 2, 20);
+//! let g = Graph::<f32>::new();
+//! let w = g.param("w", tapegrad::ndarray::arr1(&[0.0f32]));
+//! let loss = (w - 2.0).square().sum();
+//! let grads = g.grad(loss, &[w])?;
+//! let train = |m: &mut Machine<f32>, opt: &mut Adam, steps| -> tapegrad::Result<()> {
+//!     for step in steps {
+//!         schedule.apply(opt, step)?;
+//!         m.run()?;
+//!         opt.step(m, &grads)?;
+//!     }
+//!     Ok(())
+//! };
+//! let path = std::env::temp_dir().join("tapegrad-doc-checkpoint.safetensors");
+//!
+//! let mut m = g.compile(&[loss], &grads)?;
+//! let mut opt = Adam::new(0.1);
+//! train(&mut m, &mut opt, 0..10)?;
+//! m.save_checkpoint(&path, &opt, 10)?;
+//!
+//! // Later, in another process: the same model, optimizer settings and schedule.
+//! let mut resumed = g.compile(&[loss], &grads)?;
+//! let mut opt2 = Adam::new(0.1);
+//! let step = resumed.load_checkpoint(&path, &mut opt2)?;
+//! assert_eq!(step, 10);
+//! train(&mut resumed, &mut opt2, step..20)?;
+//!
+//! train(&mut m, &mut opt, 10..20)?; // the uninterrupted run
+//! assert_eq!(resumed.value(w)?[[0]].to_bits(), m.value(w)?[[0]].to_bits());
+//! // another optimizer's checkpoint is refused
+//! assert!(resumed.load_checkpoint(&path, &mut Sgd::new(0.1).momentum(0.9)).is_err());
+//! # std::fs::remove_file(&path).unwrap();
+//! # Ok::<(), tapegrad::Error>(())
+//! ```
+//!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
 // Without `std` the file methods these docs link to do not exist.
@@ -76,83 +148,15 @@ use crate::machine::Machine;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
+mod checkpoint;
+mod convert;
 #[cfg(feature = "std")]
 mod file;
 mod format;
+mod map;
 
-/// Which file tensor each parameter of a machine is, and which are stored transposed; and
-/// whether loading accepts tensors that no parameter takes. A parameter the map does not
-/// name is the file tensor of the same name, not transposed.
-///
-/// `WeightMap::new()` (or `default()`) is the identity map, strict: what
-/// [`Machine::save`] and [`Machine::load`] use.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WeightMap {
-    /// (parameter, file tensor, transposed); a later entry for a parameter wins.
-    entries: Vec<(String, String, bool)>,
-    torch: bool,
-    allow_extra: bool,
-}
-
-impl WeightMap {
-    /// The identity map, strict about extra tensors.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// PyTorch's layout for parameters named as `nn::Linear` names
-    /// them: every 2-D parameter whose name ends in `.weight` is stored transposed, under
-    /// its own name; the others as they are. Entries added with [`rename`](Self::rename),
-    /// [`transposed`](Self::transposed) or [`torch_linear`](Self::torch_linear) take
-    /// precedence (`rename("emb.weight", "emb.weight")` keeps an embedding table, which
-    /// PyTorch does not transpose, as it is).
-    pub fn torch() -> Self {
-        WeightMap {
-            torch: true,
-            ..Self::default()
-        }
-    }
-
-    /// Parameter `param` is the file tensor `tensor`, in the same layout.
-    pub fn rename(mut self, param: &str, tensor: &str) -> Self {
-        self.entries.push((param.into(), tensor.into(), false));
-        self
-    }
-
-    /// Parameter `param` is the file tensor `tensor` with its axes reversed: a matrix
-    /// `[in, out]` here is `[out, in]` in the file.
-    pub fn transposed(mut self, param: &str, tensor: &str) -> Self {
-        self.entries.push((param.into(), tensor.into(), true));
-        self
-    }
-
-    /// The parameters of one affine layer, `weight` `[in, out]` and `bias` `[out]`, are
-    /// PyTorch's `nn.Linear` tensors `{prefix}.weight` `[out, in]` and `{prefix}.bias`.
-    /// The prefix is the module's path in the `state_dict`: `"0"` for the first layer of
-    /// an `nn.Sequential`, `"fc1"` for `self.fc1`.
-    pub fn torch_linear(self, prefix: &str, weight: &str, bias: &str) -> Self {
-        self.transposed(weight, &format!("{prefix}.weight"))
-            .rename(bias, &format!("{prefix}.bias"))
-    }
-
-    /// Whether loading skips file tensors that no parameter takes (default `false`: they
-    /// are an [`Error::Weights`], as with PyTorch's `strict=True`). Saving ignores this.
-    pub fn allow_extra(mut self, allow: bool) -> Self {
-        self.allow_extra = allow;
-        self
-    }
-
-    /// The file tensor of parameter `param` of shape `shape`, and whether it is stored
-    /// transposed.
-    fn target<'a>(&'a self, param: &'a str, shape: &Shape) -> (&'a str, bool) {
-        let torch = self.torch && shape.rank() == 2 && param.ends_with(".weight");
-        self.entries
-            .iter()
-            .rev()
-            .find(|(p, _, _)| p == param)
-            .map_or((param, torch), |(_, t, tr)| (t.as_str(), *tr))
-    }
-}
+pub(crate) use map::Layout;
+pub use map::WeightMap;
 
 impl<T: Scalar> Machine<T> {
     /// The bytes of the safetensors file that [`save`](Machine::save) writes.
@@ -207,10 +211,21 @@ impl<T: Scalar> Machine<T> {
     }
 
     fn encode(&self, map: &WeightMap, caller: Caller) -> Result<Vec<u8>> {
-        let mut tensors: Vec<format::Out<'_>> = Vec::new();
+        let tensors = self.weight_tensors(map, caller)?;
+        format::write(tensors).map_err(|reason| header_error(reason, caller))
+    }
+
+    /// Every parameter as the file tensor `map` makes it.
+    fn weight_tensors<'a>(
+        &'a self,
+        map: &'a WeightMap,
+        caller: Caller,
+    ) -> Result<Vec<format::Out<'a>>> {
+        let mut tensors: Vec<format::Out<'a>> = Vec::new();
+        let target = |name, shape| map.target(name, shape, self.layout_of(name));
         for (name, shape) in self.params() {
-            let (tensor, transposed) = map.target(name, shape);
-            if let Some((other, _)) = self.params().find(|(p, s)| map.target(p, s).0 == tensor) {
+            let (tensor, transposed) = target(name, shape);
+            if let Some((other, _)) = self.params().find(|(p, s)| target(p, s).0 == tensor) {
                 if other != name {
                     return Err(Error::Mismatch {
                         what: "weight map",
@@ -234,11 +249,7 @@ impl<T: Scalar> Machine<T> {
                 data: to_le_bytes(value.iter().copied().collect()),
             });
         }
-        format::write(tensors).map_err(|reason| Error::Mismatch {
-            what: "safetensors header",
-            reason,
-            caller,
-        })
+        Ok(tensors)
     }
 
     fn decode(
@@ -248,21 +259,40 @@ impl<T: Scalar> Machine<T> {
         map: &WeightMap,
         caller: Caller,
     ) -> Result<()> {
-        let file = format::read(bytes).map_err(|why| Error::WeightsFormat {
-            origin: origin.to_string(),
-            reason: format!("{} bytes: {why}", bytes.len()),
-            caller,
-        })?;
-        let params: Vec<(String, Shape)> = self
-            .params()
-            .map(|(n, s)| (n.to_string(), s.clone()))
-            .collect();
+        let file = read_file(bytes, origin, caller)?;
+        let (staged, taken) = self.stage(&file, origin, map, caller)?;
+        let extra = file
+            .tensors
+            .iter()
+            .filter(|t| !taken.contains(&t.name.as_str()) && !map.skips(t))
+            .min_by(|a, b| a.name.cmp(&b.name));
+        if let Some(t) = extra {
+            return Err(Error::Weights {
+                name: t.name.clone(),
+                expected: "no tensor: no parameter of this machine takes it \
+                           (`WeightMap::allow_extra(true)` skips such tensors)"
+                    .into(),
+                found: describe(t.dtype, &t.shape),
+                caller,
+            });
+        }
+        self.commit(staged)
+    }
+
+    /// Every parameter's value from `file` under `map`, checked and decoded (nothing is
+    /// written), and the names of the file tensors taken.
+    fn stage<'f>(
+        &self,
+        file: &'f format::File<'_>,
+        origin: &str,
+        map: &WeightMap,
+        caller: Caller,
+    ) -> Result<(Staged<T>, Vec<&'f str>)> {
         let dtype = dtype_of::<T>();
-        // Checked and decoded in full before anything is written.
-        let mut staged: Vec<(Handle, ArrayD<T>)> = Vec::with_capacity(params.len());
-        let mut taken: Vec<&str> = Vec::with_capacity(params.len());
-        for (name, shape) in &params {
-            let (tensor, transposed) = map.target(name, shape);
+        let mut staged: Staged<T> = Vec::new();
+        let mut taken: Vec<&'f str> = Vec::new();
+        for (name, shape) in self.params() {
+            let (tensor, transposed) = map.target(name, shape, self.layout_of(name));
             let mut dims = shape.dims().to_vec();
             if transposed {
                 dims.reverse();
@@ -276,10 +306,21 @@ impl<T: Scalar> Machine<T> {
             let view = file
                 .tensor(tensor)
                 .ok_or_else(|| mismatch("no tensor of that name".into()))?;
-            if view.dtype != dtype || view.shape != dims {
+            let floats = [Dtype::F32, Dtype::F64].contains(&view.dtype);
+            let values = if view.shape != dims {
                 return Err(mismatch(describe(view.dtype, &view.shape)));
-            }
-            let values = from_le_bytes::<T>(view.data);
+            } else if view.dtype == dtype {
+                from_le_bytes::<T>(view.data)
+            } else if floats && map.convert_dtype {
+                convert::converted(view, &describe(dtype, &dims), caller)?
+            } else if floats {
+                return Err(mismatch(format!(
+                    "{} (`WeightMap::convert_dtype(true)` converts it)",
+                    describe(view.dtype, &view.shape)
+                )));
+            } else {
+                return Err(mismatch(describe(view.dtype, &view.shape)));
+            };
             let value =
                 ArrayD::from_shape_vec(IxDyn(&dims), values).map_err(|_| Error::WeightsFormat {
                     origin: origin.to_string(),
@@ -292,34 +333,36 @@ impl<T: Scalar> Machine<T> {
                 value
             };
             staged.push((self.handle_of(name)?, value));
-            taken.push(tensor);
+            taken.push(view.name.as_str());
         }
-        if !map.allow_extra {
-            let mut extra: Vec<&str> = file
-                .tensors
-                .iter()
-                .map(|t| t.name.as_str())
-                .filter(|n| !taken.contains(n))
-                .collect();
-            extra.sort_unstable();
-            if let Some(&name) = extra.first() {
-                let found = file
-                    .tensor(name)
-                    .map_or_else(|| "a tensor".into(), |v| describe(v.dtype, &v.shape));
-                return Err(Error::Weights {
-                    name: name.to_string(),
-                    expected: "no tensor: no parameter of this machine takes it \
-                               (`WeightMap::allow_extra(true)` skips such tensors)"
-                        .into(),
-                    found,
-                    caller,
-                });
-            }
-        }
+        Ok((staged, taken))
+    }
+
+    /// Writes values [`stage`](Machine::stage) checked.
+    fn commit(&mut self, staged: Staged<T>) -> Result<()> {
         for (h, value) in staged {
             self.set_param(h, &value)?;
         }
         Ok(())
+    }
+}
+
+/// Parameters' values checked and decoded, not yet written.
+type Staged<T> = Vec<(Handle, ArrayD<T>)>;
+
+fn read_file<'b>(bytes: &'b [u8], origin: &str, caller: Caller) -> Result<format::File<'b>> {
+    format::read(bytes).map_err(|why| Error::WeightsFormat {
+        origin: origin.to_string(),
+        reason: format!("{} bytes: {why}", bytes.len()),
+        caller,
+    })
+}
+
+fn header_error(reason: String, caller: Caller) -> Error {
+    Error::Mismatch {
+        what: "safetensors header",
+        reason,
+        caller,
     }
 }
 
@@ -370,3 +413,5 @@ fn from_le_bytes<T: Scalar>(bytes: &[u8]) -> Vec<T> {
 
 #[cfg(all(test, feature = "std"))]
 mod tests;
+#[cfg(test)]
+mod torch_tests;

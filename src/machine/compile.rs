@@ -12,6 +12,7 @@ use crate::plan::{self, StepInfo};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 use crate::shared::Shared;
+use crate::weights::Layout;
 
 impl<T: Scalar> Graph<T> {
     /// Compiles the nodes that `outputs` and the gradients of `grads` need, and every
@@ -217,6 +218,7 @@ impl<T: Scalar> Graph<T> {
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
         let mut run_inputs = Vec::new();
+        let mut layouts = Vec::new();
         for (k, &i) in order.iter().enumerate() {
             let node = &nodes[i];
             let step = match &node.kind {
@@ -237,7 +239,12 @@ impl<T: Scalar> Graph<T> {
                         fed: false,
                     }
                 }
-                Kind::Param { name, .. } => Step::Param { name: name.clone() },
+                Kind::Param { name, layout, .. } => {
+                    if *layout != Layout::ByName {
+                        layouts.push((k as u32, *layout));
+                    }
+                    Step::Param { name: name.clone() }
+                }
                 Kind::Const(_) => Step::Const,
                 Kind::Op(op) if op.is_view() => Step::View(Shared::clone(op)),
                 Kind::Op(op) => Step::Op(Shared::clone(op)),
@@ -364,6 +371,7 @@ impl<T: Scalar> Graph<T> {
             ranges,
             scratch: Vec::new(),
             rng: crate::rng::KernelRng::new(0),
+            layouts,
             // what a machine is for decides the mode dropout starts in: see `compile`
             training: !grads.is_empty(),
             memory,

@@ -98,6 +98,7 @@ impl<T: Scalar> Machine<T> {
             ranges,
             scratch: _,
             rng: _,
+            layouts,
             training: _,
             memory: _,
             ran: _,
@@ -129,6 +130,7 @@ impl<T: Scalar> Machine<T> {
             + vec_bytes(bufs)
             + vec_bytes(args)
             + vec_bytes(ranges)
+            + vec_bytes(layouts)
             + grads.heap_bytes()
     }
 }

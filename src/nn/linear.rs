@@ -11,6 +11,7 @@ use crate::graph::{Graph, Tensor};
 use crate::init;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
+use crate::weights::Layout;
 
 use super::Activation;
 
@@ -72,7 +73,14 @@ impl<'g, T: Scalar> Linear<'g, T> {
         let weight = at(init::uniform(w.clone(), -bound, bound, rng));
         let bias = at(init::uniform(b.clone(), -bound, bound, rng));
         Linear {
-            weight: g.param_or_fail(&format!("{name}.weight"), weight, w, caller),
+            // PyTorch's `nn.Linear` stores `weight` as `[out, in]`
+            weight: g.param_or_fail_laid(
+                &format!("{name}.weight"),
+                weight,
+                w,
+                caller,
+                Layout::TorchTransposed,
+            ),
             bias: g.param_or_fail(&format!("{name}.bias"), bias, b, caller),
         }
     }

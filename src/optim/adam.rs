@@ -56,7 +56,7 @@ pub struct Adam {
     pub(super) weight_decay: f64,
     /// AdamW: `p *= 1 - lr * weight_decay` instead of the L2 term in the gradient.
     pub(super) decoupled: bool,
-    state: State,
+    pub(super) state: State,
 }
 
 impl Adam {

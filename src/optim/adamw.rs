@@ -23,7 +23,7 @@ use crate::scalar::Scalar;
 /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) from the first step.
 #[derive(Clone, Debug)]
 pub struct AdamW {
-    adam: Adam,
+    pub(super) adam: Adam,
 }
 
 impl AdamW {

@@ -10,12 +10,14 @@
 mod adam;
 mod adamw;
 mod clip;
+mod resume;
 mod schedule;
 mod sgd;
 
 pub use adam::Adam;
 pub use adamw::AdamW;
 pub use clip::clip_grad_norm;
+pub use resume::{OptimState, Resumable};
 pub use schedule::{Schedule, StepLr, WarmupCosineLr};
 pub use sgd::Sgd;
 

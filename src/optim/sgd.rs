@@ -45,12 +45,12 @@ use crate::scalar::Scalar;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sgd {
-    lr: f64,
-    momentum: f64,
-    dampening: f64,
-    nesterov: bool,
-    weight_decay: f64,
-    state: State,
+    pub(super) lr: f64,
+    pub(super) momentum: f64,
+    pub(super) dampening: f64,
+    pub(super) nesterov: bool,
+    pub(super) weight_decay: f64,
+    pub(super) state: State,
 }
 
 impl Sgd {

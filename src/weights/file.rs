@@ -12,6 +12,7 @@ use alloc::string::ToString;
 use super::WeightMap;
 use crate::error::{Caller, Error, Result};
 use crate::machine::Machine;
+use crate::optim::Resumable;
 use crate::scalar::Scalar;
 
 impl<T: Scalar> Machine<T> {
@@ -65,6 +66,54 @@ impl<T: Scalar> Machine<T> {
         let path = path.as_ref();
         let bytes = fs::read(path).map_err(|e| io_error(path, &e, caller))?;
         self.decode(&bytes, &path.display().to_string(), map, caller)
+    }
+}
+
+impl<T: Scalar> Machine<T> {
+    /// Saves a checkpoint that resumes training: every parameter, the state and settings
+    /// of `opt`, the step to resume at (`step`, the position of a schedule) and the
+    /// machine's random state, to the safetensors file `path`, written as
+    /// [`save`](Machine::save) writes (whole, synced, renamed over `path`). See the
+    /// [module docs](crate::weights#checkpoints).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be written (an existing file is then left as it
+    /// was); [`Error::Mismatch`] if `opt` holds state made on a machine of the other
+    /// element type or for a parameter this machine has not, or a name is taken twice.
+    #[track_caller]
+    pub fn save_checkpoint<O: Resumable>(
+        &self,
+        path: impl AsRef<Path>,
+        opt: &O,
+        step: usize,
+    ) -> Result<()> {
+        let caller = Caller::here();
+        let path = path.as_ref();
+        let bytes = self.encode_checkpoint(opt, step, caller)?;
+        write_atomic(path, &bytes).map_err(|e| io_error(path, &e, caller))
+    }
+
+    /// Loads a checkpoint [`save_checkpoint`](Machine::save_checkpoint) wrote into this
+    /// machine and `opt`, and returns the step to resume at. All or nothing: after an
+    /// `Err`, the machine and `opt` are as they were.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::WeightsFormat`] if it is not a
+    /// checkpoint (corrupt, cut short, another format or version, saved by a machine of
+    /// the other element type, its optimizer stepping a parameter this machine has not);
+    /// [`Error::Weights`] for a parameter or optimizer buffer missing or of another shape,
+    /// or a tensor that is neither; [`Error::Mismatch`] if it is another optimizer's
+    /// state, or of other settings (bar the learning rate, which is restored).
+    #[track_caller]
+    pub fn load_checkpoint<O: Resumable>(
+        &mut self,
+        path: impl AsRef<Path>,
+        opt: &mut O,
+    ) -> Result<usize> {
+        let caller = Caller::here();
+        let path = path.as_ref();
+        let bytes = fs::read(path).map_err(|e| io_error(path, &e, caller))?;
+        self.decode_checkpoint(&bytes, &path.display().to_string(), opt, caller)
     }
 }
 

@@ -57,6 +57,7 @@ pub(crate) struct Dtype(u8);
 impl Dtype {
     pub(crate) const F32: Dtype = Dtype(17);
     pub(crate) const F64: Dtype = Dtype(19);
+    pub(crate) const I64: Dtype = Dtype(20);
 
     fn parse(name: &str) -> Option<Dtype> {
         DTYPES
@@ -88,8 +89,7 @@ pub(crate) struct Tensor<'a> {
 #[derive(Debug)]
 pub(crate) struct File<'a> {
     pub(crate) tensors: Vec<Tensor<'a>>,
-    /// Checked like the rest; nothing reads it yet but the tests.
-    #[allow(dead_code)]
+    /// Checked like the rest; checkpoints keep their step and settings here.
     pub(crate) metadata: Vec<(String, String)>,
 }
 
@@ -97,6 +97,14 @@ impl<'a> File<'a> {
     /// The tensor called `name`.
     pub(crate) fn tensor(&self, name: &str) -> Option<&Tensor<'a>> {
         self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// The `__metadata__` value of `key`.
+    pub(crate) fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -199,7 +207,20 @@ pub(crate) struct Out<'a> {
 
 /// Writes a safetensors file of `tensors`, without `__metadata__`, as the reference
 /// implementation does. The error says why it cannot.
-pub(crate) fn write(mut tensors: Vec<Out<'_>>) -> Result<Vec<u8>, String> {
+pub(crate) fn write(tensors: Vec<Out<'_>>) -> Result<Vec<u8>, String> {
+    write_with(tensors, &[])
+}
+
+/// [`write`] with a `__metadata__` map (written first, keys sorted), unless it is empty.
+pub(crate) fn write_with(
+    mut tensors: Vec<Out<'_>>,
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>, String> {
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("two tensors are named {:?}", w[0]));
+    }
     // The reader takes this key for the metadata map: such a file would not read back.
     if tensors.iter().any(|t| t.name == "__metadata__") {
         return Err(
@@ -210,6 +231,23 @@ pub(crate) fn write(mut tensors: Vec<Out<'_>>) -> Result<Vec<u8>, String> {
     }
     tensors.sort_by(|a, b| b.dtype.cmp(&a.dtype).then(a.name.cmp(b.name)));
     let mut header = String::from("{");
+    if !metadata.is_empty() {
+        let mut keys: Vec<&(String, String)> = metadata.iter().collect();
+        keys.sort_unstable();
+        header.push_str("\"__metadata__\":{");
+        for (k, (key, value)) in keys.into_iter().enumerate() {
+            if k > 0 {
+                header.push(',');
+            }
+            json_string(&mut header, key);
+            header.push(':');
+            json_string(&mut header, value);
+        }
+        header.push('}');
+        if !tensors.is_empty() {
+            header.push(',');
+        }
+    }
     let mut offset = 0usize;
     for (k, t) in tensors.iter().enumerate() {
         if k > 0 {

@@ -180,7 +180,14 @@ fn mismatches_name_tensor_expected_and_found() {
         &machine::<f64>(3, 4, true).save_to_bytes().unwrap(),
         &map,
     );
-    assert_eq!(weights_error(&e), ("w", "f32 [3, 4]", "f64 [3, 4]"));
+    assert_eq!(
+        weights_error(&e),
+        (
+            "w",
+            "f32 [3, 4]",
+            "f64 [3, 4] (`WeightMap::convert_dtype(true)` converts it)"
+        )
+    );
 
     // a file with more than the machine: refused unless asked
     let e = load_fails(&mut no_bias, &m.save_to_bytes().unwrap(), &map);

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use safetensors::{Dtype as RefDtype, SafeTensors, View};
 
-use super::{read, write, Dtype, Out, DTYPES, MAX_HEADER};
+use super::{read, write, write_with, Dtype, Out, DTYPES, MAX_HEADER};
 
 /// A tensor for the reference writer.
 struct RefTensor {
@@ -640,4 +640,41 @@ fn mutated_files_never_panic_and_agree_with_the_reference() {
     }
     // the mutations must leave some files valid, or the comparison tests nothing
     assert!(accepted > 50, "{accepted} of {tried} accepted");
+}
+
+/// Checkpoints keep their step and settings in `__metadata__`: written first, as the
+/// reference writes it (one key, so the reference's map order cannot differ).
+#[test]
+fn writes_metadata_as_the_reference_does() {
+    let set = sample();
+    let outs = set
+        .iter()
+        .enumerate()
+        .map(|(k, (n, d, s))| Out {
+            name: n,
+            dtype: *d,
+            shape: s.clone(),
+            data: bytes_of(*d, s, k),
+        })
+        .collect();
+    let meta = vec![("step".to_string(), "a \"quoted\" ✓\n".to_string())];
+    let mine = write_with(outs, &meta).unwrap();
+    let theirs = reference(&set, Some(meta.iter().cloned().collect()));
+    assert_eq!(mine, theirs);
+    assert_eq!(read(&mine).unwrap().meta("step"), Some("a \"quoted\" ✓\n"));
+    // metadata alone, no tensors
+    let theirs = reference(&[], Some(meta.iter().cloned().collect()));
+    assert_eq!(write_with(Vec::new(), &meta).unwrap(), theirs);
+}
+
+#[test]
+fn two_tensors_of_one_name_are_refused_when_written() {
+    let out = |name| Out {
+        name,
+        dtype: Dtype::F32,
+        shape: vec![1],
+        data: vec![0; 4],
+    };
+    let e = write(vec![out("w"), out("w")]).unwrap_err();
+    assert!(e.contains("two tensors are named \"w\""), "{e}");
 }
