@@ -327,3 +327,38 @@ fn bad_windows_and_ranks_are_located_errors() {
         .iter()
         .all(|e| e.to_string().contains("run-time axis must be N or C")));
 }
+
+#[test]
+fn huge_windows_are_errors_or_run_without_overflow() {
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [1, 1, 3]);
+    let m = usize::MAX;
+    // padding past half the kernel, whatever their size (2p would overflow)
+    let _ = x.max_pool1d(Window::new(1).padding(m));
+    // 2p fits but L + 2p does not
+    let _ = x.avg_pool1d(Window::new(m).padding(m / 2));
+    let errs = g.inner.borrow().errors.clone();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].to_string().contains("at most half"), "{}", errs[0]);
+    assert!(errs[1].to_string().contains("too large"), "{}", errs[1]);
+    // a window far larger than the input that fits once the input is padded: one output,
+    // the max of everything; the mean divides by the whole window (count_include_pad)
+    let x = [arr3(&[[[1.0, 4.0, 2.0]]]).into_dyn()];
+    let w = Window::new(1 << 40).padding(1 << 39);
+    assert_close(
+        &eval(&x, |_, t| t[0].max_pool1d(w)),
+        &arr3(&[[[4.0]]]).into_dyn(),
+    );
+    let y = eval(&x, |_, t| t[0].avg_pool1d(w));
+    assert_close(&y, &arr3(&[[[7.0 / (1u64 << 40) as f64]]]).into_dyn());
+    let w2 = Window::new([1 << 40, 1 << 40]).padding([1 << 39, 1 << 39]);
+    let y = eval(
+        &[x[0]
+            .clone()
+            .into_shape_with_order(vec![1, 1, 1, 3])
+            .unwrap()],
+        |_, t| t[0].avg_pool2d(w2),
+    );
+    assert_eq!(y.len(), 1);
+    assert!(y.iter().all(|v| v.is_finite() && *v >= 0.0));
+}
