@@ -26,6 +26,8 @@ use crate::scalar::Scalar;
 use crate::shape::Shape;
 
 #[cfg(test)]
+mod sweep;
+#[cfg(test)]
 mod tests;
 mod window;
 
