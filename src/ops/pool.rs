@@ -31,7 +31,7 @@ mod sweep;
 mod tests;
 mod window;
 
-use window::{argmax, Geom};
+use window::{argmax, Geom, Part};
 pub use window::{Extent, Window};
 
 type ShapeResult = core::result::Result<Shape, String>;
@@ -42,7 +42,7 @@ pub struct MaxPool(Geom);
 
 impl<T: Scalar> Op<T> for MaxPool {
     fn name(&self) -> &'static str {
-        self.0.name("")
+        self.0.name(Part::Forward)
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         self.0.pooled(s[0])
@@ -83,7 +83,7 @@ pub struct MaxPoolGather(Geom);
 
 impl<T: Scalar> Op<T> for MaxPoolGather {
     fn name(&self) -> &'static str {
-        self.0.name("gather")
+        self.0.name(Part::Gather)
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         if s[1] != s[0] {
@@ -122,7 +122,7 @@ pub struct MaxPoolScatter(Geom);
 
 impl<T: Scalar> Op<T> for MaxPoolScatter {
     fn name(&self) -> &'static str {
-        self.0.name("grad")
+        self.0.name(Part::Grad)
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         let pooled = self.0.pooled(s[0])?;
@@ -170,7 +170,7 @@ pub struct AvgPool(Geom);
 
 impl<T: Scalar> Op<T> for AvgPool {
     fn name(&self) -> &'static str {
-        self.0.name("")
+        self.0.name(Part::Forward)
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         self.0.pooled(s[0])
@@ -217,7 +217,7 @@ pub struct AvgPoolGrad(Geom, [usize; 2]);
 
 impl<T: Scalar> Op<T> for AvgPoolGrad {
     fn name(&self) -> &'static str {
-        self.0.name("grad")
+        self.0.name(Part::Grad)
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         let mut dims = s[0].dims().to_vec();

@@ -88,6 +88,14 @@ impl<const D: usize> From<[usize; D]> for Window<D> {
     }
 }
 
+/// Which op of a pooling: the pooling, its gradient, or (max) the gradient's VJP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    Forward,
+    Grad,
+    Gather,
+}
+
 /// A window over two axes; a 1-D one is a 2-D one of kernel 1 over a height of 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Geom {
@@ -115,16 +123,17 @@ impl Geom {
         g
     }
 
-    pub(super) fn name(&self, what: &str) -> &'static str {
-        match (self.max, self.d, what) {
-            (true, 1, "") => "max_pool1d",
-            (true, _, "") => "max_pool2d",
-            (true, 1, "grad") => "max_pool1d_grad",
-            (true, _, "grad") => "max_pool2d_grad",
-            (true, 1, _) => "max_pool1d_gather",
-            (true, _, _) => "max_pool2d_gather",
-            (false, 1, "") => "avg_pool1d",
-            (false, _, "") => "avg_pool2d",
+    /// The name of `part` of this pooling, for errors.
+    pub(super) fn name(&self, part: Part) -> &'static str {
+        match (self.max, self.d, part) {
+            (true, 1, Part::Forward) => "max_pool1d",
+            (true, _, Part::Forward) => "max_pool2d",
+            (true, 1, Part::Grad) => "max_pool1d_grad",
+            (true, _, Part::Grad) => "max_pool2d_grad",
+            (true, 1, Part::Gather) => "max_pool1d_gather",
+            (true, _, Part::Gather) => "max_pool2d_gather",
+            (false, 1, Part::Forward) => "avg_pool1d",
+            (false, _, Part::Forward) => "avg_pool2d",
             (false, 1, _) => "avg_pool1d_grad",
             (false, _, _) => "avg_pool2d_grad",
         }
