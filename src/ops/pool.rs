@@ -279,7 +279,8 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// Max pooling of `[N, C, L]` (PyTorch's `F.max_pool1d(x, kernel, stride, padding)`):
     /// `window` is a kernel size (stride the same, no padding) or a [`Window`]. Padding
     /// counts as `-inf`. The gradient goes to the first largest entry of each window
-    /// (a NaN wins, the last one), as in PyTorch.
+    /// (a NaN wins, the last one), as in PyTorch. `N` (or `C`) may be a run-time axis
+    /// ([`Dim::upto`](crate::Dim::upto)).
     ///
     /// ```
     /// use tapegrad::ops::Window;
