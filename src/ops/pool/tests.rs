@@ -136,6 +136,20 @@ fn ties_go_to_the_first_and_overlaps_add() {
     assert_close(&y, &arr3(&[[[2.0, 2.0]]]).into_dyn());
     let d = grads_of(&x, |_, t| t[0].max_pool1d(Window::new(2).stride(1)));
     assert_close(&d[0], &arr3(&[[[1.0, 1.0, 0.0]]]).into_dyn());
+    // all equal under padding: each window's first cell inside the input, as PyTorch:
+    // x = torch.full((1, 1, 3, 3), 5., requires_grad=True)
+    // F.max_pool2d(x, 3, 2, 1).sum().backward(); x.grad -> [1, 1, 0, 1, 1, 0, 0, 0, 0]
+    let x = [ndarray::Array4::from_elem((1, 1, 3, 3), 5.0).into_dyn()];
+    let w = Window::new(3).stride(2).padding(1);
+    let d = grads_of(&x, |_, t| t[0].max_pool2d(w));
+    let want = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+    assert_eq!(d[0].iter().copied().collect::<Vec<_>>(), want);
+    // a NaN wins, the last one, as PyTorch's CPU kernel: F.max_pool1d(torch.tensor(
+    // [[[1., nan, 3., nan]]]), 4, return_indices=True) gives (nan, index 3)
+    let x = [arr3(&[[[1.0, f64::NAN, 3.0, f64::NAN]]]).into_dyn()];
+    assert!(eval(&x, |_, t| t[0].max_pool1d(4))[[0, 0, 0]].is_nan());
+    let d = grads_of(&x, |_, t| t[0].max_pool1d(4));
+    assert_close(&d[0], &arr3(&[[[0.0, 0.0, 0.0, 1.0]]]).into_dyn());
     // all-negative values under padding: -inf pads never win (a zero pad would)
     let x = [arr3(&[[[-3.0, -1.0]]]).into_dyn()];
     let y = eval(&x, |_, t| t[0].max_pool1d(Window::new(2).padding(1)));
