@@ -12,9 +12,13 @@ use crate::graph::Tensor;
 use crate::scalar::Scalar;
 
 mod linear;
+mod pool;
 mod summary;
 
 pub use linear::{Linear, Mlp, MlpBuilder};
+pub use pool::{
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d,
+};
 pub use summary::Summary;
 
 /// A layer: a function of one tensor, with the parameters it holds. Activations,

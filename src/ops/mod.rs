@@ -17,6 +17,7 @@
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
+//! | `pool.rs`       | max_pool1d/2d, avg_pool1d/2d (a [`Window`]: kernel, stride, padding), adaptive_avg_pool1d/2d to 1 |
 //!
 //! Kernel helpers, no ops: `pairwise.rs` (the sums' pairwise summation), `strided.rs`
 //! (strided copies with indices on the stack, allocation-free at any rank).
@@ -43,6 +44,7 @@ mod moments;
 mod movement;
 mod nn;
 mod pairwise;
+mod pool;
 mod reduce;
 mod select;
 mod strided;
@@ -51,6 +53,7 @@ pub(crate) use strided::gather_signed;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};
+pub use pool::{Extent, Window};
 pub use unary::{Unary, UnaryFn};
 
 /// An operation on tensors. Implement it to add an op, and record it with
