@@ -128,7 +128,10 @@ mod tests {
         for (r, n) in [1.0, 0.0, 2.0, 1.0].iter().enumerate() {
             assert!(gw.index_axis(ndarray::Axis(0), r).iter().all(|v| v == n));
         }
-        let names: Vec<_> = m.params().map(|(n, _)| alloc::string::String::from(n)).collect();
+        let names: Vec<_> = m
+            .params()
+            .map(|(n, _)| alloc::string::String::from(n))
+            .collect();
         assert_eq!(names, ["emb.weight"]);
     }
 

@@ -45,14 +45,13 @@ fn join(prefix: &str, field: &str) -> String {
     }
 }
 
-/// The four parameters of one cell or layer, `suffix` after each name (`"_l0"`).
+/// The four parameters of one cell or layer of `[gates, input, hidden]`, `suffix` after
+/// each name (`"_l0"`).
 fn params<'g, T: Scalar, R: Rng + ?Sized>(
     g: &'g Graph<T>,
     name: &str,
     suffix: &str,
-    gates: usize,
-    input: usize,
-    hidden: usize,
+    [gates, input, hidden]: [usize; 3],
     rng: &mut R,
     caller: &'static Location<'static>,
 ) -> [Tensor<'g, T>; 4] {
@@ -134,7 +133,7 @@ impl<'g, T: Scalar> GRUCell<'g, T> {
         rng: &mut R,
     ) -> Self {
         let [weight_ih, weight_hh, bias_ih, bias_hh] =
-            params(g, name, "", 3, input, hidden, rng, Location::caller());
+            params(g, name, "", [3, input, hidden], rng, Location::caller());
         GRUCell {
             weight_ih,
             weight_hh,
@@ -212,7 +211,7 @@ impl<'g, T: Scalar> LSTMCell<'g, T> {
         rng: &mut R,
     ) -> Self {
         let [weight_ih, weight_hh, bias_ih, bias_hh] =
-            params(g, name, "", 4, input, hidden, rng, Location::caller());
+            params(g, name, "", [4, input, hidden], rng, Location::caller());
         LSTMCell {
             weight_ih,
             weight_hh,

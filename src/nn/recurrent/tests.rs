@@ -17,6 +17,7 @@ use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 
 use super::super::{GRUCell, LSTMCell, RnnBuilder, GRU, LSTM};
+use crate::nn::Module;
 use crate::ops::testing::{check, rand_array};
 use crate::prelude::*;
 
@@ -33,12 +34,7 @@ fn weights(n: usize, shape: &[usize]) -> ArrayD<f64> {
 
 /// The four parameters of a cell or layer as PyTorch's test fills them, `first` the
 /// index of its `weight_ih` among `named_parameters()`.
-fn filled<'g>(
-    g: &'g Graph<f64>,
-    gates: usize,
-    input: usize,
-    first: usize,
-) -> [Tensor<'g, f64>; 4] {
+fn filled<'g>(g: &'g Graph<f64>, gates: usize, input: usize, first: usize) -> [Tensor<'g, f64>; 4] {
     let c = |i: usize| (first + i + 1) as f64;
     let l = first / 4;
     [
@@ -77,11 +73,68 @@ fn gru_cell_matches_pytorch() {
     let d = g.grad(loss, &[x, h, weight_hh, bias_ih]).unwrap();
     let mut m = g.compile(&[y], &d).unwrap();
     m.run().unwrap();
-    assert_values(&m, y, &[-0.233687399564597, -0.372049739833279, -0.438960517945378, -0.270595436805121]);
-    assert_values(&m, d[0], &[-0.3297039338882756, -0.1618752227487097, 0.027862540398895547, -0.5623136318258641, -0.06990462907030992, 0.43196563729247117]);
-    assert_values(&m, d[1], &[0.04736654239362126, 0.5664965088089022, -0.242133246374011, -0.0028111659347809237]);
-    assert_values(&m, d[2], &[-0.036479722150726826, -0.07126848360715345, -0.03722327548436901, -0.06800912357251157, 0.10808177249995866, 0.18965193262700084, 0.07219881383797747, 0.21862503844610923, 0.11585690475766444, 0.24085291960751112, 0.18503632988197977, 0.35495770481654637]);
-    assert_values(&m, d[3], &[-0.22697080666789338, -0.20374988854771517, 0.5453955562335577, 0.9076597179903313, 1.8160872518388698, 3.120724424896103]);
+    assert_values(
+        &m,
+        y,
+        &[
+            -0.233687399564597,
+            -0.372049739833279,
+            -0.438960517945378,
+            -0.270595436805121,
+        ],
+    );
+    assert_values(
+        &m,
+        d[0],
+        &[
+            -0.3297039338882756,
+            -0.1618752227487097,
+            0.027862540398895547,
+            -0.5623136318258641,
+            -0.06990462907030992,
+            0.43196563729247117,
+        ],
+    );
+    assert_values(
+        &m,
+        d[1],
+        &[
+            0.04736654239362126,
+            0.5664965088089022,
+            -0.242133246374011,
+            -0.0028111659347809237,
+        ],
+    );
+    assert_values(
+        &m,
+        d[2],
+        &[
+            -0.036479722150726826,
+            -0.07126848360715345,
+            -0.03722327548436901,
+            -0.06800912357251157,
+            0.10808177249995866,
+            0.18965193262700084,
+            0.07219881383797747,
+            0.21862503844610923,
+            0.11585690475766444,
+            0.24085291960751112,
+            0.18503632988197977,
+            0.35495770481654637,
+        ],
+    );
+    assert_values(
+        &m,
+        d[3],
+        &[
+            -0.22697080666789338,
+            -0.20374988854771517,
+            0.5453955562335577,
+            0.9076597179903313,
+            1.8160872518388698,
+            3.120724424896103,
+        ],
+    );
 }
 
 #[test]
@@ -105,9 +158,478 @@ fn lstm_cell_matches_pytorch() {
     let d = g.grad(loss, &[x, h, weight_hh, bias_ih]).unwrap();
     let mut m = g.compile(&[y], &d).unwrap();
     m.run().unwrap();
-    assert_values(&m, y, &[-0.046063509724071, -0.035393182576319, -0.694896600740347, -0.293330314892277]);
-    assert_values(&m, d[0], &[-0.7667924077551758, -0.5714534440051963, -0.298770937418407, -1.9160476165522606, -1.3780544494965963, -0.6535480774472323]);
-    assert_values(&m, d[1], &[-0.9126903947450116, -0.6797296780475067, -2.790838575517071, -2.0675071395988387]);
-    assert_values(&m, d[2], &[-0.28828450552756285, -0.542307006806411, -0.20596567405802912, -0.5403172471869915, 0.12763999943697088, 0.260363945575598, 0.10885036337697095, 0.3254602851195461, 0.21971441485239854, 0.5092055245541136, 0.4645590246223723, 0.9368477623824077, -0.04486613616649793, -0.07593986616601048, -0.02458625037429902, -0.04297070068185422]);
-    assert_values(&m, d[3], &[-1.6701486209294285, -2.096647513999642, 0.8591662282687402, 1.343909726769682, 1.8395850487189298, 3.0633529562797706, -0.20992943097366765, -0.12305511926696047]);
+    assert_values(
+        &m,
+        y,
+        &[
+            -0.046063509724071,
+            -0.035393182576319,
+            -0.694896600740347,
+            -0.293330314892277,
+        ],
+    );
+    assert_values(
+        &m,
+        d[0],
+        &[
+            -0.7667924077551758,
+            -0.5714534440051963,
+            -0.298770937418407,
+            -1.9160476165522606,
+            -1.3780544494965963,
+            -0.6535480774472323,
+        ],
+    );
+    assert_values(
+        &m,
+        d[1],
+        &[
+            -0.9126903947450116,
+            -0.6797296780475067,
+            -2.790838575517071,
+            -2.0675071395988387,
+        ],
+    );
+    assert_values(
+        &m,
+        d[2],
+        &[
+            -0.28828450552756285,
+            -0.542307006806411,
+            -0.20596567405802912,
+            -0.5403172471869915,
+            0.12763999943697088,
+            0.260363945575598,
+            0.10885036337697095,
+            0.3254602851195461,
+            0.21971441485239854,
+            0.5092055245541136,
+            0.4645590246223723,
+            0.9368477623824077,
+            -0.04486613616649793,
+            -0.07593986616601048,
+            -0.02458625037429902,
+            -0.04297070068185422,
+        ],
+    );
+    assert_values(
+        &m,
+        d[3],
+        &[
+            -1.6701486209294285,
+            -2.096647513999642,
+            0.8591662282687402,
+            1.343909726769682,
+            1.8395850487189298,
+            3.0633529562797706,
+            -0.20992943097366765,
+            -0.12305511926696047,
+        ],
+    );
+}
+
+/// A two-layer, batch-first GRU or LSTM filled as PyTorch's test fills it.
+fn two_layers<'g>(g: &'g Graph<f64>, gates: usize) -> Vec<[Tensor<'g, f64>; 4]> {
+    alloc::vec![filled(g, gates, 3, 0), filled(g, gates, 2, 4)]
+}
+
+fn gru_of<'g>(g: &'g Graph<f64>, batch_first: bool) -> GRU<'g, f64> {
+    GRU {
+        layers: two_layers(g, 3)
+            .into_iter()
+            .map(|[weight_ih, weight_hh, bias_ih, bias_hh]| GRUCell {
+                weight_ih,
+                weight_hh,
+                bias_ih,
+                bias_hh,
+            })
+            .collect(),
+        batch_first,
+    }
+}
+
+fn lstm_of<'g>(g: &'g Graph<f64>, batch_first: bool) -> LSTM<'g, f64> {
+    LSTM {
+        layers: two_layers(g, 4)
+            .into_iter()
+            .map(|[weight_ih, weight_hh, bias_ih, bias_hh]| LSTMCell {
+                weight_ih,
+                weight_hh,
+                bias_ih,
+                bias_hh,
+            })
+            .collect(),
+        batch_first,
+    }
+}
+
+// m = torch.nn.GRU(3, 2, num_layers=2, batch_first=True), parameters filled in order
+// x = fill(2x4x3, 9.0); out, hn = m(x)
+// loss = (out * arange(1., 17.).reshape(2, 4, 2)).sum() + (hn * hn).sum(); loss.backward()
+const GRU_OUT: [f64; 16] = [
+    0.002098207452131717,
+    -0.036157851487730965,
+    -0.003312159849808635,
+    -0.050591534983425876,
+    -0.004671200815726565,
+    -0.05103016117566338,
+    -0.0071127702104304465,
+    -0.05995021694888762,
+    0.012545822800155055,
+    -0.0383223360463036,
+    0.0006172102258898762,
+    -0.07227511604091022,
+    -0.01878000442853557,
+    -0.08508324319795028,
+    -0.021435511072000656,
+    -0.072800988066612,
+];
+const GRU_HN: [f64; 8] = [
+    -0.3700059911856054,
+    -0.4705008649739215,
+    -0.31072120752059207,
+    -0.5611641878911001,
+    -0.0071127702104304465,
+    -0.05995021694888762,
+    -0.021435511072000656,
+    -0.072800988066612,
+];
+const GRU_DX: [f64; 24] = [
+    -0.6153463173838709,
+    -0.24413363058983045,
+    0.16012139782190937,
+    -0.8535129568440679,
+    -0.3797134110059605,
+    0.1454785636956673,
+    -0.6994859838874296,
+    -0.2878401537567157,
+    0.16276349086576625,
+    -0.26387629061807777,
+    -0.0762415289863727,
+    0.12171216592845698,
+    -0.7745242437785783,
+    0.30017028348838615,
+    1.3342381710476543,
+    -0.9481421553994619,
+    0.535442799675141,
+    1.9465580836894376,
+    -1.6256598372149498,
+    -0.5010193411627875,
+    0.6914317723277784,
+    -0.8988619790011424,
+    -0.4017305363310219,
+    0.14977324982836188,
+];
+const GRU_DW_HH_L0: [f64; 12] = [
+    -0.015031188891325643,
+    -0.014750081073624787,
+    0.043766524218860556,
+    0.023138023406772283,
+    0.4310446147407457,
+    0.3050256173582897,
+    -0.6618696282828311,
+    -0.35601351918844304,
+    -2.580982757642776,
+    -1.4592575278444728,
+    -1.9645810987408177,
+    -0.8256785927435104,
+];
+
+// the same with torch.nn.LSTM: out, (hn, cn) = m(x); the same loss of out and hn
+const LSTM_OUT: [f64; 16] = [
+    0.0821654700945027,
+    0.0018751161569839719,
+    0.14325785513572095,
+    0.004325303333124539,
+    0.18422121022999435,
+    0.0037634162220356536,
+    0.20589888429157258,
+    -0.004031338495881157,
+    0.07144801450168214,
+    -0.006964486357045677,
+    0.11925106987970259,
+    -0.014147643331500967,
+    0.1629494952593491,
+    -0.010704044227771187,
+    0.1974662199956039,
+    -0.0056338280815997595,
+];
+const LSTM_HN: [f64; 8] = [
+    -0.12933100175977533,
+    -0.11955106207382346,
+    -0.05927496628968622,
+    -0.12997916044585195,
+    0.20589888429157258,
+    -0.004031338495881157,
+    0.1974662199956039,
+    -0.0056338280815997595,
+];
+const LSTM_DX: [f64; 24] = [
+    -0.20600280587929917,
+    -0.14098087521726424,
+    -0.05687784446575595,
+    -0.15701625182966006,
+    -0.09168654874919532,
+    -0.013947501416571088,
+    -0.1373323784448441,
+    -0.08081568690391389,
+    -0.013360971264064742,
+    -0.12142268473435526,
+    -0.08335766940328795,
+    -0.03401058456699041,
+    -0.7021180730450615,
+    -0.46136831374145015,
+    -0.15817451754953527,
+    -0.698084688759536,
+    -0.4148909499327667,
+    -0.07554366737402916,
+    -0.4658200706393778,
+    -0.2915806036372776,
+    -0.07787706979931891,
+    -0.17831197675025273,
+    -0.11110178708276804,
+    -0.028854491735675218,
+];
+const LSTM_DW_HH_L0: [f64; 16] = [
+    0.17565095884122459,
+    0.07412116434746326,
+    0.12733429669923313,
+    0.06689789134957286,
+    0.1151121446610687,
+    0.049759281030968695,
+    0.04030364818797465,
+    0.025509824204104557,
+    -0.2583396708087313,
+    -0.1263476586545767,
+    -0.28269769810916173,
+    -0.10854098751089541,
+    0.2610880803910162,
+    0.11525609660020997,
+    0.12488369673433986,
+    0.07307404601230708,
+];
+
+#[test]
+fn two_layer_gru_and_lstm_match_pytorch() {
+    for lstm in [false, true] {
+        let g = Graph::<f64>::new();
+        let x = g.param("x", fill(&[2, 4, 3], 9.0));
+        let (out, hn) = if lstm {
+            let (o, (h, _)) = lstm_of(&g, true).forward(x);
+            (o, h)
+        } else {
+            gru_of(&g, true).forward(x)
+        };
+        assert_eq!(out.shape().dims(), &[2, 4, 2]);
+        assert_eq!(hn.shape().dims(), &[2, 2, 2]);
+        let loss = (out * g.constant(weights(16, &[2, 4, 2]))).sum() + (hn * hn).sum();
+        let w_hh = g.get("w_hh0").unwrap();
+        let d = g.grad(loss, &[x, w_hh]).unwrap();
+        let mut m = g.compile(&[out, hn], &d).unwrap();
+        m.run().unwrap();
+        let want = if lstm {
+            [&LSTM_OUT[..], &LSTM_HN, &LSTM_DX, &LSTM_DW_HH_L0]
+        } else {
+            [&GRU_OUT[..], &GRU_HN, &GRU_DX, &GRU_DW_HH_L0]
+        };
+        for (t, w) in [out, hn, d[0], d[1]].into_iter().zip(want) {
+            assert_values(&m, t, w);
+        }
+    }
+}
+
+#[test]
+fn the_batch_may_be_the_run_time_axis_in_either_layout() {
+    // [..=4, T, F] fed 2 rows, batch first or permuted to [T, ..=4, F]: PyTorch's values
+    for batch_first in [true, false] {
+        let g = Graph::<f64>::new();
+        let x = g.input("x", (Dim::upto(4), 4, 3));
+        let xin = if batch_first {
+            x
+        } else {
+            x.permute(&[1, 0, 2])
+        };
+        let gru = gru_of(&g, batch_first);
+        let (out, hn) = gru.forward(xin);
+        let out = if batch_first {
+            out
+        } else {
+            out.permute(&[1, 0, 2])
+        };
+        let w = g.input("w", (Dim::upto(4), 4, 2));
+        let loss = (out * w).sum() + (hn * hn).sum();
+        let w_hh = g.get("w_hh0").unwrap();
+        let d = g.grad(loss, &[w_hh]).unwrap();
+        let mut m = g.compile(&[out, hn], &d).unwrap();
+        m.feed(x, &fill(&[2, 4, 3], 9.0)).unwrap();
+        m.feed(w, &weights(16, &[2, 4, 2])).unwrap();
+        m.run().unwrap();
+        assert_values(&m, out, &GRU_OUT);
+        assert_values(&m, hn, &GRU_HN);
+        assert_values(&m, d[0], &GRU_DW_HH_L0);
+    }
+}
+
+/// Both forms of a cell's step (with a state and from zero), added up.
+fn cell<'g>(gates: usize, t: &[Tensor<'g, f64>]) -> Tensor<'g, f64> {
+    let [weight_ih, weight_hh, bias_ih, bias_hh] = [t[3], t[4], t[5], t[6]];
+    if gates == 3 {
+        let c = GRUCell {
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+        };
+        c.forward(t[0], Some(t[1])) + c.forward(t[0], None)
+    } else {
+        let c = LSTMCell {
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+        };
+        let (h, c1) = c.forward(t[0], Some((t[1], t[2])));
+        h + c1 + c.forward(t[0], None).1
+    }
+}
+
+#[test]
+fn cells_pass_gradcheck_first_and_second_order() {
+    // x [2, 3], h [2, 2], c [2, 2], then the four parameters of a 2-unit cell
+    for gates in [3, 4] {
+        let mut inputs = alloc::vec![
+            rand_array(&[2, 3], 1, -1.0, 1.0),
+            rand_array(&[2, 2], 2, -1.0, 1.0),
+            rand_array(&[2, 2], 3, -1.0, 1.0),
+        ];
+        for (i, s) in [[gates * 2, 3], [gates * 2, 2]].iter().enumerate() {
+            inputs.push(rand_array(s, 4 + i as u64, -0.7, 0.7));
+        }
+        inputs.push(rand_array(&[gates * 2], 6, -0.7, 0.7));
+        inputs.push(rand_array(&[gates * 2], 7, -0.7, 0.7));
+        check(&inputs, |_, t| cell(gates, t));
+        // second order: the gradient of sum(y^2) dotted with the inputs, differentiated again
+        check(&inputs, |g, t| {
+            let y = cell(gates, t).square().sum();
+            let d = g.grad(y, t).unwrap();
+            d.tensors()
+                .iter()
+                .zip(t)
+                .map(|(&d, &x)| (d * x).sum())
+                .reduce(|a, b| a + b)
+                .unwrap()
+        });
+    }
+}
+
+#[test]
+fn gru_and_lstm_names_shapes_and_init_follow_pytorch() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let g = Graph::<f32>::new();
+    let gru = RnnBuilder::new(6, 16)
+        .num_layers(2)
+        .gru(&g, "rnn", &mut rng);
+    let lstm = LSTM::new(&g, "", 5, 4, &mut rng);
+    let x = g.input("x", (Dim::upto(8), 7, 6)).permute(&[1, 0, 2]);
+    let (out, hn) = gru.forward(x);
+    assert_eq!(out.shape().dims(), &[7, 8, 16]);
+    assert_eq!(hn.shape().dims(), &[2, 8, 16]);
+    let (_, (h, c)) = lstm.forward(g.input("y", [3, 2, 5]));
+    assert_eq!(
+        (h.shape().dims(), c.shape().dims()),
+        (&[1, 2, 4][..], &[1, 2, 4][..])
+    );
+    let m = g.compile(&[out, hn, h, c], &[]).unwrap();
+    let got: Vec<(String, Vec<usize>)> = m
+        .params()
+        .map(|(n, v)| (String::from(n), v.dims().to_vec()))
+        .collect();
+    let want = [
+        ("rnn.weight_ih_l0", &[48, 6][..]),
+        ("rnn.weight_hh_l0", &[48, 16]),
+        ("rnn.bias_ih_l0", &[48]),
+        ("rnn.bias_hh_l0", &[48]),
+        ("rnn.weight_ih_l1", &[48, 16]),
+        ("rnn.weight_hh_l1", &[48, 16]),
+        ("rnn.bias_ih_l1", &[48]),
+        ("rnn.bias_hh_l1", &[48]),
+        ("weight_ih_l0", &[16, 5]),
+        ("weight_hh_l0", &[16, 4]),
+        ("bias_ih_l0", &[16]),
+        ("bias_hh_l0", &[16]),
+    ];
+    assert_eq!(got.len(), want.len());
+    for ((n, s), (wn, ws)) in got.iter().zip(want) {
+        assert_eq!((n.as_str(), s.as_slice()), (wn, ws));
+    }
+    // U(±1/sqrt(H)): 1/4 for the GRU, 1/2 for the LSTM, and not much narrower
+    for (name, bound) in [("rnn.weight_hh_l1", 0.25f32), ("weight_ih_l0", 0.5)] {
+        let v = m.value(g.get(name).unwrap()).unwrap();
+        let max = v.iter().fold(0.0f32, |a, b| a.max(b.abs()));
+        assert!(max <= bound && max > 0.8 * bound, "{name}: {max}");
+    }
+    assert_eq!(Module::params(&gru).len(), 8);
+}
+
+#[test]
+fn bad_sequences_are_located_errors() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let cases: [(&[usize], bool, &str); 4] = [
+        (&[0, 2, 3], false, "the sequence is empty"),
+        (&[2, 0, 3], true, "the sequence is empty"),
+        (
+            &[4, 2, 5],
+            false,
+            "the input has 5 features but the layer takes 3",
+        ),
+        (&[4, 3], true, "the input must be [N, T, F]"),
+    ];
+    for (shape, batch_first, reason) in cases {
+        for lstm in [false, true] {
+            let g = Graph::<f32>::new();
+            let b = RnnBuilder::new(3, 2).batch_first(batch_first);
+            let x = g.input("x", shape);
+            let (out, line) = if lstm {
+                (b.lstm(&g, "r", &mut rng).forward(x).0, line!())
+            } else {
+                (b.gru(&g, "r", &mut rng).forward(x).0, line!())
+            };
+            let e = g.compile(&[out.sum()], &[]).unwrap_err();
+            let text = e.to_string();
+            let op = if lstm { "LSTM" } else { "GRU" };
+            assert!(matches!(e, Error::Shape { op: o, .. } if o == op), "{e:?}");
+            assert!(text.contains(reason), "{text}");
+            assert!(text.contains(&alloc::format!("tests.rs:{line}")), "{text}");
+        }
+    }
+    // the sequence length as the run-time axis cannot be unrolled
+    let g = Graph::<f32>::new();
+    let x = g.input("x", (Dim::upto(5), 2, 3));
+    let (out, line) = (GRU::new(&g, "r", 3, 2, &mut rng).forward(x).0, line!());
+    let text = g.compile(&[out.sum()], &[]).unwrap_err().to_string();
+    assert!(
+        text.contains("run-time axis") && text.contains(&alloc::format!(":{line}")),
+        "{text}"
+    );
+    // no layers
+    let g = Graph::<f32>::new();
+    let (gru, line) = (
+        RnnBuilder::new(3, 2).num_layers(0).gru(&g, "r", &mut rng),
+        line!(),
+    );
+    let out = gru.forward(g.input("x", [2, 2, 3])).0;
+    let text = g.compile(&[out.sum()], &[]).unwrap_err().to_string();
+    assert!(
+        text.contains("num_layers") && text.contains(&alloc::format!(":{line}")),
+        "{text}"
+    );
+    // a cell given a wrong feature size: the product's error, at the caller's line
+    let g = Graph::<f32>::new();
+    let cell = GRUCell::new(&g, "c", 3, 2, &mut rng);
+    let (h, line) = (cell.forward(g.input("x", [2, 4]), None), line!());
+    let text = g.compile(&[h.sum()], &[]).unwrap_err().to_string();
+    assert!(
+        text.contains("matmul") && text.contains(&alloc::format!(":{line}")),
+        "{text}"
+    );
 }

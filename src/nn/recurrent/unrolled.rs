@@ -79,7 +79,7 @@ impl RnnBuilder {
             .map(|l| {
                 let input = if l == 0 { self.input } else { self.hidden };
                 let suffix = alloc::format!("_l{l}");
-                params(g, name, &suffix, gates, input, self.hidden, rng, caller)
+                params(g, name, &suffix, [gates, input, self.hidden], rng, caller)
             })
             .collect()
     }
@@ -147,7 +147,11 @@ fn first_layer<'g, T: Scalar>(
     let (s, w) = (x.shape(), w_ih.shape());
     let time = usize::from(batch_first);
     let input = w.dims().get(1).copied().unwrap_or(0);
-    let layout = if batch_first { "[N, T, F]" } else { "[T, N, F]" };
+    let layout = if batch_first {
+        "[N, T, F]"
+    } else {
+        "[T, N, F]"
+    };
     let reason = if s.rank() != 3 {
         Some(alloc::format!("the input must be {layout}"))
     } else if s.dims()[2] != input {
@@ -165,7 +169,8 @@ fn first_layer<'g, T: Scalar>(
         None
     };
     if let Some(reason) = reason {
-        x.graph().fail(what, alloc::vec![s, w], reason, caller, Shape::scalar());
+        x.graph()
+            .fail(what, alloc::vec![s, w], reason, caller, Shape::scalar());
         return Err(());
     }
     // one product for every step at once, read a step at a time
@@ -178,7 +183,12 @@ fn first_layer<'g, T: Scalar>(
 
 /// Stand-ins for the outputs of a layer whose input was refused: shapes as if it fit,
 /// so later shape rules do not report the same mistake again.
-fn stand_in<'g, T: Scalar>(x: Tensor<'g, T>, layers: usize, hidden: usize, bf: bool) -> [Tensor<'g, T>; 2] {
+fn stand_in<'g, T: Scalar>(
+    x: Tensor<'g, T>,
+    layers: usize,
+    hidden: usize,
+    bf: bool,
+) -> [Tensor<'g, T>; 2] {
     let s = x.shape();
     let d = s.dims();
     let (n, t) = match (d.len(), bf) {
@@ -230,9 +240,14 @@ impl<'g, T: Scalar> GRU<'g, T> {
             return (x, x);
         };
         let hidden = hidden_of(last.weight_hh);
-        let Ok((time, mut gis)) =
-            first_layer("GRU", x, first.weight_ih, first.bias_ih, self.batch_first, caller)
-        else {
+        let Ok((time, mut gis)) = first_layer(
+            "GRU",
+            x,
+            first.weight_ih,
+            first.bias_ih,
+            self.batch_first,
+            caller,
+        ) else {
             let [o, h] = stand_in(x, self.layers.len(), hidden, self.batch_first);
             return (o, h);
         };
@@ -285,19 +300,21 @@ impl<'g, T: Scalar> LSTM<'g, T> {
     /// state. Errors as for [`GRU::forward`].
     #[track_caller]
     #[allow(clippy::type_complexity)]
-    pub fn forward(
-        &self,
-        x: Tensor<'g, T>,
-    ) -> (Tensor<'g, T>, (Tensor<'g, T>, Tensor<'g, T>)) {
+    pub fn forward(&self, x: Tensor<'g, T>) -> (Tensor<'g, T>, (Tensor<'g, T>, Tensor<'g, T>)) {
         let caller = Location::caller();
         let g = x.graph();
         let (Some(first), Some(last)) = (self.layers.first(), self.layers.last()) else {
             return (x, (x, x));
         };
         let hidden = hidden_of(last.weight_hh);
-        let Ok((time, mut gis)) =
-            first_layer("LSTM", x, first.weight_ih, first.bias_ih, self.batch_first, caller)
-        else {
+        let Ok((time, mut gis)) = first_layer(
+            "LSTM",
+            x,
+            first.weight_ih,
+            first.bias_ih,
+            self.batch_first,
+            caller,
+        ) else {
             let [o, h] = stand_in(x, self.layers.len(), hidden, self.batch_first);
             return (o, (h, h));
         };
