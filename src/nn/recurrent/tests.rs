@@ -613,10 +613,8 @@ fn bad_sequences_are_located_errors() {
     );
     // no layers
     let g = Graph::<f32>::new();
-    let (gru, line) = (
-        RnnBuilder::new(3, 2).num_layers(0).gru(&g, "r", &mut rng),
-        line!(),
-    );
+    let b = RnnBuilder::new(3, 2).num_layers(0);
+    let (gru, line) = (b.gru(&g, "r", &mut rng), line!());
     let out = gru.forward(g.input("x", [2, 2, 3])).0;
     let text = g.compile(&[out.sum()], &[]).unwrap_err().to_string();
     assert!(
