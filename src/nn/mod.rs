@@ -14,11 +14,13 @@ use crate::scalar::Scalar;
 mod embedding;
 mod linear;
 mod recurrent;
+mod sequential;
 mod summary;
 
 pub use embedding::{Dropout, Embedding};
 pub use linear::{Linear, Mlp, MlpBuilder};
 pub use recurrent::{GRUCell, LSTMCell, RnnBuilder, GRU, LSTM};
+pub use sequential::Sequential;
 pub use summary::Summary;
 
 /// A layer: a function of one tensor, with the parameters it holds. Activations,
