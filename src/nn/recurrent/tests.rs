@@ -631,3 +631,121 @@ fn bad_sequences_are_located_errors() {
         "{text}"
     );
 }
+
+// m = torch.nn.GRU(3, 2, num_layers=2) (time first), parameters filled in order;
+// x = fill(4x2x3, 9.0); h0 = fill(2x2x2, 11.0); out, hn = m(x, h0)
+// (out.sum() + (hn * hn).sum()).backward()
+const GRU_H0_OUT: [f64; 16] = [
+    -0.05458964155039914,
+    0.009865482144262555,
+    0.24735713505154638,
+    0.20407826379244082,
+    -0.046297700513084405,
+    -0.0286692598927756,
+    0.18927559472898775,
+    0.06375751721524664,
+    -0.029015728051879373,
+    -0.053872615571844404,
+    0.13242828810317608,
+    -0.024611258349021337,
+    -0.036275108071218025,
+    -0.07216652554365728,
+    0.09444133210764377,
+    -0.05040752496264573,
+];
+const GRU_H0_HN: [f64; 8] = [
+    -0.46393921881805233,
+    -0.440740674014242,
+    -0.33981886138373685,
+    -0.492216977151504,
+    -0.036275108071218025,
+    -0.07216652554365728,
+    0.09444133210764377,
+    -0.05040752496264573,
+];
+const GRU_DH0: [f64; 8] = [
+    0.25305833994865096,
+    0.2309548609259012,
+    0.2568521981706989,
+    0.2730975846592519,
+    1.735162438115433,
+    0.9021370138964817,
+    2.3117957280865244,
+    1.3502700740353284,
+];
+// the same with torch.nn.LSTM and c0 = fill(2x2x2, 12.0): out, (hn, cn) = m(x, (h0, c0));
+// hn = hn + cn; the same loss
+const LSTM_H0_OUT: [f64; 16] = [
+    0.19108332348138848,
+    0.10873308482483691,
+    0.20901757030144683,
+    0.06952486689871638,
+    0.21343375028747005,
+    0.061384516133896005,
+    0.24887801759699735,
+    0.0453881943289084,
+    0.22088912917152168,
+    0.020938138023766466,
+    0.24664085493654236,
+    0.010708612030476312,
+    0.23606132588938344,
+    0.005650693856169927,
+    0.2586043101948364,
+    0.0036595622940561326,
+];
+const LSTM_H0_HN: [f64; 8] = [
+    -0.49212372826953066,
+    -0.4036827826188586,
+    -0.3534044287528468,
+    -0.4222458956518297,
+    0.8784484422129214,
+    0.02125021473158025,
+    0.9888179550093841,
+    0.013944474939254044,
+];
+const LSTM_DH0: [f64; 8] = [
+    -0.09003643307538674,
+    -0.06700292909209841,
+    -0.05212141081725639,
+    -0.039849736595302464,
+    0.1930551761720714,
+    -0.0991860282453849,
+    0.12576721440832997,
+    -0.12271848402443813,
+];
+
+#[test]
+fn an_initial_state_matches_pytorch() {
+    for lstm in [false, true] {
+        let g = Graph::<f64>::new();
+        let x = g.constant(fill(&[4, 2, 3], 9.0));
+        let h0 = g.param("h0", fill(&[2, 2, 2], 11.0));
+        let (out, hn) = if lstm {
+            let c0 = g.param("c0", fill(&[2, 2, 2], 12.0));
+            let (o, (h, c)) = lstm_of(&g, false).forward_from(x, Some((h0, c0)));
+            (o, h + c)
+        } else {
+            gru_of(&g, false).forward_from(x, Some(h0))
+        };
+        let loss = out.sum() + (hn * hn).sum();
+        let d = g.grad(loss, &[h0]).unwrap();
+        let mut m = g.compile(&[out, hn], &d).unwrap();
+        m.run().unwrap();
+        let want = if lstm {
+            [&LSTM_H0_OUT[..], &LSTM_H0_HN, &LSTM_DH0]
+        } else {
+            [&GRU_H0_OUT[..], &GRU_H0_HN, &GRU_DH0]
+        };
+        for (t, w) in [out, hn, d[0]].into_iter().zip(want) {
+            assert_values(&m, t, w);
+        }
+    }
+    // a state of the wrong batch: located at the caller's line
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let g = Graph::<f64>::new();
+    let gru = GRU::new(&g, "r", 3, 2, &mut rng);
+    let (x, h0) = (g.input("x", [4, 2, 3]), g.input("h0", [1, 3, 2]));
+    let (out, line) = (gru.forward_from(x, Some(h0)).0, line!());
+    let text = g.compile(&[out.sum()], &[]).unwrap_err().to_string();
+    assert!(text.contains(&alloc::format!("tests.rs:{line}")), "{text}");
+}

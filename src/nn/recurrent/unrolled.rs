@@ -234,6 +234,18 @@ impl<'g, T: Scalar> GRU<'g, T> {
     /// line, from the first fallible call.
     #[track_caller]
     pub fn forward(&self, x: Tensor<'g, T>) -> (Tensor<'g, T>, Tensor<'g, T>) {
+        self.forward_from(x, None)
+    }
+
+    /// [`forward`](Self::forward) from the initial state `h_0` `[layers, N, H]` (PyTorch's
+    /// `gru(x, h_0)`; zero if `None`). A state of another shape is an error at the
+    /// caller's line.
+    #[track_caller]
+    pub fn forward_from(
+        &self,
+        x: Tensor<'g, T>,
+        h_0: Option<Tensor<'g, T>>,
+    ) -> (Tensor<'g, T>, Tensor<'g, T>) {
         let caller = Location::caller();
         let g = x.graph();
         let (Some(first), Some(last)) = (self.layers.first(), self.layers.last()) else {
@@ -261,7 +273,7 @@ impl<'g, T: Scalar> GRU<'g, T> {
                     .collect();
             }
             hs.clear();
-            let mut h = None;
+            let mut h = h_0.map(|h| h.narrow(0, l, 1).squeeze(0));
             for &gi in &gis {
                 let next = cell.step(gi, h);
                 hs.push(next);
@@ -301,6 +313,19 @@ impl<'g, T: Scalar> LSTM<'g, T> {
     #[track_caller]
     #[allow(clippy::type_complexity)]
     pub fn forward(&self, x: Tensor<'g, T>) -> (Tensor<'g, T>, (Tensor<'g, T>, Tensor<'g, T>)) {
+        self.forward_from(x, None)
+    }
+
+    /// [`forward`](Self::forward) from the initial state `(h_0, c_0)`, each
+    /// `[layers, N, H]` (PyTorch's `lstm(x, (h_0, c_0))`; zero if `None`). States of
+    /// another shape are an error at the caller's line.
+    #[track_caller]
+    #[allow(clippy::type_complexity)]
+    pub fn forward_from(
+        &self,
+        x: Tensor<'g, T>,
+        state_0: Option<(Tensor<'g, T>, Tensor<'g, T>)>,
+    ) -> (Tensor<'g, T>, (Tensor<'g, T>, Tensor<'g, T>)) {
         let caller = Location::caller();
         let g = x.graph();
         let (Some(first), Some(last)) = (self.layers.first(), self.layers.last()) else {
@@ -328,7 +353,8 @@ impl<'g, T: Scalar> LSTM<'g, T> {
                     .collect();
             }
             hs.clear();
-            let mut state = None;
+            let layer = |t: Tensor<'g, T>| t.narrow(0, l, 1).squeeze(0);
+            let mut state = state_0.map(|(h, c)| (layer(h), layer(c)));
             for &gi in &gis {
                 let (h, c) = cell.step(gi, state);
                 hs.push(h);
