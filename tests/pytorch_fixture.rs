@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use ndarray::{ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors};
 use tapegrad::prelude::*;
+use tapegrad::rand::SeedableRng;
 use tapegrad::weights::WeightMap;
 use tapegrad::Scalar;
 
@@ -196,4 +197,38 @@ fn pytorch_names_need_the_map() {
     let file = SafeTensors::deserialize(&io_bytes).unwrap();
     let want = tensor(&file, "0.weight").reversed_axes();
     assert_eq!(compare("w1", m.value(w1).unwrap(), &want, 0.0, 0.0), 0.0);
+}
+
+/// An `Mlp` has `nn.Sequential`'s names: `Linear, ReLU, Linear` is layers `0` and `2`,
+/// so PyTorch's file loads by name, only the weights transposed (a user's load failed
+/// when the second layer was numbered `1`).
+#[test]
+fn an_mlp_loads_pytorch_sequential_weights_by_name() {
+    use tapegrad::nn::{MlpBuilder, Module};
+    let io_bytes = std::fs::read(fixture("torch_mlp_f64_io.safetensors")).unwrap();
+    let io = SafeTensors::deserialize(&io_bytes).unwrap();
+    let x_value = tensor(&io, "x");
+    let g = Graph::<f64>::new();
+    let mut rng = tapegrad::rand::rngs::StdRng::seed_from_u64(0);
+    let mlp = MlpBuilder::new(&[8, 16, 4]).build(&g, "", &mut rng);
+    let x = g.input("x", [x_value.shape()[0], 8]);
+    let logits = mlp.forward(x);
+    let mut m = g.compile(&[logits], &[]).unwrap();
+    let names: Vec<String> = m.params().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    let map = WeightMap::new()
+        .transposed("0.weight", "0.weight")
+        .transposed("2.weight", "2.weight");
+    m.load_with(fixture("torch_mlp_f64.safetensors"), &map)
+        .unwrap();
+    m.feed(x, &x_value).unwrap();
+    m.run().unwrap();
+    compare(
+        "mlp",
+        m.value(logits).unwrap(),
+        &tensor(&io, "logits"),
+        1e-12,
+        1e-15,
+    );
+    assert_eq!(Module::params(&mlp).len(), 4);
 }

@@ -13,7 +13,7 @@ use crate::scalar::Scalar;
 use crate::shape::Shape;
 use crate::weights::Layout;
 
-use super::Activation;
+use super::{Activation, Dropout, Module, Sequential};
 
 /// A fully connected layer `x.matmul(weight) + bias`, weight `[in, out]`, bias `[out]`.
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +93,9 @@ impl<'g, T: Scalar> Linear<'g, T> {
 }
 
 /// A multi-layer perceptron: [`Linear`] layers with an activation (and optional dropout)
-/// between them, none after the last.
+/// between them, none after the last: a [`Sequential`], so its parameters have
+/// `torch.nn.Sequential`'s names (`Linear, ReLU, Linear` is `{name}.0`, `{name}.2`; with
+/// dropout, `Linear, ReLU, Dropout, Linear` is `{name}.0`, `{name}.3`).
 ///
 /// ```
 /// use tapegrad::prelude::*;
@@ -104,14 +106,15 @@ impl<'g, T: Scalar> Linear<'g, T> {
 /// let mlp = MlpBuilder::new(&[4, 8, 3]).activation(Activation::Tanh).build(&g, "mlp", &mut rng);
 /// let logits = mlp.forward(g.input("x", [5, 4]));
 /// assert_eq!(logits.shape(), Shape::from([5, 3]));
-/// assert_eq!(g.params().len(), 4); // mlp.0.weight, mlp.0.bias, mlp.1.weight, mlp.1.bias
+/// assert_eq!(g.params().len(), 4); // mlp.0.weight, mlp.0.bias, mlp.2.weight, mlp.2.bias
+/// assert!(g.get("mlp.2.weight").is_some()); // 1 is the Tanh
 /// ```
 #[derive(Clone, Debug)]
 pub struct Mlp<'g, T: Scalar> {
-    /// The layers, in order.
+    /// The linear layers, in order.
     pub layers: Vec<Linear<'g, T>>,
-    activation: Activation,
-    dropout: f64,
+    /// Every module in order, activations and dropout included.
+    pub seq: Sequential<'g, T>,
 }
 
 /// Sizes and options of an [`Mlp`] before it is built into a graph.
@@ -147,8 +150,10 @@ impl MlpBuilder {
     }
 
     /// Records the layers' parameters into `g`, named `"{name}.{i}.weight"` and
-    /// `"{name}.{i}.bias"`. A layer too large to initialise records
-    /// [`Error::TooLarge`] in `g`, as [`Linear::new`] does.
+    /// `"{name}.{i}.bias"` with `i` the layer's index among all modules, activations and
+    /// dropout counted, as in `torch.nn.Sequential` (`0`, `2`, `4`, ...; `0`, `3`, `6`,
+    /// ... with dropout); an empty `name` gives the bare `"{i}.weight"`. A layer too large
+    /// to initialise records [`Error::TooLarge`] in `g`, as [`Linear::new`] does.
     #[track_caller]
     pub fn build<'g, T: Scalar, R: Rng + ?Sized>(
         &self,
@@ -157,17 +162,23 @@ impl MlpBuilder {
         rng: &mut R,
     ) -> Mlp<'g, T> {
         let caller = Location::caller();
-        let layers = self
-            .sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| Linear::new_at(g, &format!("{name}.{i}"), w[0], w[1], rng, caller))
-            .collect();
-        Mlp {
-            layers,
-            activation: self.activation,
-            dropout: self.dropout,
+        let mut seq = Sequential::new(name);
+        let mut layers = Vec::new();
+        let n = self.sizes.len().saturating_sub(1);
+        for (i, w) in self.sizes.windows(2).enumerate() {
+            seq.push(|name| {
+                let layer = Linear::new_at(g, name, w[0], w[1], rng, caller);
+                layers.push(layer);
+                layer
+            });
+            if i + 1 < n {
+                seq.add(self.activation);
+                if self.dropout > 0.0 {
+                    seq.add(Dropout::new(self.dropout));
+                }
+            }
         }
+        Mlp { layers, seq }
     }
 }
 
@@ -175,17 +186,7 @@ impl<'g, T: Scalar> Mlp<'g, T> {
     /// The network applied to `x` `[batch, in]`.
     #[track_caller]
     pub fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
-        let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(h);
-            if i + 1 < self.layers.len() {
-                h = self.activation.apply(h);
-                if self.dropout > 0.0 {
-                    h = h.dropout(self.dropout);
-                }
-            }
-        }
-        h
+        self.seq.forward(x)
     }
 
     /// The parameters, layer by layer (weight, then bias).
@@ -194,6 +195,17 @@ impl<'g, T: Scalar> Mlp<'g, T> {
             .iter()
             .flat_map(|l| [l.weight, l.bias])
             .collect()
+    }
+}
+
+impl<'g, T: Scalar> Module<'g, T> for Mlp<'g, T> {
+    #[track_caller]
+    fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
+        Mlp::forward(self, x)
+    }
+
+    fn params(&self) -> Vec<Tensor<'g, T>> {
+        Mlp::params(self)
     }
 }
 
@@ -224,6 +236,29 @@ mod tests {
         }
         let names: Vec<_> = m.params().map(|(n, _)| String::from(n)).collect();
         assert_eq!(names, ["fc.weight", "fc.bias"]);
+    }
+
+    #[test]
+    fn mlp_has_torch_sequential_names() {
+        // nn.Sequential(Linear(3, 5), ReLU(), Linear(5, 4), ReLU(), Linear(4, 2)): 0, 2, 4;
+        // with a Dropout after each ReLU: 0, 3, 6
+        for (p, want) in [(0.0, ["0", "2", "4"]), (0.5, ["0", "3", "6"])] {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+            let g = Graph::<f32>::new();
+            let mlp = MlpBuilder::new(&[3, 5, 4, 2])
+                .dropout(p)
+                .build(&g, "mlp", &mut rng);
+            let y = mlp.forward(g.input("x", [2, 3]));
+            let m = g.compile(&[y], &[]).unwrap();
+            let names: Vec<_> = m.params().map(|(n, _)| String::from(n)).collect();
+            let want: Vec<_> = want
+                .iter()
+                .flat_map(|i| [format!("mlp.{i}.weight"), format!("mlp.{i}.bias")])
+                .collect();
+            assert_eq!(names, want);
+            assert_eq!(mlp.seq.len(), if p > 0.0 { 7 } else { 5 });
+            assert_eq!(Module::params(&mlp).len(), 6);
+        }
     }
 
     #[test]

@@ -11,14 +11,20 @@ use alloc::vec::Vec;
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
 
+mod embedding;
 mod linear;
 mod pool;
+mod recurrent;
+mod sequential;
 mod summary;
 
+pub use embedding::{Dropout, Embedding};
 pub use linear::{Linear, Mlp, MlpBuilder};
 pub use pool::{
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d,
 };
+pub use recurrent::{GRUCell, LSTMCell, RnnBuilder, GRU, LSTM};
+pub use sequential::Sequential;
 pub use summary::Summary;
 
 /// A layer: a function of one tensor, with the parameters it holds. Activations,
