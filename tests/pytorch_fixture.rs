@@ -3,78 +3,21 @@
 //! logits, loss and parameter gradients, in f32 and in f64.
 #![cfg(feature = "std")]
 
-use std::path::PathBuf;
-
-use ndarray::{ArrayD, IxDyn};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use tapegrad::prelude::*;
 use tapegrad::rand::SeedableRng;
 use tapegrad::weights::WeightMap;
 use tapegrad::Scalar;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+#[path = "common/torch.rs"]
+mod torch;
+use torch::{compare, fixture, tensor};
 
 /// PyTorch's `nn.Sequential` names: layer 0 and layer 2 (layer 1 is the ReLU).
 fn torch_map() -> WeightMap {
     WeightMap::new()
         .torch_linear("0", "w1", "b1")
         .torch_linear("2", "w2", "b2")
-}
-
-/// A tensor of the fixture as f64 (f32 values widen exactly; int64 class ids too).
-fn tensor(file: &SafeTensors<'_>, name: &str) -> ArrayD<f64> {
-    let t = file.tensor(name).unwrap();
-    let values: Vec<f64> = match t.dtype() {
-        Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        Dtype::I64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        d => panic!("{name}: unexpected dtype {d:?}"),
-    };
-    ArrayD::from_shape_vec(IxDyn(t.shape()), values).unwrap()
-}
-
-/// Checks `got` against PyTorch's `want` element by element: equal within `max_relative`
-/// of the larger magnitude, or within `epsilon` for values near zero. Returns the largest
-/// relative error among elements of magnitude at least `epsilon`.
-fn compare<T: Scalar>(
-    what: &str,
-    got: ndarray::ArrayViewD<'_, T>,
-    want: &ArrayD<f64>,
-    max_relative: f64,
-    epsilon: f64,
-) -> f64 {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let mut worst: f64 = 0.0;
-    for (i, (g, &w)) in got.iter().zip(want.iter()).enumerate() {
-        let g = g.to_f64().unwrap();
-        let diff = (g - w).abs();
-        let scale = g.abs().max(w.abs());
-        assert!(
-            diff <= epsilon || diff <= max_relative * scale,
-            "{what}[{i}]: tapegrad {g:e}, PyTorch {w:e} (relative error {:e})",
-            diff / scale
-        );
-        if scale >= epsilon {
-            worst = worst.max(diff / scale);
-        }
-    }
-    worst
 }
 
 /// Builds the MLP in tapegrad, loads PyTorch's weights, runs the fixture's batch and
