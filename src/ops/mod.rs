@@ -16,6 +16,7 @@
 //! | `index.rs`      | index_select, scatter_add, one_hot |
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
+//! | `conv.rs`       | conv1d, conv2d (zero padding, stride, dilation, groups; im2col + GEMM) and their input and weight gradients |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
 //!
 //! Kernel helpers, no ops: `pairwise.rs` (the sums' pairwise summation), `strided.rs`
@@ -34,6 +35,7 @@ use crate::shape::Shape;
 mod argmax;
 mod arith;
 mod binary;
+mod conv;
 mod dropout;
 mod index;
 mod layout;
@@ -51,6 +53,7 @@ pub(crate) use strided::gather_signed;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};
+pub use conv::{Conv, Conv1dOptions, Conv2dOptions, ConvInputGrad, ConvWeightGrad, Size2};
 pub use unary::{Unary, UnaryFn};
 
 /// An operation on tensors. Implement it to add an op, and record it with

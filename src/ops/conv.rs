@@ -1,0 +1,520 @@
+//! Convolutions: `conv1d` over `[N, C, L]` and `conv2d` over `[N, C, H, W]`, with
+//! PyTorch's `F.conv1d` / `F.conv2d` semantics (zero padding, stride, dilation, groups;
+//! weight `[O, C/groups, k..]`, optional bias `[O]`). A 1-D convolution is the 2-D one
+//! with a height of 1, so one set of ops and kernels serves both.
+//!
+//! Three ops, each linear in both inputs, close the family under differentiation. With
+//! `y = conv(x, w)` and `<a, b>` the sum of elementwise products:
+//! - `conv_input_grad(gy, w)` is the adjoint in `x` (a transposed convolution):
+//!   `<conv_input_grad(gy, w), x> = <gy, conv(x, w)>`;
+//! - `conv_weight_grad(x, gy)` is the adjoint in `w`: `<conv_weight_grad(x, gy), w> = <gy, conv(x, w)>`.
+//!
+//! So `dx = conv_input_grad(gy, w)`, `dw = conv_weight_grad(x, gy)`, and the VJPs of the two
+//! gradient ops are again the three ops (see each `vjp`): gradients of gradients work.
+//!
+//! The kernels (`conv/kernel.rs`) unfold each sample into columns (im2col) in the
+//! machine's planned scratch and multiply with the crate's GEMM, which writes the output
+//! in NCHW order directly: `y[n, group] = w[group] · cols(x[n, group])`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::panic::Location;
+
+use super::{Inputs, Op, Out};
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::scalar::Scalar;
+use crate::shape::Shape;
+
+mod kernel;
+mod options;
+#[cfg(test)]
+mod tests;
+
+pub use options::{Conv1dOptions, Conv2dOptions, Size2};
+
+type ShapeResult = core::result::Result<Shape, String>;
+
+/// Stride, padding, dilation and groups of a convolution, as `[height, width]` (a 1-D
+/// convolution: height 1 with stride 1, no padding, dilation 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geom {
+    /// 1 or 2 spatial axes.
+    spatial: usize,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+/// The sizes of one convolution: batch `n`, input `[c, h, w]`, output `[o, oh, ow]`,
+/// kernel `[kh, kw]`; per group `cg` input and `og` output channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    cg: usize,
+    og: usize,
+}
+
+impl Sizes {
+    /// Rows of one group's columns: `cg * kh * kw`.
+    fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+    /// Output positions per channel.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+impl Geom {
+    fn name(&self) -> &'static str {
+        if self.spatial == 1 {
+            "conv1d"
+        } else {
+            "conv2d"
+        }
+    }
+
+    /// `[n, c, h, w]` of an input (`[n, c, l]` is `[n, c, 1, l]`).
+    fn nchw(&self, s: &Shape, what: &str) -> core::result::Result<[usize; 4], String> {
+        let d = s.dims();
+        match (self.spatial, d) {
+            (1, &[n, c, l]) => Ok([n, c, 1, l]),
+            (2, &[n, c, h, w]) => Ok([n, c, h, w]),
+            _ => Err(format!(
+                "the {what} must be {}, got {s}",
+                if self.spatial == 1 {
+                    "[N, C, L] (rank 3)"
+                } else {
+                    "[N, C, H, W] (rank 4)"
+                }
+            )),
+        }
+    }
+
+    /// `[o, cg, kh, kw]` of a weight.
+    fn weight(&self, s: &Shape) -> core::result::Result<[usize; 4], String> {
+        if s.run().is_some() {
+            return Err(format!("the weight {s} cannot have a run-time axis"));
+        }
+        let d = s.dims();
+        match (self.spatial, d) {
+            (1, &[o, cg, k]) => Ok([o, cg, 1, k]),
+            (2, &[o, cg, kh, kw]) => Ok([o, cg, kh, kw]),
+            _ => Err(format!(
+                "the weight must be {}, got {s}",
+                if self.spatial == 1 {
+                    "[O, C/groups, K] (rank 3)"
+                } else {
+                    "[O, C/groups, KH, KW] (rank 4)"
+                }
+            )),
+        }
+    }
+
+    /// The parameters' own checks, and the output extent of each spatial axis.
+    fn out_hw(&self, hw: [usize; 2], k: [usize; 2]) -> core::result::Result<[usize; 2], String> {
+        let axis = |i: usize| if self.spatial == 1 { 0 } else { i };
+        if self.groups == 0 {
+            return Err(String::from("groups must be at least 1, got 0"));
+        }
+        let mut out = [0; 2];
+        for i in 0..2 {
+            if self.stride[i] == 0 {
+                return Err(format!(
+                    "the stride must be at least 1, got {:?}",
+                    self.user(self.stride)
+                ));
+            }
+            if self.dilation[i] == 0 {
+                return Err(format!(
+                    "the dilation must be at least 1, got {:?}",
+                    self.user(self.dilation)
+                ));
+            }
+            let padded = hw[i].saturating_add(2 * self.padding[i]);
+            let span = self.dilation[i]
+                .saturating_mul(k[i].saturating_sub(1))
+                .saturating_add(1);
+            if k[i] == 0 || span > padded {
+                return Err(format!(
+                    "the kernel (extent {}, dilated {span}) is larger than the padded input \
+                     (extent {}, padded {padded}) along spatial axis {}",
+                    k[i],
+                    hw[i],
+                    axis(i)
+                ));
+            }
+            out[i] = (padded - span) / self.stride[i] + 1;
+        }
+        Ok(out)
+    }
+
+    /// Per-axis parameters as the user gave them (only the length for 1-D).
+    fn user(&self, a: [usize; 2]) -> Vec<usize> {
+        if self.spatial == 1 {
+            vec![a[1]]
+        } else {
+            a.to_vec()
+        }
+    }
+
+    /// The sizes of `conv(x, w)`, checked.
+    fn sizes(&self, x: &Shape, w: &Shape) -> core::result::Result<Sizes, String> {
+        let [n, c, h, wd] = self.nchw(x, "input")?;
+        if x.run().is_some_and(|r| r.axis != 0) {
+            return Err(format!(
+                "only the batch axis (0) may be a run-time axis, got {x}"
+            ));
+        }
+        let [o, cg, kh, kw] = self.weight(w)?;
+        let [oh, ow] = self.out_hw([h, wd], [kh, kw])?;
+        let g = self.groups;
+        if c % g != 0 || o % g != 0 {
+            return Err(format!(
+                "groups ({g}) must divide the input channels ({c}) and the output channels ({o})"
+            ));
+        }
+        if cg * g != c {
+            return Err(format!(
+                "the input has {c} channels, the weight expects {} ({cg} per group × {g} groups)",
+                cg * g
+            ));
+        }
+        Ok(Sizes {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            oh,
+            ow,
+            cg,
+            og: o / g,
+        })
+    }
+
+    /// `[n, o, (oh,) ow]` with the batch's run-time axis, if any.
+    fn out_shape(&self, z: &Sizes, batch: &Shape) -> Shape {
+        let dims = if self.spatial == 1 {
+            vec![z.n, z.o, z.ow]
+        } else {
+            vec![z.n, z.o, z.oh, z.ow]
+        };
+        Shape::with_dims_of(dims, batch.run())
+    }
+
+    /// Checks that `gy` is the output shape of a convolution of sizes `z`.
+    fn check_grad_out(&self, z: &Sizes, x: &Shape, gy: &Shape) -> core::result::Result<(), String> {
+        let want = self.out_shape(z, x);
+        if *gy != want || gy.bound() != x.bound() {
+            return Err(format!("the output gradient must be {want}, got {gy}"));
+        }
+        Ok(())
+    }
+
+    fn spatial_dims(&self, hw: [usize; 2]) -> Vec<usize> {
+        self.user(hw)
+    }
+}
+
+/// `conv(x, w)`: inputs `[x, w]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv(Geom);
+
+/// The gradient of a convolution in its input, for an input of spatial extent `in_hw`:
+/// inputs `[grad_out, w]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvInputGrad(Geom, [usize; 2]);
+
+/// The gradient of a convolution in its weight, for a kernel of extent `k_hw`: inputs
+/// `[x, grad_out]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvWeightGrad(Geom, [usize; 2]);
+
+impl<T: Scalar> Op<T> for Conv {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let z = self.0.sizes(s[0], s[1])?;
+        Ok(self.0.out_shape(&z, s[0]))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+    fn scratch(&self, s: &[&Shape]) -> usize {
+        self.0
+            .sizes(s[0], s[1])
+            .map_or(0, |z| kernel::forward_scratch::<T>(&self.0, &z))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        if let Ok(z) = self.0.sizes(x.shape(0), x.shape(1)) {
+            let (y, scratch) = out.with_scratch();
+            kernel::forward(&self.0, &z, x.slice(0), x.slice(1), y, scratch);
+        }
+        Ok(())
+    }
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        g: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let caller = Location::caller();
+        let (xs, ws) = (x[0].shape(), x[1].shape());
+        let (Ok([_, _, h, w]), Ok([_, _, kh, kw])) =
+            (self.0.nchw(&xs, "input"), self.0.weight(&ws))
+        else {
+            return vec![None, None];
+        };
+        let dx = g.apply(ConvInputGrad(self.0, [h, w]), &[g, x[1]], caller);
+        let dw = g.apply(ConvWeightGrad(self.0, [kh, kw]), &[x[0], g], caller);
+        vec![Some(dx), Some(dw)]
+    }
+}
+
+impl ConvInputGrad {
+    fn sizes(&self, gy: &Shape, w: &Shape) -> core::result::Result<Sizes, String> {
+        let g = self.0;
+        let [n, _, _, _] = g.nchw(gy, "output gradient")?;
+        let [_, cg, _, _] = g.weight(w)?;
+        let [h, wd] = self.1;
+        let mut dims = vec![n, cg.saturating_mul(g.groups)];
+        dims.extend(g.spatial_dims([h, wd]));
+        let x = Shape::with_dims_of(dims, gy.run());
+        let z = g.sizes(&x, w)?;
+        g.check_grad_out(&z, &x, gy)?;
+        Ok(z)
+    }
+}
+
+impl<T: Scalar> Op<T> for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        if self.0.spatial == 1 {
+            "conv1d_input_grad"
+        } else {
+            "conv2d_input_grad"
+        }
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let z = self.sizes(s[0], s[1])?;
+        let mut dims = vec![z.n, z.c];
+        dims.extend(self.0.spatial_dims([z.h, z.w]));
+        Ok(Shape::with_dims_of(dims, s[0].run()))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+    fn scratch(&self, s: &[&Shape]) -> usize {
+        self.sizes(s[0], s[1])
+            .map_or(0, |z| kernel::input_grad_scratch::<T>(&self.0, &z))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        if let Ok(z) = self.sizes(x.shape(0), x.shape(1)) {
+            let (dx, scratch) = out.with_scratch();
+            kernel::input_grad(&self.0, &z, x.slice(0), x.slice(1), dx, scratch);
+        }
+        Ok(())
+    }
+    // out = T(gy, w), bilinear, with <T(gy, w), x> = <gy, conv(x, w)>; for the upstream
+    // `gg` (shaped like x): d/dgy = conv(gg, w), d/dw = conv_weight_grad(gg, gy).
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        gg: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let caller = Location::caller();
+        let Ok([_, _, kh, kw]) = self.0.weight(&x[1].shape()) else {
+            return vec![None, None];
+        };
+        let dgy = gg.apply(Conv(self.0), &[gg, x[1]], caller);
+        let dw = gg.apply(ConvWeightGrad(self.0, [kh, kw]), &[gg, x[0]], caller);
+        vec![Some(dgy), Some(dw)]
+    }
+}
+
+impl ConvWeightGrad {
+    fn sizes(&self, x: &Shape, gy: &Shape) -> core::result::Result<Sizes, String> {
+        let g = self.0;
+        let [_, c, _, _] = g.nchw(x, "input")?;
+        let [_, o, _, _] = g.nchw(gy, "output gradient")?;
+        if g.groups == 0 || c % g.groups != 0 {
+            return Err(format!(
+                "groups ({}) must divide the input channels ({c})",
+                g.groups
+            ));
+        }
+        let [kh, kw] = self.1;
+        let mut dims = vec![o, c / g.groups];
+        dims.extend(g.spatial_dims([kh, kw]));
+        let z = g.sizes(x, &Shape::new(dims))?;
+        g.check_grad_out(&z, x, gy)?;
+        Ok(z)
+    }
+}
+
+impl<T: Scalar> Op<T> for ConvWeightGrad {
+    fn name(&self) -> &'static str {
+        if self.0.spatial == 1 {
+            "conv1d_weight_grad"
+        } else {
+            "conv2d_weight_grad"
+        }
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let z = self.sizes(s[0], s[1])?;
+        let mut dims = vec![z.o, z.cg];
+        dims.extend(self.0.spatial_dims([z.kh, z.kw]));
+        Ok(Shape::new(dims))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+    fn scratch(&self, s: &[&Shape]) -> usize {
+        self.sizes(s[0], s[1])
+            .map_or(0, |z| kernel::weight_grad_scratch::<T>(&self.0, &z))
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        if let Ok(z) = self.sizes(x.shape(0), x.shape(1)) {
+            let (dw, scratch) = out.with_scratch();
+            kernel::weight_grad(&self.0, &z, x.slice(0), x.slice(1), dw, scratch);
+        }
+        Ok(())
+    }
+    // out = U(x, gy), bilinear, with <U(x, gy), w> = <gy, conv(x, w)>; for the upstream
+    // `gg` (shaped like w): d/dx = conv_input_grad(gy, gg), d/dgy = conv(x, gg).
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        gg: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let caller = Location::caller();
+        let Ok([_, _, h, w]) = self.0.nchw(&x[0].shape(), "input") else {
+            return vec![None, None];
+        };
+        let dx = gg.apply(ConvInputGrad(self.0, [h, w]), &[x[1], gg], caller);
+        let dgy = gg.apply(Conv(self.0), &[x[0], gg], caller);
+        vec![Some(dx), Some(dgy)]
+    }
+}
+
+impl<'g, T: Scalar> Tensor<'g, T> {
+    /// 2-D convolution of `self` `[N, C, H, W]` with `weight` `[O, C/groups, KH, KW]` and
+    /// an optional `bias` `[O]`, as PyTorch's `F.conv2d`: output `[N, O, OH, OW]` with
+    /// `OH = (H + 2 pad - dil (KH - 1) - 1) / stride + 1`. The batch axis may be a
+    /// run-time axis ([`Dim::upto`](crate::Dim::upto)).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::ops::Conv2dOptions;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.constant(tapegrad::ndarray::Array4::from_elem((1, 1, 3, 3), 1.0));
+    /// let w = g.constant(tapegrad::ndarray::Array4::from_elem((2, 1, 2, 2), 0.5));
+    /// let y = x.conv2d(w, None, Conv2dOptions::default().padding(1));
+    /// assert_eq!(y.shape(), Shape::from([1, 2, 4, 4]));
+    /// let mut m = g.compile(&[y], &[])?;
+    /// m.run()?;
+    /// assert_eq!(m.value(y)?[[0, 0, 0, 0]], 0.5); // only the corner overlaps the input
+    /// assert_eq!(m.value(y)?[[0, 1, 1, 1]], 2.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// Wrong ranks, a channel count the weight does not take, `groups` that do not divide
+    /// the channels, a stride, dilation or groups of 0, or a kernel larger than the padded
+    /// (dilated) input are shape errors located at this call.
+    #[track_caller]
+    pub fn conv2d(
+        self,
+        weight: Tensor<'g, T>,
+        bias: Option<Tensor<'g, T>>,
+        opts: Conv2dOptions,
+    ) -> Tensor<'g, T> {
+        let geom = Geom {
+            spatial: 2,
+            stride: opts.stride,
+            padding: opts.padding,
+            dilation: opts.dilation,
+            groups: opts.groups,
+        };
+        self.conv_at(geom, weight, bias, Location::caller())
+    }
+
+    /// 1-D convolution of `self` `[N, C, L]` with `weight` `[O, C/groups, K]` and an
+    /// optional `bias` `[O]`, as PyTorch's `F.conv1d`: output `[N, O, OL]`. Errors as
+    /// [`conv2d`](Tensor::conv2d).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::ops::Conv1dOptions;
+    /// let g = Graph::<f64>::new();
+    /// let x = g.constant(tapegrad::ndarray::arr3(&[[[1.0, 2.0, 3.0, 4.0]]]));
+    /// let w = g.constant(tapegrad::ndarray::arr3(&[[[1.0, -1.0]]]));
+    /// let b = g.constant(tapegrad::ndarray::arr1(&[10.0]));
+    /// let y = x.conv1d(w, Some(b), Conv1dOptions::default().stride(2));
+    /// let mut m = g.compile(&[y], &[])?;
+    /// m.run()?;
+    /// // windows [1, 2] and [3, 4]: 1 - 2 + 10, 3 - 4 + 10
+    /// assert_eq!(m.value(y)?.as_slice(), Some(&[9.0, 9.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn conv1d(
+        self,
+        weight: Tensor<'g, T>,
+        bias: Option<Tensor<'g, T>>,
+        opts: Conv1dOptions,
+    ) -> Tensor<'g, T> {
+        let geom = Geom {
+            spatial: 1,
+            stride: [1, opts.stride],
+            padding: [0, opts.padding],
+            dilation: [1, opts.dilation],
+            groups: opts.groups,
+        };
+        self.conv_at(geom, weight, bias, Location::caller())
+    }
+
+    #[track_caller]
+    fn conv_at(
+        self,
+        geom: Geom,
+        weight: Tensor<'g, T>,
+        bias: Option<Tensor<'g, T>>,
+        caller: &'static Location<'static>,
+    ) -> Tensor<'g, T> {
+        let y = self.apply(Conv(geom), &[self, weight], caller);
+        let Some(b) = bias else { return y };
+        let o = weight.shape().dims().first().copied().unwrap_or(0);
+        let bs = b.shape();
+        if bs.dims() != [o] || bs.run().is_some() {
+            let shapes = vec![self.shape(), weight.shape(), bs.clone()];
+            let reason = format!("the bias must be [{o}] (one per output channel), got {bs}");
+            return self
+                .graph
+                .fail(geom.name(), shapes, reason, caller, y.shape());
+        }
+        // [O] as [O, 1(, 1)]: broadcast over the batch and the positions
+        let per_channel = if geom.spatial == 1 {
+            vec![o, 1]
+        } else {
+            vec![o, 1, 1]
+        };
+        y + b.reshape(per_channel)
+    }
+}

@@ -1,0 +1,307 @@
+//! The convolution kernels: im2col into scratch, then the crate's GEMM.
+//!
+//! For one sample and group, with `cols` the `[K, P]` unfolding of the input (row
+//! `(c, i, j)`, column `(oy, ox)` holds `x[c, oy*sh + i*dh - ph, ox*sw + j*dw - pw]`, or 0 in
+//! the padding):
+//! - forward: `y[og, P] = w[og, K] · cols`;
+//! - input gradient: `dcols[K, P] = w[og, K]ᵀ · gy[og, P]`, folded back (col2im, adding
+//!   overlapping taps in a fixed order);
+//! - weight gradient: `dw[og, K] = gy[og, N·P] · cols[K, N·P]ᵀ`, one product over the whole
+//!   batch, so each element is the GEMM's single chain over `N·P`.
+//!
+//! Forward and input gradient split the batch over threads in whole samples, each piece
+//! with its own part of the scratch; every sample is computed by the same instructions
+//! whatever the split, so the bits do not depend on the thread count. A 1×1 kernel with
+//! stride 1 and no padding reads the input as its own columns.
+
+use super::{Geom, Sizes};
+use crate::gemm::{gemm, scratch_len};
+use crate::scalar::Scalar;
+
+/// Multiply-adds from which forward and input gradient split the batch over threads: a
+/// piece is whole samples, much coarser than the GEMM's own split (`gemm::PAR_MIN`).
+const PAR_MIN: usize = 1 << 20;
+
+fn direct(g: &Geom, z: &Sizes) -> bool {
+    z.kh == 1 && z.kw == 1 && g.stride == [1, 1] && g.padding == [0, 0]
+}
+
+fn madds(z: &Sizes) -> usize {
+    z.n.saturating_mul(z.o)
+        .saturating_mul(z.k())
+        .saturating_mul(z.p())
+}
+
+/// Pieces the batch is split into, at most `fit` (pieces whose scratch fits).
+fn pieces(z: &Sizes, fit: usize) -> usize {
+    let t = crate::par::threads();
+    if cfg!(feature = "rayon") && t > 1 && madds(z) >= PAR_MIN {
+        t.min(z.n).min(fit).max(1)
+    } else {
+        1
+    }
+}
+
+/// A piece's work on its samples: `(y, scratch, x)`.
+type Piece<'f, T> = dyn Fn(&mut [T], &mut [T], &[T]) + Sync + 'f;
+
+/// Runs `f(y, scratch, x)` on the batch, split into pieces of whole samples: `y` holds
+/// `y_per` elements per sample, `x` `x_per`, and each piece gets `per_piece` of scratch.
+#[allow(clippy::too_many_arguments)]
+fn split<T: Scalar>(
+    z: &Sizes,
+    per_piece: usize,
+    y: &mut [T],
+    y_per: usize,
+    scratch: &mut [T],
+    x: &[T],
+    x_per: usize,
+    f: &Piece<'_, T>,
+) {
+    let fit = scratch.len().checked_div(per_piece).unwrap_or(usize::MAX);
+    let t = pieces(z, fit);
+    if t <= 1 {
+        f(y, scratch, x);
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        let per = z.n.div_ceil(t);
+        crate::par::pieces(
+            y,
+            per * y_per,
+            scratch,
+            per_piece,
+            x,
+            per * x_per,
+            &|_, y, s, x| f(y, s, x),
+        );
+    }
+}
+
+/// Unfolds channels `c0..c0 + cg` of one sample `x` `[C, H, W]` into `cols` `[K, P]`, rows
+/// `ld` apart.
+fn im2col<T: Scalar>(g: &Geom, z: &Sizes, x: &[T], c0: usize, cols: &mut [T], ld: usize) {
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let [dh, dw] = g.dilation;
+    let (ow, hw) = (z.ow, z.h * z.w);
+    let mut r = 0;
+    for c in c0..c0 + z.cg {
+        let xc = &x[c * hw..(c + 1) * hw];
+        for i in 0..z.kh {
+            for j in 0..z.kw {
+                let row = &mut cols[r * ld..r * ld + z.p()];
+                let (lo, hi) = valid(j * dw, pw, sw, z.w, ow);
+                for oy in 0..z.oh {
+                    let o = &mut row[oy * ow..(oy + 1) * ow];
+                    let iy = oy * sh + i * dh;
+                    if iy < ph || iy - ph >= z.h {
+                        o.fill(T::zero());
+                        continue;
+                    }
+                    let xr = &xc[(iy - ph) * z.w..(iy - ph + 1) * z.w];
+                    o[..lo].fill(T::zero());
+                    o[hi..].fill(T::zero());
+                    if sw == 1 {
+                        let s = lo + j * dw - pw;
+                        o[lo..hi].copy_from_slice(&xr[s..s + hi - lo]);
+                    } else {
+                        for (ox, o) in o.iter_mut().enumerate().take(hi).skip(lo) {
+                            *o = xr[ox * sw + j * dw - pw];
+                        }
+                    }
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
+/// The output columns `lo..hi` whose tap at offset `off` lands inside an input row of
+/// `w`: `0 <= ox*s + off - pad < w`.
+fn valid(off: usize, pad: usize, s: usize, w: usize, ow: usize) -> (usize, usize) {
+    let lo = if pad > off {
+        (pad - off).div_ceil(s)
+    } else {
+        0
+    }
+    .min(ow);
+    let hi = if w + pad > off {
+        (w + pad - off).div_ceil(s)
+    } else {
+        0
+    };
+    (lo, hi.min(ow).max(lo))
+}
+
+/// Adds `cols` `[K, P]` (rows `ld` apart) back onto channels `c0..c0 + cg` of one sample's
+/// `dx` `[C, H, W]`: the adjoint of [`im2col`].
+fn col2im_add<T: Scalar>(g: &Geom, z: &Sizes, cols: &[T], c0: usize, dx: &mut [T], ld: usize) {
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let [dh, dw] = g.dilation;
+    let (ow, hw) = (z.ow, z.h * z.w);
+    let mut r = 0;
+    for c in c0..c0 + z.cg {
+        let xc = &mut dx[c * hw..(c + 1) * hw];
+        for i in 0..z.kh {
+            for j in 0..z.kw {
+                let row = &cols[r * ld..r * ld + z.p()];
+                let (lo, hi) = valid(j * dw, pw, sw, z.w, ow);
+                for oy in 0..z.oh {
+                    let iy = oy * sh + i * dh;
+                    if iy < ph || iy - ph >= z.h {
+                        continue;
+                    }
+                    let o = &row[oy * ow..(oy + 1) * ow];
+                    let xr = &mut xc[(iy - ph) * z.w..(iy - ph + 1) * z.w];
+                    for (ox, &v) in o.iter().enumerate().take(hi).skip(lo) {
+                        let ix = ox * sw + j * dw - pw;
+                        xr[ix] = xr[ix] + v;
+                    }
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
+fn forward_piece<T: Scalar>(g: &Geom, z: &Sizes) -> usize {
+    let cols = if direct(g, z) { 0 } else { z.k() * z.p() };
+    cols + scratch_len::<T>(z.og, z.k(), z.p(), 1)
+}
+
+/// Scratch of [`forward`]: one piece's columns and GEMM panels per thread.
+pub(super) fn forward_scratch<T: Scalar>(g: &Geom, z: &Sizes) -> usize {
+    forward_piece::<T>(g, z) * pieces(z, usize::MAX)
+}
+
+/// `y = conv(x, w)` for `x` `[N, C, H, W]`, `w` `[O, cg, kh, kw]`, `y` `[N, O, OH, OW]`.
+pub(super) fn forward<T: Scalar>(
+    g: &Geom,
+    z: &Sizes,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+    scratch: &mut [T],
+) {
+    let (k, p, og) = (z.k(), z.p(), z.og);
+    let (x_per, y_per) = (z.c * z.h * z.w, z.o * p);
+    let dir = direct(g, z);
+    split(
+        z,
+        forward_piece::<T>(g, z),
+        y,
+        y_per,
+        scratch,
+        x,
+        x_per,
+        &|y, s, x| {
+            let (cols, gs) = s.split_at_mut(if dir { 0 } else { k * p });
+            for (yn, xn) in y.chunks_exact_mut(y_per).zip(x.chunks_exact(x_per)) {
+                for gi in 0..g.groups {
+                    let wg = &w[gi * og * k..(gi + 1) * og * k];
+                    let yg = &mut yn[gi * og * p..(gi + 1) * og * p];
+                    if dir {
+                        let xg = &xn[gi * k * p..(gi + 1) * k * p];
+                        gemm(og, k, p, wg, false, xg, false, yg, gs);
+                    } else {
+                        im2col(g, z, xn, gi * z.cg, cols, p);
+                        gemm(og, k, p, wg, false, cols, false, yg, gs);
+                    }
+                }
+            }
+        },
+    );
+}
+
+fn input_grad_piece<T: Scalar>(g: &Geom, z: &Sizes) -> usize {
+    let cols = if direct(g, z) { 0 } else { z.k() * z.p() };
+    cols + scratch_len::<T>(z.k(), z.og, z.p(), 1)
+}
+
+/// Scratch of [`input_grad`].
+pub(super) fn input_grad_scratch<T: Scalar>(g: &Geom, z: &Sizes) -> usize {
+    input_grad_piece::<T>(g, z) * pieces(z, usize::MAX)
+}
+
+/// `dx = conv_input_grad(gy, w)`, `dx` `[N, C, H, W]`.
+pub(super) fn input_grad<T: Scalar>(
+    g: &Geom,
+    z: &Sizes,
+    gy: &[T],
+    w: &[T],
+    dx: &mut [T],
+    scratch: &mut [T],
+) {
+    let (k, p, og) = (z.k(), z.p(), z.og);
+    let (x_per, y_per) = (z.c * z.h * z.w, z.o * p);
+    let dir = direct(g, z);
+    split(
+        z,
+        input_grad_piece::<T>(g, z),
+        dx,
+        x_per,
+        scratch,
+        gy,
+        y_per,
+        &|dx, s, gy| {
+            let (cols, gs) = s.split_at_mut(if dir { 0 } else { k * p });
+            for (dn, gn) in dx.chunks_exact_mut(x_per).zip(gy.chunks_exact(y_per)) {
+                if !dir {
+                    dn.fill(T::zero());
+                }
+                for gi in 0..g.groups {
+                    let wg = &w[gi * og * k..(gi + 1) * og * k];
+                    let gg = &gn[gi * og * p..(gi + 1) * og * p];
+                    if dir {
+                        let dg = &mut dn[gi * k * p..(gi + 1) * k * p];
+                        gemm(k, og, p, wg, true, gg, false, dg, gs);
+                    } else {
+                        gemm(k, og, p, wg, true, gg, false, cols, gs);
+                        col2im_add(g, z, cols, gi * z.cg, dn, p);
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// Scratch of [`weight_grad`]: one group's output gradient `[og, N·P]` and columns
+/// `[K, N·P]`, and the GEMM's panels.
+pub(super) fn weight_grad_scratch<T: Scalar>(_: &Geom, z: &Sizes) -> usize {
+    let np = z.n * z.p();
+    (z.og + z.k()) * np + scratch_len::<T>(z.og, np, z.k(), crate::par::threads())
+}
+
+/// `dw = conv_weight_grad(x, gy)`, `dw` `[O, cg, kh, kw]`.
+pub(super) fn weight_grad<T: Scalar>(
+    g: &Geom,
+    z: &Sizes,
+    x: &[T],
+    gy: &[T],
+    dw: &mut [T],
+    scratch: &mut [T],
+) {
+    let (k, p, og) = (z.k(), z.p(), z.og);
+    let np = z.n * p;
+    let (x_per, y_per) = (z.c * z.h * z.w, z.o * p);
+    let (a, rest) = scratch.split_at_mut(og * np);
+    let (b, gs) = rest.split_at_mut(k * np);
+    for gi in 0..g.groups {
+        for (n, (xn, gn)) in x
+            .chunks_exact(x_per)
+            .zip(gy.chunks_exact(y_per))
+            .enumerate()
+        {
+            im2col(g, z, xn, gi * z.cg, &mut b[n * p..], np);
+            for r in 0..og {
+                let src = &gn[(gi * og + r) * p..(gi * og + r + 1) * p];
+                a[r * np + n * p..r * np + (n + 1) * p].copy_from_slice(src);
+            }
+        }
+        let dg = &mut dw[gi * og * k..(gi + 1) * og * k];
+        gemm(og, np, k, a, false, b, true, dg, gs);
+    }
+}
