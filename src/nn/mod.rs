@@ -11,9 +11,11 @@ use alloc::vec::Vec;
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
 
+mod conv;
 mod linear;
 mod summary;
 
+pub use conv::{Conv1d, Conv2d};
 pub use linear::{Linear, Mlp, MlpBuilder};
 pub use summary::Summary;
 
