@@ -207,7 +207,6 @@ impl<'g, T: Scalar> Module<'g, T> for Conv1d<'g, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prelude::*;
     use rand::SeedableRng;
 
     #[test]
