@@ -18,6 +18,7 @@
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
 //! | `conv.rs`       | conv1d, conv2d (zero padding, stride, dilation, groups; im2col + GEMM) and their input and weight gradients |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
+//! | `pool.rs`       | max_pool1d/2d, avg_pool1d/2d (a [`Window`]: kernel, stride, padding), adaptive_avg_pool1d/2d to 1 |
 //!
 //! Kernel helpers, no ops: `pairwise.rs` (the sums' pairwise summation), `strided.rs`
 //! (strided copies with indices on the stack, allocation-free at any rank).
@@ -45,6 +46,7 @@ mod moments;
 mod movement;
 mod nn;
 mod pairwise;
+mod pool;
 mod reduce;
 mod select;
 mod strided;
@@ -54,6 +56,7 @@ mod unary;
 
 pub use binary::{Binary, BinaryFn};
 pub use conv::{Conv, Conv1dOptions, Conv2dOptions, ConvInputGrad, ConvWeightGrad, Size2};
+pub use pool::{Extent, Window};
 pub use unary::{Unary, UnaryFn};
 
 /// An operation on tensors. Implement it to add an op, and record it with
