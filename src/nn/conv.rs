@@ -9,7 +9,7 @@ use rand::Rng;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
 use crate::init;
-use crate::ops::{Conv1dOptions, Conv2dOptions, Size2};
+use crate::ops::{Conv1dOptions, Conv2dOptions, Extent};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
@@ -98,7 +98,7 @@ impl<'g, T: Scalar> Conv2d<'g, T> {
         name: &str,
         inputs: usize,
         outputs: usize,
-        kernel: impl Size2,
+        kernel: impl Extent<2>,
         options: Conv2dOptions,
         rng: &mut R,
     ) -> Self {
@@ -113,12 +113,12 @@ impl<'g, T: Scalar> Conv2d<'g, T> {
         name: &str,
         inputs: usize,
         outputs: usize,
-        kernel: impl Size2,
+        kernel: impl Extent<2>,
         options: Conv2dOptions,
         bias: bool,
         rng: &mut R,
     ) -> Self {
-        let [kh, kw] = kernel.hw();
+        let [kh, kw] = kernel.per_axis();
         let cg = inputs / options.groups.max(1);
         let shape = alloc::vec![outputs, cg, kh, kw];
         let (weight, bias) = conv_params(g, name, shape, bias, rng, Location::caller());

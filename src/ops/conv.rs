@@ -33,7 +33,7 @@ mod options;
 #[cfg(test)]
 mod tests;
 
-pub use options::{Conv1dOptions, Conv2dOptions, Size2};
+pub use options::{Conv1dOptions, Conv2dOptions};
 
 type ShapeResult = core::result::Result<Shape, String>;
 

@@ -1,32 +1,9 @@
 //! The options of `conv1d` and `conv2d`, with PyTorch's defaults.
 
-/// An extent given for both spatial axes at once (`2`) or per axis (`[2, 1]`, `(2, 1)`,
-/// height first).
-pub trait Size2 {
-    /// `[height, width]`.
-    fn hw(self) -> [usize; 2];
-}
-
-impl Size2 for usize {
-    fn hw(self) -> [usize; 2] {
-        [self, self]
-    }
-}
-
-impl Size2 for [usize; 2] {
-    fn hw(self) -> [usize; 2] {
-        self
-    }
-}
-
-impl Size2 for (usize, usize) {
-    fn hw(self) -> [usize; 2] {
-        [self.0, self.1]
-    }
-}
+use crate::ops::Extent;
 
 /// Stride, zero padding, dilation and groups of [`Tensor::conv2d`](crate::Tensor::conv2d),
-/// `[height, width]`; the default is PyTorch's (stride 1, padding 0, dilation 1, groups 1).
+/// `[height, width]` (one `usize` sets both); the default is PyTorch's (stride 1, padding 0, dilation 1, groups 1).
 ///
 /// ```
 /// use tapegrad::ops::Conv2dOptions;
@@ -59,18 +36,18 @@ impl Default for Conv2dOptions {
 
 impl Conv2dOptions {
     /// With this stride.
-    pub fn stride(mut self, s: impl Size2) -> Self {
-        self.stride = s.hw();
+    pub fn stride(mut self, s: impl Extent<2>) -> Self {
+        self.stride = s.per_axis();
         self
     }
     /// With this zero padding on each side.
-    pub fn padding(mut self, p: impl Size2) -> Self {
-        self.padding = p.hw();
+    pub fn padding(mut self, p: impl Extent<2>) -> Self {
+        self.padding = p.per_axis();
         self
     }
     /// With this dilation.
-    pub fn dilation(mut self, d: impl Size2) -> Self {
-        self.dilation = d.hw();
+    pub fn dilation(mut self, d: impl Extent<2>) -> Self {
+        self.dilation = d.per_axis();
         self
     }
     /// With this many groups.
