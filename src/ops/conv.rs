@@ -172,13 +172,22 @@ impl Geom {
 
     /// The sizes of `conv(x, w)`, checked.
     fn sizes(&self, x: &Shape, w: &Shape) -> core::result::Result<Sizes, String> {
-        let [n, c, h, wd] = self.nchw(x, "input")?;
+        let xd = self.nchw(x, "input")?;
         if x.run().is_some_and(|r| r.axis != 0) {
             return Err(format!(
                 "only the batch axis (0) may be a run-time axis, got {x}"
             ));
         }
-        let [o, cg, kh, kw] = self.weight(w)?;
+        self.sizes_of(xd, self.weight(w)?)
+    }
+
+    /// The sizes of a convolution of `[n, c, h, w]` with `[o, cg, kh, kw]`, checked
+    /// without allocating (the kernels call it at every run).
+    fn sizes_of(
+        &self,
+        [n, c, h, wd]: [usize; 4],
+        [o, cg, kh, kw]: [usize; 4],
+    ) -> core::result::Result<Sizes, String> {
         let [oh, ow] = self.out_hw([h, wd], [kh, kw])?;
         let g = self.groups;
         if c % g != 0 || o % g != 0 {
@@ -302,6 +311,16 @@ impl ConvInputGrad {
     }
 }
 
+impl ConvInputGrad {
+    /// The sizes at run time, shapes checked when recorded, without allocating.
+    fn run_sizes(&self, gy: &Shape, w: &Shape) -> core::result::Result<Sizes, String> {
+        let [n, _, _, _] = self.0.nchw(gy, "output gradient")?;
+        let wd = self.0.weight(w)?;
+        let [h, iw] = self.1;
+        self.0.sizes_of([n, wd[1] * self.0.groups, h, iw], wd)
+    }
+}
+
 impl<T: Scalar> Op<T> for ConvInputGrad {
     fn name(&self) -> &'static str {
         if self.0.spatial == 1 {
@@ -324,7 +343,7 @@ impl<T: Scalar> Op<T> for ConvInputGrad {
             .map_or(0, |z| kernel::input_grad_scratch::<T>(&self.0, &z))
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        if let Ok(z) = self.sizes(x.shape(0), x.shape(1)) {
+        if let Ok(z) = self.run_sizes(x.shape(0), x.shape(1)) {
             let (dx, scratch) = out.with_scratch();
             kernel::input_grad(&self.0, &z, x.slice(0), x.slice(1), dx, scratch);
         }
@@ -368,6 +387,17 @@ impl ConvWeightGrad {
     }
 }
 
+impl ConvWeightGrad {
+    /// The sizes at run time, shapes checked when recorded, without allocating.
+    fn run_sizes(&self, x: &Shape, gy: &Shape) -> core::result::Result<Sizes, String> {
+        let xd = self.0.nchw(x, "input")?;
+        let [_, o, _, _] = self.0.nchw(gy, "output gradient")?;
+        let [kh, kw] = self.1;
+        self.0
+            .sizes_of(xd, [o, xd[1] / self.0.groups.max(1), kh, kw])
+    }
+}
+
 impl<T: Scalar> Op<T> for ConvWeightGrad {
     fn name(&self) -> &'static str {
         if self.0.spatial == 1 {
@@ -390,7 +420,7 @@ impl<T: Scalar> Op<T> for ConvWeightGrad {
             .map_or(0, |z| kernel::weight_grad_scratch::<T>(&self.0, &z))
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        if let Ok(z) = self.sizes(x.shape(0), x.shape(1)) {
+        if let Ok(z) = self.run_sizes(x.shape(0), x.shape(1)) {
             let (dw, scratch) = out.with_scratch();
             kernel::weight_grad(&self.0, &z, x.slice(0), x.slice(1), dw, scratch);
         }
