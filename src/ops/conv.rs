@@ -240,9 +240,15 @@ impl Geom {
     }
 }
 
-/// `conv(x, w)`: inputs `[x, w]`.
+/// `conv(x, w) + b`: inputs `[x, w]` or `[x, w, b]` (the bias added by the kernel, as the
+/// output rows are written).
 #[derive(Debug, Clone, Copy)]
 pub struct Conv(Geom);
+
+/// The gradient of a convolution's bias: `grad_out` `[N, O, ..]` summed over all but the
+/// channels, `[O]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvBiasGrad(Geom);
 
 /// The gradient of a convolution in its input, for an input of spatial extent `in_hw`:
 /// inputs `[grad_out, w]`.
@@ -260,6 +266,14 @@ impl<T: Scalar> Op<T> for Conv {
     }
     fn shape(&self, s: &[&Shape]) -> ShapeResult {
         let z = self.0.sizes(s[0], s[1])?;
+        if let Some(b) = s.get(2) {
+            if b.dims() != [z.o] || b.run().is_some() {
+                return Err(format!(
+                    "the bias must be [{}] (one per output channel), got {b}",
+                    z.o
+                ));
+            }
+        }
         Ok(self.0.out_shape(&z, s[0]))
     }
     fn takes_run_axis(&self) -> bool {
@@ -273,7 +287,8 @@ impl<T: Scalar> Op<T> for Conv {
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         if let Ok(z) = self.0.sizes(x.shape(0), x.shape(1)) {
             let (y, scratch) = out.with_scratch();
-            kernel::forward(&self.0, &z, x.slice(0), x.slice(1), y, scratch);
+            let bias = (x.len() == 3).then(|| x.slice(2));
+            kernel::forward(&self.0, &z, x.slice(0), x.slice(1), bias, y, scratch);
         }
         Ok(())
     }
@@ -292,7 +307,50 @@ impl<T: Scalar> Op<T> for Conv {
         };
         let dx = g.apply(ConvInputGrad(self.0, [h, w]), &[g, x[1]], caller);
         let dw = g.apply(ConvWeightGrad(self.0, [kh, kw]), &[x[0], g], caller);
-        vec![Some(dx), Some(dw)]
+        let mut d = vec![Some(dx), Some(dw)];
+        if x.len() == 3 {
+            d.push(Some(g.apply(ConvBiasGrad(self.0), &[g], caller)));
+        }
+        d
+    }
+}
+
+impl<T: Scalar> Op<T> for ConvBiasGrad {
+    fn name(&self) -> &'static str {
+        if self.0.spatial == 1 {
+            "conv1d_bias_grad"
+        } else {
+            "conv2d_bias_grad"
+        }
+    }
+    fn shape(&self, s: &[&Shape]) -> ShapeResult {
+        let [_, o, _, _] = self.0.nchw(s[0], "output gradient")?;
+        Ok(Shape::new([o]))
+    }
+    fn takes_run_axis(&self) -> bool {
+        true
+    }
+    fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
+        if let Ok([n, o, h, w]) = self.0.nchw(x.shape(0), "output gradient") {
+            kernel::bias_grad(n, o, h * w, x.slice(0), out.slice());
+        }
+        Ok(())
+    }
+    // out[o] = sum_{n, p} gy[n, o, p]: each element of gy gets gg[o]
+    fn vjp<'g>(
+        &self,
+        x: &[Tensor<'g, T>],
+        _: Tensor<'g, T>,
+        gg: Tensor<'g, T>,
+    ) -> Vec<Option<Tensor<'g, T>>> {
+        let s = x[0].shape();
+        let o = s.dims().get(1).copied().unwrap_or(0);
+        let per_channel = if self.0.spatial == 1 {
+            vec![o, 1]
+        } else {
+            vec![o, 1, 1]
+        };
+        vec![Some(gg.reshape(per_channel).broadcast_to(s))]
     }
 }
 
@@ -528,23 +586,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         bias: Option<Tensor<'g, T>>,
         caller: &'static Location<'static>,
     ) -> Tensor<'g, T> {
-        let y = self.apply(Conv(geom), &[self, weight], caller);
-        let Some(b) = bias else { return y };
-        let o = weight.shape().dims().first().copied().unwrap_or(0);
-        let bs = b.shape();
-        if bs.dims() != [o] || bs.run().is_some() {
-            let shapes = vec![self.shape(), weight.shape(), bs.clone()];
-            let reason = format!("the bias must be [{o}] (one per output channel), got {bs}");
-            return self
-                .graph
-                .fail(geom.name(), shapes, reason, caller, y.shape());
+        match bias {
+            Some(b) => self.apply(Conv(geom), &[self, weight, b], caller),
+            None => self.apply(Conv(geom), &[self, weight], caller),
         }
-        // [O] as [O, 1(, 1)]: broadcast over the batch and the positions
-        let per_channel = if geom.spatial == 1 {
-            vec![o, 1]
-        } else {
-            vec![o, 1, 1]
-        };
-        y + b.reshape(per_channel)
     }
 }

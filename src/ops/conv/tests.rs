@@ -143,10 +143,10 @@ fn gradcheck_first_and_second_order() {
         });
         // bilinear: a zero Hessian would pass trivially, so differentiate a gradient of a
         // square, whose VJP runs every conv op's own VJP
-        check(&[x, w], |g, t| {
-            let y = t[0].conv2d(t[1], None, o).square().sum();
-            let d = g.grad(y, &[t[0], t[1]]).unwrap();
-            (d[0] * t[0]).sum() + (d[1] * t[1]).sum()
+        check(&[x, w, b], |g, t| {
+            let y = t[0].conv2d(t[1], Some(t[2]), o).square().sum();
+            let d = g.grad(y, &[t[0], t[1], t[2]]).unwrap();
+            (d[0] * t[0]).sum() + (d[1] * t[1]).sum() + (d[2] * t[2]).sum()
         });
     }
     let x = rand_array(&[2, 4, 9], 60, -1.0, 1.0);
