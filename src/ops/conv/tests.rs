@@ -138,7 +138,7 @@ fn gradcheck_first_and_second_order() {
         let x = rand_array(xs, 30 + i as u64, -1.0, 1.0);
         let w = rand_array(ws, 40 + i as u64, -1.0, 1.0);
         let b = rand_array(&ws[..1], 50 + i as u64, -1.0, 1.0);
-        check(&[x.clone(), w.clone(), b], |_, t| {
+        check(&[x.clone(), w.clone(), b.clone()], |_, t| {
             t[0].conv2d(t[1], Some(t[2]), o).square()
         });
         // bilinear: a zero Hessian would pass trivially, so differentiate a gradient of a
