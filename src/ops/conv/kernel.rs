@@ -158,9 +158,16 @@ fn col2im_add<T: Scalar>(g: &Geom, z: &Sizes, cols: &[T], c0: usize, dx: &mut [T
                     }
                     let o = &row[oy * ow..(oy + 1) * ow];
                     let xr = &mut xc[(iy - ph) * z.w..(iy - ph + 1) * z.w];
-                    for (ox, &v) in o.iter().enumerate().take(hi).skip(lo) {
-                        let ix = ox * sw + j * dw - pw;
-                        xr[ix] = xr[ix] + v;
+                    if sw == 1 {
+                        let s = lo + j * dw - pw;
+                        for (x, &v) in xr[s..s + hi - lo].iter_mut().zip(&o[lo..hi]) {
+                            *x = *x + v;
+                        }
+                    } else {
+                        for (ox, &v) in o.iter().enumerate().take(hi).skip(lo) {
+                            let ix = ox * sw + j * dw - pw;
+                            xr[ix] = xr[ix] + v;
+                        }
                     }
                 }
                 r += 1;
