@@ -79,6 +79,8 @@ fn split<T: Scalar>(
             &|i, y, s, x| f(i * per, y, s, x),
         );
     }
+    #[cfg(not(feature = "rayon"))]
+    let _ = (y_per, x_per);
 }
 
 /// Unfolds channels `c0..c0 + cg` of one sample `x` `[C, H, W]` into `cols` `[K, P]`, rows
