@@ -309,3 +309,44 @@ fn bad_inputs_are_located_errors() {
         "stride must be at least 1, got [0]",
     );
 }
+
+#[test]
+fn gradients_are_the_adjoints_on_small_and_large_images() {
+    // f = sum(conv(x, w) * v) is linear in x and in w, so <df/dx, x> = f = <df/dw, w>.
+    // Large images (over 256 positions) take the kernels' one-sample path, small ones
+    // put several samples side by side into one product.
+    let d = Conv2dOptions::default();
+    let cases: [(&[usize], &[usize], Conv2dOptions); 4] = [
+        (&[3, 2, 20, 20], &[4, 2, 3, 3], d.padding(1)),
+        (
+            &[2, 4, 17, 18],
+            &[6, 2, 3, 2],
+            d.groups(2).stride([1, 2]).dilation(2),
+        ),
+        (&[3, 3, 17, 17], &[5, 3, 1, 1], d),
+        (&[5, 2, 6, 6], &[4, 1, 3, 3], d.groups(2).padding(2)),
+    ];
+    for (i, (xs, ws, o)) in cases.into_iter().enumerate() {
+        let x = rand_array(xs, 80 + i as u64, -1.0, 1.0);
+        let w = rand_array(ws, 90 + i as u64, -1.0, 1.0);
+        let y = reference(&x, &w, o);
+        let v = rand_array(y.shape(), 100 + i as u64, -1.0, 1.0);
+        let g = Graph::<f64>::new();
+        let (xt, wt, vt) = (
+            g.param("x", x.clone()),
+            g.param("w", w.clone()),
+            g.constant(v),
+        );
+        let yt = xt.conv2d(wt, None, o);
+        let f = (yt * vt).sum();
+        let d = g.grad(f, &[xt, wt]).unwrap();
+        let (ex, ew) = ((d[0] * xt).sum(), (d[1] * wt).sum());
+        let mut m = g.compile(&[yt, f, ex, ew], &[]).unwrap();
+        m.run().unwrap();
+        assert_close(&m.value(yt).unwrap().to_owned(), &y);
+        let fv = m.item(f).unwrap();
+        approx::assert_relative_eq!(m.item(ex).unwrap(), fv, max_relative = 1e-10);
+        approx::assert_relative_eq!(m.item(ew).unwrap(), fv, max_relative = 1e-10);
+        assert!(fv.abs() > 1e-3);
+    }
+}
