@@ -350,3 +350,42 @@ fn gradients_are_the_adjoints_on_small_and_large_images() {
         assert!(fv.abs() > 1e-3);
     }
 }
+
+#[test]
+fn a_sample_gets_the_same_bits_alone_or_in_a_batch() {
+    // The kernels put several small images side by side into one product; each output
+    // element is still one chain over the depth, whatever its neighbours.
+    let o = Conv2dOptions::default().padding(1);
+    let x = rand_array(&[9, 32, 8, 8], 7, -1.0, 1.0).mapv(|v| v as f32);
+    let w = rand_array(&[32, 32, 3, 3], 8, -1.0, 1.0).mapv(|v| v as f32);
+    let run = |x: ndarray::ArrayD<f32>| {
+        let g = Graph::<f32>::new();
+        let (xt, wt) = (g.param("x", x), g.param("w", w.clone()));
+        let y = xt.conv2d(wt, None, o);
+        let dx = g.grad(y.square().sum(), &[xt]).unwrap()[0];
+        let mut m = g.compile(&[y, dx], &[]).unwrap();
+        m.run().unwrap();
+        (
+            m.value(y).unwrap().to_owned(),
+            m.value(dx).unwrap().to_owned(),
+        )
+    };
+    let (y, dx) = run(x.clone());
+    for i in 0..9 {
+        let xi = x.slice_axis(ndarray::Axis(0), (i..i + 1).into()).to_owned();
+        let (yi, dxi) = run(xi);
+        let bits = |a: &ndarray::ArrayD<f32>, b: ndarray::ArrayViewD<f32>| {
+            a.iter()
+                .zip(b.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits())
+        };
+        assert!(
+            bits(&yi, y.slice_axis(ndarray::Axis(0), (i..i + 1).into())),
+            "y {i}"
+        );
+        assert!(
+            bits(&dxi, dx.slice_axis(ndarray::Axis(0), (i..i + 1).into())),
+            "dx {i}"
+        );
+    }
+}
