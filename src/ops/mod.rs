@@ -55,7 +55,7 @@ pub(crate) use strided::gather_signed;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};
-pub use conv::{Conv, Conv1dOptions, Conv2dOptions, ConvInputGrad, ConvWeightGrad};
+pub use conv::{Conv, Conv1dOptions, Conv2dOptions, ConvBiasGrad, ConvInputGrad, ConvWeightGrad};
 pub use pool::{Extent, Window};
 pub use unary::{Unary, UnaryFn};
 
