@@ -12,6 +12,10 @@
 //! for others), then `mlp-run …` lines for `run` alone (forward and backward, no
 //! optimizer step) on the same machine, and `mlp-forward …` lines for the forward pass
 //! alone (a machine compiled for the logits).
+//!
+//! `-- cnn` runs the cnn-step configuration `lenet` (`bench_cnn/mod.rs`) at 1 and 2
+//! threads, each in a child process (`-- cnn lenet 2` for one):
+//! `cnn-step cfg=lenet threads=1 median_us=… peak_rss_kb=…`.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -21,6 +25,9 @@ use tapegrad::ndarray::{Axis, Slice};
 use tapegrad::nn::MlpBuilder;
 use tapegrad::prelude::*;
 use tapegrad::Dim;
+
+#[path = "bench_cnn/mod.rs"]
+mod cnn;
 
 /// Layer sizes and batch of a configuration.
 fn config(name: &str) -> Option<(&'static [usize], usize)> {
@@ -288,6 +295,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let [cnn, cfg, threads] = &args[..] {
+        if cnn == "cnn" {
+            let threads = threads.parse().unwrap_or(1);
+            return match cnn::run(cfg, threads) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bench cnn {cfg} {threads}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     if let [cfg, threads] = &args[..] {
         let threads = threads.parse().unwrap_or(1);
         return match run_one(cfg, threads) {
@@ -302,6 +321,18 @@ fn main() -> ExitCode {
         eprintln!("cannot find this program to run the configurations");
         return ExitCode::FAILURE;
     };
+    if args.first().map(String::as_str) == Some("cnn") {
+        let mut ok = true;
+        for threads in ["1", "2"] {
+            let status = Command::new(&me).args(["cnn", "lenet", threads]).status();
+            ok &= matches!(status, Ok(s) if s.success());
+        }
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let mut ok = matches!(Command::new(&me).arg("overhead").status(), Ok(s) if s.success());
     for cfg in ["S", "M", "L"] {
         for threads in ["1", "2"] {

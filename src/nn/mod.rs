@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use crate::graph::Tensor;
 use crate::scalar::Scalar;
 
+mod conv;
 mod embedding;
 mod linear;
 mod pool;
@@ -18,6 +19,7 @@ mod recurrent;
 mod sequential;
 mod summary;
 
+pub use conv::{Conv1d, Conv2d};
 pub use embedding::{Dropout, Embedding};
 pub use linear::{Linear, Mlp, MlpBuilder};
 pub use pool::{

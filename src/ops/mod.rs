@@ -16,6 +16,7 @@
 //! | `index.rs`      | index_select, scatter_add, one_hot |
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
+//! | `conv.rs`       | conv1d, conv2d (zero padding, stride, dilation, groups; im2col + GEMM) and their input and weight gradients |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
 //! | `pool.rs`       | max_pool1d/2d, avg_pool1d/2d (a [`Window`]: kernel, stride, padding), adaptive_avg_pool1d/2d to 1 |
 //!
@@ -35,6 +36,7 @@ use crate::shape::Shape;
 mod argmax;
 mod arith;
 mod binary;
+mod conv;
 mod dropout;
 mod index;
 mod layout;
@@ -53,6 +55,7 @@ pub(crate) use strided::gather_signed;
 mod unary;
 
 pub use binary::{Binary, BinaryFn};
+pub use conv::{Conv, Conv1dOptions, Conv2dOptions, ConvBiasGrad, ConvInputGrad, ConvWeightGrad};
 pub use pool::{Extent, Window};
 pub use unary::{Unary, UnaryFn};
 
