@@ -194,6 +194,20 @@ pub enum Error {
         /// Where the op was recorded; `None` only for an error straight from a kernel.
         caller: Option<Caller>,
     },
+    /// An op cannot compute on the batch of this run: a
+    /// [`batch_norm`](crate::Tensor::batch_norm) in training mode over one value per
+    /// channel (the rows fed decide it, so it is found while running);
+    /// [`Machine::run`](crate::Machine::run) adds where the op was recorded.
+    Batch {
+        /// The op (`"batch_norm"`).
+        op: &'static str,
+        /// The input's shape at the rows fed in this run.
+        shape: Shape,
+        /// What is wrong, in words.
+        reason: String,
+        /// Where the op was recorded; `None` only for an error straight from a kernel.
+        caller: Option<Caller>,
+    },
     /// Gradient pairs do not fit: not the pairs a machine was compiled with, a parameter
     /// listed twice, or not the parameters (by name and size) an optimizer's state was
     /// made for.
@@ -311,6 +325,17 @@ impl Error {
             Error::Empty { op, axis, caller } => Error::Empty {
                 op,
                 axis,
+                caller: caller.or(Some(recorded)),
+            },
+            Error::Batch {
+                op,
+                shape,
+                reason,
+                caller,
+            } => Error::Batch {
+                op,
+                shape,
+                reason,
                 caller: caller.or(Some(recorded)),
             },
             e => e,
@@ -440,6 +465,18 @@ impl fmt::Display for Error {
                     write!(f, " recorded at {at}")?;
                 }
                 write!(f, ": axis {axis} has no rows to choose from")
+            }
+            Error::Batch {
+                op,
+                shape,
+                reason,
+                caller,
+            } => {
+                write!(f, "`{op}`")?;
+                if let Some(at) = caller {
+                    write!(f, " recorded at {at}")?;
+                }
+                write!(f, ": {reason} (input of shape {shape} in this run)")
             }
             Error::Mismatch {
                 what,

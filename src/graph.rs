@@ -15,6 +15,7 @@ use crate::scalar::Scalar;
 use crate::shape::Shape;
 use crate::shared::Shared;
 
+mod buffer;
 mod handle;
 mod id;
 
@@ -40,6 +41,9 @@ pub(crate) enum Kind<T: Scalar> {
     Input { name: String },
     /// A trainable value with its initial value; the machine owns its current value.
     Param { name: String, init: ArrayD<T> },
+    /// Non-trainable state with its initial value (see [`Graph::buffer`]); the machine
+    /// owns its current value and writes its recorded update after a training run.
+    Buffer { name: String, init: ArrayD<T> },
     /// A fixed value.
     Const(Shared<ArrayD<T>>),
     /// The result of an op on earlier nodes.
@@ -53,6 +57,7 @@ impl<T: Scalar> Kind<T> {
         match self {
             Kind::Input { .. } => "input",
             Kind::Param { .. } => "parameter",
+            Kind::Buffer { .. } => "buffer",
             Kind::Const(_) => "constant",
             Kind::Op(op) => op.name(),
             Kind::Invalid => "invalid",
@@ -75,6 +80,8 @@ pub(crate) struct Inner<T: Scalar> {
     /// While `grad` records an op's VJP: where that op was recorded, given to every node
     /// the VJP records (their own callers are inside the crate).
     pub(crate) vjp_of: Option<Caller>,
+    /// `(buffer, new value)` pairs recorded by [`Graph::update`], at most one per buffer.
+    pub(crate) updates: Vec<(NodeId, NodeId)>,
 }
 
 /// A recorded computation: an arena of nodes that tensors point into.
@@ -127,6 +134,7 @@ impl<T: Scalar> Graph<T> {
                 nodes: Vec::new(),
                 errors: Vec::new(),
                 vjp_of: None,
+                updates: Vec::new(),
             }),
         }
     }
@@ -327,7 +335,7 @@ impl<T: Scalar> Graph<T> {
         self.leaves(|k| matches!(k, Kind::Input { .. }))
     }
 
-    /// The input or parameter called `name`.
+    /// The input, parameter or buffer called `name`.
     pub fn get(&self, name: &str) -> Option<Tensor<'_, T>> {
         let inner = self.inner.borrow();
         let i = inner
@@ -541,7 +549,7 @@ impl<T: Scalar> Graph<T> {
 
 pub(crate) fn leaf_name<T: Scalar>(k: &Kind<T>) -> Option<&str> {
     match k {
-        Kind::Input { name } | Kind::Param { name, .. } => Some(name),
+        Kind::Input { name } | Kind::Param { name, .. } | Kind::Buffer { name, .. } => Some(name),
         _ => None,
     }
 }

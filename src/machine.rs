@@ -34,6 +34,10 @@ enum Step<T: Scalar> {
     Param {
         name: String,
     },
+    /// Non-trainable state (see [`Graph::buffer`](crate::Graph::buffer)).
+    Buffer {
+        name: String,
+    },
     Const,
     Op(Shared<dyn Op<T>>),
     /// An op whose output is its first input's data unchanged: shares its buffer.
@@ -72,6 +76,7 @@ impl<T: Scalar> Step<T> {
         match self {
             Step::Input { .. } => "input",
             Step::Param { .. } => "parameter",
+            Step::Buffer { .. } => "buffer",
             Step::Const => "constant",
             Step::Op(op) | Step::View(op) => op.name(),
         }
@@ -135,6 +140,9 @@ pub struct Machine<T: Scalar> {
     grads: GradHandles,
     /// Whether no `x` appears twice in `grads`.
     distinct: bool,
+    /// `(buffer step, value step)` of each update a training run writes, in order (see
+    /// [`Graph::buffer`](crate::Graph::buffer)).
+    updates: Vec<(u32, u32)>,
 }
 
 impl<T: Scalar> fmt::Debug for Machine<T> {
@@ -217,8 +225,33 @@ impl<T: Scalar> Machine<T> {
                 _ => {}
             }
         }
+        if self.training {
+            self.write_updates();
+        }
         self.ran = true;
         Ok(())
+    }
+
+    /// Copies each update's value into its buffer. The plan gives every buffer and every
+    /// update value a buffer of its own (`compile` pins the values), so the two never
+    /// share one unless the value is a view of the buffer itself, which changes nothing.
+    fn write_updates(&mut self) {
+        for &(b, v) in &self.updates {
+            let (b, v) = (b as usize, v as usize);
+            let (bb, bv) = (self.buf_of[b] as usize, self.buf_of[v] as usize);
+            let n = self.numel[b];
+            if bb == bv {
+                continue;
+            }
+            let (dst, src) = if bb < bv {
+                let (lo, hi) = self.bufs.split_at_mut(bv);
+                (&mut lo[bb], &hi[0])
+            } else {
+                let (lo, hi) = self.bufs.split_at_mut(bb);
+                (&mut hi[0], &lo[bv])
+            };
+            dst[..n].copy_from_slice(&src[..n]);
+        }
     }
 
     /// The current value of a compiled node.
@@ -255,15 +288,17 @@ impl<T: Scalar> Machine<T> {
         }
     }
 
-    /// The handle of the input or parameter called `name`.
+    /// The handle of the input, parameter or buffer called `name`.
     ///
     /// # Errors
-    /// [`Error::UnknownName`] if the machine holds no such input or parameter.
+    /// [`Error::UnknownName`] if the machine holds no such input, parameter or buffer.
     #[track_caller]
     pub fn handle_of(&self, name: &str) -> Result<Handle> {
         let caller = Caller::here();
         let found = self.steps.iter().position(|s| match s {
-            Step::Input { name: n, .. } | Step::Param { name: n } => n == name,
+            Step::Input { name: n, .. } | Step::Param { name: n } | Step::Buffer { name: n } => {
+                n == name
+            }
             _ => false,
         });
         let i = found.ok_or_else(|| Error::UnknownName {
@@ -299,10 +334,49 @@ impl<T: Scalar> Machine<T> {
             })
     }
 
-    /// Copies every parameter of `other` that this machine also holds (by name), for
-    /// instance from a training machine into an evaluation machine of the same graph.
-    /// Returns the names of the parameters copied, in `other`'s declaration order; a
-    /// parameter of only one of the machines is left alone.
+    /// Names and shapes of the buffers this machine holds (non-trainable state such as
+    /// batch norm's running statistics: see [`Graph::buffer`](crate::Graph::buffer)), in
+    /// declaration order. Read one with `m.value(m.handle_of(name)?)`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let bn = nn::BatchNorm1d::new(&g, "bn", 3);
+    /// let x = g.input("x", (Dim::upto(8), 3));
+    /// let m = g.compile(&[bn.forward(x)], &[])?;
+    /// let names: Vec<&str> = m.buffers().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["bn.running_mean", "bn.running_var"]);
+    /// let var = m.value(m.handle_of("bn.running_var")?)?;
+    /// assert_eq!(var.as_slice(), Some(&[1.0, 1.0, 1.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, &Shape)> + '_ {
+        self.steps
+            .iter()
+            .zip(&self.shapes)
+            .filter_map(|(s, sh)| match s {
+                Step::Buffer { name } => Some((name.as_str(), sh)),
+                _ => None,
+            })
+    }
+
+    /// Names and shapes of the parameters and buffers, in declaration order: what
+    /// [`save`](Machine::save) writes and [`load`](Machine::load) reads.
+    pub(crate) fn state(&self) -> impl Iterator<Item = (&str, &Shape)> + '_ {
+        self.steps
+            .iter()
+            .zip(&self.shapes)
+            .filter_map(|(s, sh)| match s {
+                Step::Param { name } | Step::Buffer { name } => Some((name.as_str(), sh)),
+                _ => None,
+            })
+    }
+
+    /// Copies every parameter and buffer of `other` that this machine also holds (by name
+    /// and kind), for instance from a training machine into an evaluation machine of the
+    /// same graph (the running statistics of a batch norm come along). Returns the names
+    /// copied, in `other`'s declaration order; one of only one of the machines is left
+    /// alone.
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -325,11 +399,15 @@ impl<T: Scalar> Machine<T> {
         // copying any, so that an error leaves this machine as it was
         let mut pairs = Vec::new();
         for (j, step) in other.steps.iter().enumerate() {
-            let Step::Param { name } = step else { continue };
-            let mine = self
-                .steps
-                .iter()
-                .position(|s| matches!(s, Step::Param { name: n } if n == name));
+            let (Step::Param { name } | Step::Buffer { name }) = step else {
+                continue;
+            };
+            let buffer = matches!(step, Step::Buffer { .. });
+            let mine = self.steps.iter().position(|s| match s {
+                Step::Param { name: n } => !buffer && n == name,
+                Step::Buffer { name: n } => buffer && n == name,
+                _ => false,
+            });
             if let Some(i) = mine {
                 if self.shapes[i] != other.shapes[j] {
                     return Err(self.feed_error(i, other.shapes[j].clone(), caller));
@@ -362,7 +440,7 @@ impl<T: Scalar> Machine<T> {
         for (i, j) in pairs {
             let b = self.buf_of[i] as usize;
             self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
-            if let Step::Param { name } = &other.steps[j] {
+            if let Step::Param { name } | Step::Buffer { name } = &other.steps[j] {
                 copied.push(name.clone());
             }
         }

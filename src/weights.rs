@@ -6,11 +6,13 @@
 //! The files (`save`, `load` and their `_with` forms) need the `std` feature. The format
 //! is read and written here (no serde): strictly, every malformed input an `Err`.
 //!
-//! [`Machine::save`] writes one tensor per parameter, named as the parameter, of dtype
+//! [`Machine::save`] writes one tensor per parameter and per buffer
+//! ([`Graph::buffer`](crate::Graph::buffer): state such as batch norm's running
+//! statistics, which a PyTorch `state_dict` holds too), named as it is, of dtype
 //! `F32` or `F64` as the machine computes, row-major, with no `__metadata__`.
 //! [`Machine::load`] reads them back by name into a machine of the same parameters:
 //!
-//! - every parameter must be in the file with the same shape and dtype (no conversion,
+//! - every parameter and buffer must be in the file with the same shape and dtype (no conversion,
 //!   f64 weights do not silently lose precision in an f32 machine);
 //! - by default a file tensor that no parameter takes is refused too, like PyTorch's
 //!   `load_state_dict(strict=True)`, so that weights of another model never load "fine";
@@ -208,9 +210,9 @@ impl<T: Scalar> Machine<T> {
 
     fn encode(&self, map: &WeightMap, caller: Caller) -> Result<Vec<u8>> {
         let mut tensors: Vec<format::Out<'_>> = Vec::new();
-        for (name, shape) in self.params() {
+        for (name, shape) in self.state() {
             let (tensor, transposed) = map.target(name, shape);
-            if let Some((other, _)) = self.params().find(|(p, s)| map.target(p, s).0 == tensor) {
+            if let Some((other, _)) = self.state().find(|(p, s)| map.target(p, s).0 == tensor) {
                 if other != name {
                     return Err(Error::Mismatch {
                         what: "weight map",
@@ -254,7 +256,7 @@ impl<T: Scalar> Machine<T> {
             caller,
         })?;
         let params: Vec<(String, Shape)> = self
-            .params()
+            .state()
             .map(|(n, s)| (n.to_string(), s.clone()))
             .collect();
         let dtype = dtype_of::<T>();
@@ -317,7 +319,7 @@ impl<T: Scalar> Machine<T> {
             }
         }
         for (h, value) in staged {
-            self.set_param(h, &value)?;
+            self.set_state(h, &value, caller)?;
         }
         Ok(())
     }

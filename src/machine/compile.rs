@@ -138,32 +138,49 @@ impl<T: Scalar> Graph<T> {
             .chain(grads.iter().copied())
             .collect();
         self.check()?;
+        let all_updates = self.updates();
         let nodes = self.nodes();
-        // Every parameter of the graph lives in the machine, used or not, so that an
-        // optimizer stepping on `graph.params()` finds them all (an unused one has a zero
-        // gradient) and every machine of a graph holds the same parameters.
-        let is_param = |i: usize| matches!(nodes[i].kind, Kind::Param { .. });
-        let last_param = (0..nodes.len()).rev().find(|&i| is_param(i));
-        let n = wanted
-            .iter()
-            .map(|t| t.id.index() + 1)
-            .chain(last_param.map(|i| i + 1))
-            .max()
-            .unwrap_or(0);
-        let mut needed = vec![false; n];
+        let mut needed = vec![false; nodes.len()];
         for t in &wanted {
             needed[t.id.index()] = true;
         }
-        for (i, need) in needed.iter_mut().enumerate() {
-            *need |= is_param(i);
-        }
-        for i in (0..n).rev() {
-            if needed[i] {
-                for j in &nodes[i].inputs {
-                    needed[j.index()] = true;
+        let propagate = |needed: &mut [bool]| {
+            for i in (0..needed.len()).rev() {
+                if needed[i] {
+                    for j in &nodes[i].inputs {
+                        needed[j.index()] = true;
+                    }
                 }
             }
+        };
+        propagate(&mut needed);
+        // The updates of the buffers read, and what their values read, until no new
+        // buffer is read (a value may read another updated buffer).
+        loop {
+            let mut more = false;
+            for &(b, v) in &all_updates {
+                if needed[b.index()] && !needed[v.index()] {
+                    needed[v.index()] = true;
+                    more = true;
+                }
+            }
+            if !more {
+                break;
+            }
+            propagate(&mut needed);
         }
+        let followed: Vec<(usize, usize)> = all_updates
+            .iter()
+            .filter(|(b, _)| needed[b.index()])
+            .map(|(b, v)| (b.index(), v.index()))
+            .collect();
+        // Every parameter and buffer of the graph lives in the machine, used or not, so
+        // that an optimizer stepping on `graph.params()` finds them all (an unused one has
+        // a zero gradient) and every machine of a graph holds (and saves) the same state.
+        for (i, need) in needed.iter_mut().enumerate() {
+            *need |= matches!(nodes[i].kind, Kind::Param { .. } | Kind::Buffer { .. });
+        }
+        let n = needed.iter().rposition(|&x| x).map_or(0, |i| i + 1);
         let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
         // Inputs fed together take the same rows, so no run can have more rows than the
         // smallest bound of an input: a value planned for fewer (a shape of the user's
@@ -214,6 +231,8 @@ impl<T: Scalar> Graph<T> {
             .enumerate()
             .all(|(k, p)| pairs[..k].iter().all(|q| q.0 != p.0));
         let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
+        // an update's value is read after the run: its buffer is never reused
+        let is_update = |i: usize| followed.iter().any(|u| u.1 == i);
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
         let mut run_inputs = Vec::new();
@@ -238,6 +257,7 @@ impl<T: Scalar> Graph<T> {
                     }
                 }
                 Kind::Param { name, .. } => Step::Param { name: name.clone() },
+                Kind::Buffer { name, .. } => Step::Buffer { name: name.clone() },
                 Kind::Const(_) => Step::Const,
                 Kind::Op(op) if op.is_view() => Step::View(Shared::clone(op)),
                 Kind::Op(op) => Step::Op(Shared::clone(op)),
@@ -269,7 +289,7 @@ impl<T: Scalar> Graph<T> {
                 inputs: &args[a as usize..b as usize],
                 view: matches!(step, Step::View(_)),
                 // pinned, a buffer is never reused: unplanned, every step is
-                pinned: unplanned || is_out(i) || is_grad(i),
+                pinned: unplanned || is_out(i) || is_grad(i) || is_update(i),
                 in_place,
             });
             steps.push(step);
@@ -288,7 +308,7 @@ impl<T: Scalar> Graph<T> {
             }
             let r = match &steps[k] {
                 Step::Input { .. } => 0,
-                Step::Param { .. } => 1,
+                Step::Param { .. } | Step::Buffer { .. } => 1,
                 Step::Const => 2,
                 _ if is_grad(i) => 3,
                 _ if is_out(i) => 4,
@@ -343,6 +363,7 @@ impl<T: Scalar> Graph<T> {
                 })
             })
             .collect();
+        let updates = followed.iter().map(|&(b, v)| (slot[b], slot[v])).collect();
         let mut m = Machine {
             graph: self.id,
             slot,
@@ -370,6 +391,7 @@ impl<T: Scalar> Graph<T> {
             ran: false,
             grads: GradHandles::from_pairs(pairs.to_vec()),
             distinct,
+            updates,
         };
         // A total that saturated is past every budget.
         let needed = m.memory().total();
@@ -392,7 +414,7 @@ impl<T: Scalar> Graph<T> {
         m.scratch = crate::limit::try_vec("compile", &[], scratch_len, T::zero(), caller)?;
         for (k, &i) in order.iter().enumerate() {
             let init = match &nodes[i].kind {
-                Kind::Param { init, .. } => init,
+                Kind::Param { init, .. } | Kind::Buffer { init, .. } => init,
                 Kind::Const(v) => &**v,
                 _ => continue,
             };

@@ -23,7 +23,7 @@ use crate::shared;
 /// [`Adam::state_bytes`](crate::Adam::state_bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Memory {
-    /// Parameters.
+    /// Parameters and buffers ([`Graph::buffer`](crate::Graph::buffer)).
     pub params: usize,
     /// Fed inputs.
     pub inputs: usize,
@@ -103,11 +103,14 @@ impl<T: Scalar> Machine<T> {
             ran: _,
             grads,
             distinct: _,
+            updates,
         } = self;
         let per_step: usize = steps
             .iter()
             .map(|s| match s {
-                Step::Input { name, .. } | Step::Param { name } => name.capacity(),
+                Step::Input { name, .. } | Step::Param { name } | Step::Buffer { name } => {
+                    name.capacity()
+                }
                 Step::Const => 0,
                 Step::Op(op) | Step::View(op) => shared::block_bytes(&**op) + op.heap_bytes(),
             })
@@ -129,6 +132,7 @@ impl<T: Scalar> Machine<T> {
             + vec_bytes(bufs)
             + vec_bytes(args)
             + vec_bytes(ranges)
+            + vec_bytes(updates)
             + grads.heap_bytes()
     }
 }

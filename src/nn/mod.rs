@@ -12,9 +12,11 @@ use crate::graph::Tensor;
 use crate::scalar::Scalar;
 
 mod linear;
+mod norm;
 mod summary;
 
 pub use linear::{Linear, Mlp, MlpBuilder};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use summary::Summary;
 
 /// A layer: a function of one tensor, with the parameters it holds. Activations,
@@ -27,6 +29,12 @@ pub trait Module<'g, T: Scalar> {
 
     /// Its parameters, in the order of PyTorch's `state_dict` (none by default).
     fn params(&self) -> Vec<Tensor<'g, T>> {
+        Vec::new()
+    }
+
+    /// Its [buffers](crate::Graph::buffer) (non-trainable state such as batch norm's
+    /// running statistics), in the order of PyTorch's `state_dict` (none by default).
+    fn buffers(&self) -> Vec<Tensor<'g, T>> {
         Vec::new()
     }
 }

@@ -17,6 +17,7 @@
 //! | `nn.rs`         | softmax, log_softmax, mse (composites) |
 //! | `loss.rs`       | cross_entropy (fused forward and gradient) |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
+//! | `norm.rs`       | batch_norm (running statistics in buffers, by the machine's mode), layer_norm (composites) |
 //!
 //! Kernel helpers, no ops: `pairwise.rs` (the sums' pairwise summation), `strided.rs`
 //! (strided copies with indices on the stack, allocation-free at any rank).
@@ -42,6 +43,7 @@ mod matmul;
 mod moments;
 mod movement;
 mod nn;
+mod norm;
 mod pairwise;
 mod reduce;
 mod select;
