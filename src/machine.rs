@@ -341,7 +341,7 @@ impl<T: Scalar> Machine<T> {
     /// ```
     /// use tapegrad::prelude::*;
     /// let g = Graph::<f32>::new();
-    /// let bn = nn::BatchNorm1d::new(&g, "bn", 3);
+    /// let bn = tapegrad::nn::BatchNorm1d::new(&g, "bn", 3);
     /// let x = g.input("x", (Dim::upto(8), 3));
     /// let m = g.compile(&[bn.forward(x)], &[])?;
     /// let names: Vec<&str> = m.buffers().map(|(n, _)| n).collect();

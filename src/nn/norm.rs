@@ -108,7 +108,7 @@ impl<'g, T: Scalar> BatchNorm<'g, T> {
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f32>::new();
-/// let bn = nn::BatchNorm1d::new(&g, "bn", 3);
+/// let bn = tapegrad::nn::BatchNorm1d::new(&g, "bn", 3);
 /// let x = g.input("x", (Dim::upto(16), 3, 10));
 /// assert_eq!(bn.forward(x).shape(), x.shape());
 /// assert_eq!((g.params().len(), g.buffers().len()), (2, 2));
@@ -169,7 +169,7 @@ impl<'g, T: Scalar> Module<'g, T> for BatchNorm1d<'g, T> {
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f32>::new();
-/// let bn = nn::BatchNorm2d::new(&g, "bn", 3);
+/// let bn = tapegrad::nn::BatchNorm2d::new(&g, "bn", 3);
 /// let x = g.input("x", (Dim::upto(16), 3, 8, 8));
 /// assert_eq!(bn.forward(x).shape(), x.shape());
 /// assert_eq!((g.params().len(), g.buffers().len()), (2, 2));
@@ -229,7 +229,7 @@ impl<'g, T: Scalar> Module<'g, T> for BatchNorm2d<'g, T> {
 /// ```
 /// use tapegrad::prelude::*;
 /// let g = Graph::<f32>::new();
-/// let ln = nn::LayerNorm::new(&g, "ln", &[8]);
+/// let ln = tapegrad::nn::LayerNorm::new(&g, "ln", &[8]);
 /// let x = g.input("x", (Dim::upto(4), 5, 8));
 /// assert_eq!(ln.forward(x).shape(), x.shape());
 /// assert_eq!(g.params().len(), 2); // ln.weight, ln.bias

@@ -175,10 +175,12 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         let t = self.apply(TrainingFlag { channels: c }, &[self], caller);
         let mean = g.where_(t, batch_mean, running_mean.reshape(stat.clone()));
         let var = g.where_(t, batch_var, running_var.reshape(stat.clone()));
-        let mut y = (self - mean) * (var + T::of(eps)).powf(-0.5);
+        // weight / sqrt(var + eps) per channel first: one pass over x fewer
+        let mut scale = (var + T::of(eps)).powf(-0.5);
         if let Some(w) = weight {
-            y = y * w.reshape(stat.clone());
+            scale = scale * w.reshape(stat.clone());
         }
+        let mut y = (self - mean) * scale;
         if let Some(b) = bias {
             y = y + b.reshape(stat);
         }

@@ -457,11 +457,9 @@ fn batch_norm_bad_inputs_are_located_errors() {
     let x = g.input("x", [4, 3]);
     let r3 = g.buffer("r3", arr1(&[0.0, 0.0, 0.0]));
     let r2 = g.buffer("r2", arr1(&[0.0, 0.0]));
+    let v = g.input("v", [4]);
     let cases = [
-        (
-            g.input("v", [4]).batch_norm(r3, r3, None, None, 0.1, 1e-5),
-            line!(),
-        ),
+        (v.batch_norm(r3, r3, None, None, 0.1, 1e-5), line!()),
         (x.batch_norm(r2, r3, None, None, 0.1, 1e-5), line!()),
         (x.batch_norm(r3, r2, None, None, 0.1, 1e-5), line!()),
         (x.batch_norm(r3, r3, Some(r2), None, 0.1, 1e-5), line!()),
