@@ -145,7 +145,11 @@ impl<T: Scalar> Graph<T> {
                     kind.name()
                 ))
             } else if inner.updates.iter().any(|u| u.0 == buffer.id) {
-                Some("the buffer already has an update".into())
+                Some(
+                    "the buffer already has an update (a layer with running statistics \
+                     applied twice?)"
+                        .into(),
+                )
             } else if b != v {
                 Some(alloc::format!(
                     "the new value must have the buffer's shape {b}, not {v}"

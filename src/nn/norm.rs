@@ -74,13 +74,11 @@ impl<'g, T: Scalar> BatchNorm<'g, T> {
         }
     }
 
-    fn forward_at(
-        &self,
-        x: Tensor<'g, T>,
-        layer: &str,
-        ranks: &[usize],
-        caller: &'static Location<'static>,
-    ) -> Tensor<'g, T> {
+    /// `batch_norm` of `x` if its rank is one of `ranks`; located at the caller of the
+    /// layer's `forward`, for the op's own errors too.
+    #[track_caller]
+    fn forward_at(&self, x: Tensor<'g, T>, layer: &str, ranks: &[usize]) -> Tensor<'g, T> {
+        let caller = Location::caller();
         let rank = x.rank();
         if !ranks.contains(&rank) {
             let reason = format!(
@@ -141,8 +139,7 @@ impl<'g, T: Scalar> BatchNorm1d<'g, T> {
     /// caller's line.
     #[track_caller]
     pub fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
-        self.0
-            .forward_at(x, "BatchNorm1d", &[2, 3], Location::caller())
+        self.0.forward_at(x, "BatchNorm1d", &[2, 3])
     }
 }
 
@@ -202,8 +199,7 @@ impl<'g, T: Scalar> BatchNorm2d<'g, T> {
     /// caller's line.
     #[track_caller]
     pub fn forward(&self, x: Tensor<'g, T>) -> Tensor<'g, T> {
-        self.0
-            .forward_at(x, "BatchNorm2d", &[4], Location::caller())
+        self.0.forward_at(x, "BatchNorm2d", &[4])
     }
 }
 

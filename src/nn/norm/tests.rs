@@ -211,3 +211,42 @@ fn a_wrong_rank_is_a_located_error() {
         }
     }
 }
+
+#[test]
+fn errors_of_the_op_under_a_layer_point_at_the_forward_call() {
+    // a bad momentum is found by `batch_norm`, which the layer calls: located at forward
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [4, 3]);
+    let bn = BatchNorm1d::new(&g, "bn", 3).momentum(1.5);
+    let line = (bn.forward(x), line!()).1;
+    match g.check() {
+        Err(Error::Shape {
+            op: "batch_norm",
+            caller,
+            reason,
+            ..
+        }) => {
+            assert!(reason.contains("momentum"), "{reason}");
+            assert_eq!((caller.file, caller.line), (file!(), line));
+        }
+        other => panic!("{other:?}"),
+    }
+    // a layer applied twice gives its buffers a second update: an error at the second call
+    let g = Graph::<f32>::new();
+    let x = g.input("x", [4, 3]);
+    let bn = BatchNorm1d::new(&g, "bn", 3);
+    let _ = bn.forward(x);
+    let line = (bn.forward(x), line!()).1;
+    match g.check() {
+        Err(Error::Shape {
+            op: "update",
+            caller,
+            reason,
+            ..
+        }) => {
+            assert!(reason.contains("already has an update"), "{reason}");
+            assert_eq!((caller.file, caller.line), (file!(), line));
+        }
+        other => panic!("{other:?}"),
+    }
+}
