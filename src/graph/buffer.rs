@@ -145,11 +145,7 @@ impl<T: Scalar> Graph<T> {
                     kind.name()
                 ))
             } else if inner.updates.iter().any(|u| u.0 == buffer.id) {
-                Some(
-                    "the buffer already has an update (a layer with running statistics \
-                     applied twice?)"
-                        .into(),
-                )
+                Some("the buffer already has an update".into())
             } else if b != v {
                 Some(alloc::format!(
                     "the new value must have the buffer's shape {b}, not {v}"
@@ -166,6 +162,37 @@ impl<T: Scalar> Graph<T> {
                 caller: caller.into(),
             }),
             None => self.inner.borrow_mut().updates.push((buffer.id, value.id)),
+        }
+    }
+
+    /// The value `buffer` takes after a training run as recorded so far: its update's
+    /// value, or the buffer itself.
+    pub(crate) fn pending(&self, buffer: Tensor<'_, T>) -> Tensor<'_, T> {
+        let inner = self.inner.borrow();
+        let v = inner.updates.iter().find(|u| u.0 == buffer.id).map(|u| u.1);
+        Tensor::new(self, v.unwrap_or(buffer.id))
+    }
+
+    /// Records `value` as `buffer`'s update, replacing the one recorded (in its place in
+    /// the order): for an op that updates a buffer each time it is applied, with a
+    /// `value` computed from [`pending`](Graph::pending), so that the updates compose in
+    /// call order as PyTorch's do.
+    #[track_caller]
+    pub(crate) fn chain_update(&self, buffer: Tensor<'_, T>, value: Tensor<'_, T>) {
+        let same = buffer.graph.id == self.id && value.graph.id == self.id;
+        let shaped = same && buffer.shape() == value.shape();
+        let replaced = {
+            let mut inner = self.inner.borrow_mut();
+            match inner.updates.iter_mut().find(|u| u.0 == buffer.id) {
+                Some(u) if shaped => {
+                    u.1 = value.id;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !replaced {
+            self.update(buffer, value);
         }
     }
 

@@ -17,8 +17,9 @@ use super::Module;
 /// as PyTorch's `state_dict` names them: parameters `{name}.weight` and `{name}.bias`,
 /// [buffers](crate::Graph::buffer) `{name}.running_mean` and `{name}.running_var`, all
 /// `[C]`. PyTorch's `num_batches_tracked` is not kept (its `load_state_dict` makes it
-/// again when missing; it only matters with `momentum=None`). Apply a layer once per
-/// graph: each buffer takes one update.
+/// again when missing; it only matters with `momentum=None`). A layer applied twice in
+/// a graph updates its running statistics twice per training run, in call order, as
+/// PyTorch does.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNorm<'g, T: Scalar> {
     /// `{name}.weight` `[C]`, PyTorch's init: ones.

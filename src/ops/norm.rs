@@ -101,7 +101,9 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// `running_mean` and `running_var` are `[C]`; when they are
     /// [buffers](crate::Graph::buffer), each training run updates them with `momentum`
     /// (PyTorch's default 0.1), `running_var` with the unbiased batch variance, exactly as
-    /// PyTorch; other tensors (constants) are fixed statistics for evaluation. `weight`
+    /// PyTorch (applied twice to the same buffers, the second update goes on from the
+    /// first, in call order); other tensors (constants) are fixed statistics for
+    /// evaluation. `weight`
     /// and `bias` are `[C]` or `None` (1 and 0). PyTorch's default `eps` is `1e-5`. The
     /// batch axis may be a run-time axis ([`Dim::upto`](crate::Dim::upto)).
     ///
@@ -186,15 +188,17 @@ impl<'g, T: Scalar> Tensor<'g, T> {
         }
         let keep = T::of(1.0 - momentum);
         let m = T::of(momentum);
+        // Applied again to the same buffers (a layer used twice), the update goes on from
+        // the value the last one left, as PyTorch's in-place updates do in call order.
         if is_buffer(running_mean) {
-            let new = running_mean * keep + batch_mean.reshape(want.clone()) * m;
-            g.update(running_mean, new);
+            let new = g.pending(running_mean) * keep + batch_mean.reshape(want.clone()) * m;
+            g.chain_update(running_mean, new);
         }
         if is_buffer(running_var) {
             // n / (n - 1) = 1 / (1 - 1/n), with 1/n at the rows fed
             let unbiased = batch_var / (-self.inv_count(&axes) + T::one());
-            let new = running_var * keep + unbiased.reshape(want) * m;
-            g.update(running_var, new);
+            let new = g.pending(running_var) * keep + unbiased.reshape(want) * m;
+            g.chain_update(running_var, new);
         }
         y
     }

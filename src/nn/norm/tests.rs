@@ -231,22 +231,38 @@ fn errors_of_the_op_under_a_layer_point_at_the_forward_call() {
         }
         other => panic!("{other:?}"),
     }
-    // a layer applied twice gives its buffers a second update: an error at the second call
-    let g = Graph::<f32>::new();
-    let x = g.input("x", [4, 3]);
-    let bn = BatchNorm1d::new(&g, "bn", 3);
-    let _ = bn.forward(x);
-    let line = (bn.forward(x), line!()).1;
-    match g.check() {
-        Err(Error::Shape {
-            op: "update",
-            caller,
-            reason,
-            ..
-        }) => {
-            assert!(reason.contains("already has an update"), "{reason}");
-            assert_eq!((caller.file, caller.line), (file!(), line));
-        }
-        other => panic!("{other:?}"),
-    }
+}
+
+#[test]
+fn a_layer_applied_twice_updates_its_statistics_in_call_order() {
+    // PyTorch: bn(x1); bn(x2) in training mode leaves
+    // running = 0.9 * (0.9 * running + 0.1 * batch1) + 0.1 * batch2 (checked with
+    // `bn = nn.BatchNorm1d(1).double(); bn(x1); bn(x2)`: running_mean 0.78, running_var 1.79)
+    let g = Graph::<f64>::new();
+    let x1 = g.input("x1", [2, 1]);
+    let x2 = g.input("x2", [2, 1]);
+    let bn = BatchNorm1d::new(&g, "bn", 1);
+    let (y1, y2) = (bn.forward(x1), bn.forward(x2));
+    let mut m = g.compile(&[y1, y2], &[]).unwrap();
+    m.set_training(true);
+    m.feed(x1, &ndarray::arr2(&[[1.0], [3.0]])).unwrap(); // mean 2, unbiased var 2
+    m.feed(x2, &ndarray::arr2(&[[4.0], [8.0]])).unwrap(); // mean 6, unbiased var 8
+    m.run().unwrap();
+    let mean = 0.9 * (0.9 * 0.0 + 0.1 * 2.0) + 0.1 * 6.0;
+    let var = 0.9 * (0.9 * 1.0 + 0.1 * 2.0) + 0.1 * 8.0;
+    assert_abs_diff_eq!(
+        m.value(bn.0.running_mean).unwrap()[[0]],
+        mean,
+        epsilon = 1e-12
+    );
+    assert_abs_diff_eq!(
+        m.value(bn.0.running_var).unwrap()[[0]],
+        var,
+        epsilon = 1e-12
+    );
+    // each call normalised with its own batch: y = [-1, 1] (eps aside)
+    assert_abs_diff_eq!(m.value(y2).unwrap()[[1, 0]], 1.0, epsilon = 1e-4);
+    // a user's own second update of a buffer is still an error
+    g.update(bn.0.running_mean, bn.0.running_mean * 2.0);
+    assert!(matches!(g.check(), Err(Error::Shape { op: "update", .. })));
 }
