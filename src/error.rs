@@ -201,9 +201,8 @@ pub enum Error {
     Batch {
         /// The op (`"batch_norm"`).
         op: &'static str,
-        /// The input's shape at the rows fed in this run.
-        shape: Shape,
-        /// What is wrong, in words.
+        /// What is wrong, in words, with the input's shape at the rows fed in this run
+        /// (a field of its own would make every `Error` larger).
         reason: String,
         /// Where the op was recorded; `None` only for an error straight from a kernel.
         caller: Option<Caller>,
@@ -327,14 +326,8 @@ impl Error {
                 axis,
                 caller: caller.or(Some(recorded)),
             },
-            Error::Batch {
+            Error::Batch { op, reason, caller } => Error::Batch {
                 op,
-                shape,
-                reason,
-                caller,
-            } => Error::Batch {
-                op,
-                shape,
                 reason,
                 caller: caller.or(Some(recorded)),
             },
@@ -466,17 +459,12 @@ impl fmt::Display for Error {
                 }
                 write!(f, ": axis {axis} has no rows to choose from")
             }
-            Error::Batch {
-                op,
-                shape,
-                reason,
-                caller,
-            } => {
+            Error::Batch { op, reason, caller } => {
                 write!(f, "`{op}`")?;
                 if let Some(at) = caller {
                     write!(f, " recorded at {at}")?;
                 }
-                write!(f, ": {reason} (input of shape {shape} in this run)")
+                write!(f, ": {reason}")
             }
             Error::Mismatch {
                 what,

@@ -41,9 +41,16 @@ pub(crate) enum Kind<T: Scalar> {
     Input { name: String },
     /// A trainable value with its initial value; the machine owns its current value.
     Param { name: String, init: ArrayD<T> },
-    /// Non-trainable state with its initial value (see [`Graph::buffer`]); the machine
-    /// owns its current value and writes its recorded update after a training run.
-    Buffer { name: String, init: ArrayD<T> },
+    /// Non-trainable state with its initial value (see [`Graph::buffer`]) and the node
+    /// of its update ([`Graph::update`]), if any: the machine owns its current value and
+    /// writes the update's value into it after a training run. (The initial value is
+    /// shared and the update kept here, not in a list of the graph's, so that neither a
+    /// node nor the graph grows: on a device the stack holds them.)
+    Buffer {
+        name: String,
+        init: Shared<ArrayD<T>>,
+        update: Option<NodeId>,
+    },
     /// A fixed value.
     Const(Shared<ArrayD<T>>),
     /// The result of an op on earlier nodes.
@@ -80,8 +87,6 @@ pub(crate) struct Inner<T: Scalar> {
     /// While `grad` records an op's VJP: where that op was recorded, given to every node
     /// the VJP records (their own callers are inside the crate).
     pub(crate) vjp_of: Option<Caller>,
-    /// `(buffer, new value)` pairs recorded by [`Graph::update`], at most one per buffer.
-    pub(crate) updates: Vec<(NodeId, NodeId)>,
 }
 
 /// A recorded computation: an arena of nodes that tensors point into.
@@ -134,7 +139,6 @@ impl<T: Scalar> Graph<T> {
                 nodes: Vec::new(),
                 errors: Vec::new(),
                 vjp_of: None,
-                updates: Vec::new(),
             }),
         }
     }

@@ -128,6 +128,10 @@ pub struct Machine<T: Scalar> {
     in_place: Vec<Option<usize>>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
+    /// After the last step's: the `(buffer, value)` positions of each update a training
+    /// run writes (see [`Graph::buffer`](crate::Graph::buffer)), kept here rather than in
+    /// a field of their own so that the `Machine` value does not grow (on a device, its
+    /// copies are on the stack).
     args: Vec<u32>,
     ranges: Vec<(u32, u32)>,
     /// Shared by all kernels, sized for the largest need (see `Op::scratch`).
@@ -140,9 +144,6 @@ pub struct Machine<T: Scalar> {
     grads: GradHandles,
     /// Whether no `x` appears twice in `grads`.
     distinct: bool,
-    /// `(buffer step, value step)` of each update a training run writes, in order (see
-    /// [`Graph::buffer`](crate::Graph::buffer)).
-    updates: Vec<(u32, u32)>,
 }
 
 impl<T: Scalar> fmt::Debug for Machine<T> {
@@ -235,22 +236,22 @@ impl<T: Scalar> Machine<T> {
     /// Copies each update's value into its buffer. The plan gives every buffer and every
     /// update value a buffer of its own (`compile` pins the values), so the two never
     /// share one unless the value is a view of the buffer itself, which changes nothing.
+    #[inline(never)]
     fn write_updates(&mut self) {
-        for &(b, v) in &self.updates {
-            let (b, v) = (b as usize, v as usize);
+        let end = self.ranges.last().map_or(0, |r| r.1 as usize);
+        let pairs = self.args.get(end..).unwrap_or_default();
+        for pair in pairs.chunks_exact(2) {
+            let (b, v) = (pair[0] as usize, pair[1] as usize);
             let (bb, bv) = (self.buf_of[b] as usize, self.buf_of[v] as usize);
-            let n = self.numel[b];
-            if bb == bv {
-                continue;
+            if bb != bv {
+                // taken out and put back: no allocation
+                let src = mem::take(&mut self.bufs[bv]);
+                let n = self.numel[b];
+                for (d, s) in self.bufs[bb].iter_mut().zip(&src[..n]) {
+                    *d = *s;
+                }
+                self.bufs[bv] = src;
             }
-            let (dst, src) = if bb < bv {
-                let (lo, hi) = self.bufs.split_at_mut(bv);
-                (&mut lo[bb], &hi[0])
-            } else {
-                let (lo, hi) = self.bufs.split_at_mut(bb);
-                (&mut hi[0], &lo[bv])
-            };
-            dst[..n].copy_from_slice(&src[..n]);
         }
     }
 

@@ -56,10 +56,10 @@ impl<T: Scalar> Graph<T> {
     ///   values (and whatever those need) are compiled too, in buffers the plan never reuses.
     /// - [`Machine::run`](crate::Machine::run) computes every step first, then, in training
     ///   mode only ([`Machine::set_training`](crate::Machine::set_training)), copies each
-    ///   update's value into its buffer, in the order the updates were recorded. So every
-    ///   read of a buffer in a run sees the value it had before the run (as PyTorch's running
-    ///   statistics, updated after use), a run is deterministic, and the copy allocates
-    ///   nothing. An evaluation run leaves every buffer as it was; a failed run writes none.
+    ///   update's value into its buffer (all computed before any is written, so the order
+    ///   does not matter). So every read of a buffer in a run sees the value it had before
+    ///   the run (as PyTorch's running statistics, updated after use), a run is
+    ///   deterministic, and the copy allocates nothing. An evaluation run leaves every buffer as it was; a failed run writes none.
     #[track_caller]
     pub fn buffer<D: Dimension>(&self, name: &str, init: Array<T, D>) -> Tensor<'_, T> {
         self.buffer_at(name, init.into_dyn(), Location::caller())
@@ -82,7 +82,8 @@ impl<T: Scalar> Graph<T> {
         self.push(
             Kind::Buffer {
                 name: name.into(),
-                init,
+                init: crate::shared::Shared::new(init),
+                update: None,
             },
             Vec::new(),
             shape,
@@ -144,7 +145,13 @@ impl<T: Scalar> Graph<T> {
                     "only a buffer can be updated, not a(n) {}",
                     kind.name()
                 ))
-            } else if inner.updates.iter().any(|u| u.0 == buffer.id) {
+            } else if matches!(
+                kind,
+                Kind::Buffer {
+                    update: Some(_),
+                    ..
+                }
+            ) {
                 Some("the buffer already has an update".into())
             } else if b != v {
                 Some(alloc::format!(
@@ -161,7 +168,7 @@ impl<T: Scalar> Graph<T> {
                 reason,
                 caller: caller.into(),
             }),
-            None => self.inner.borrow_mut().updates.push((buffer.id, value.id)),
+            None => self.set_update(buffer.id, value.id),
         }
     }
 
@@ -169,35 +176,38 @@ impl<T: Scalar> Graph<T> {
     /// value, or the buffer itself.
     pub(crate) fn pending(&self, buffer: Tensor<'_, T>) -> Tensor<'_, T> {
         let inner = self.inner.borrow();
-        let v = inner.updates.iter().find(|u| u.0 == buffer.id).map(|u| u.1);
-        Tensor::new(self, v.unwrap_or(buffer.id))
+        let v = match inner.nodes.get(buffer.id.index()).map(|n| &n.kind) {
+            Some(Kind::Buffer {
+                update: Some(v), ..
+            }) if buffer.graph.id == self.id => *v,
+            _ => buffer.id,
+        };
+        Tensor::new(self, v)
     }
 
-    /// Records `value` as `buffer`'s update, replacing the one recorded (in its place in
-    /// the order): for an op that updates a buffer each time it is applied, with a
-    /// `value` computed from [`pending`](Graph::pending), so that the updates compose in
-    /// call order as PyTorch's do.
+    /// Records `value` as `buffer`'s update, replacing the one recorded: for an op that
+    /// updates a buffer each time it is applied, with a `value` computed from
+    /// [`pending`](Graph::pending), so that the updates compose in call order as
+    /// PyTorch's do.
     #[track_caller]
     pub(crate) fn chain_update(&self, buffer: Tensor<'_, T>, value: Tensor<'_, T>) {
         let same = buffer.graph.id == self.id && value.graph.id == self.id;
-        let shaped = same && buffer.shape() == value.shape();
-        let replaced = {
-            let mut inner = self.inner.borrow_mut();
-            match inner.updates.iter_mut().find(|u| u.0 == buffer.id) {
-                Some(u) if shaped => {
-                    u.1 = value.id;
-                    true
-                }
-                _ => false,
-            }
-        };
-        if !replaced {
+        if same && buffer.shape() == value.shape() && self.pending(buffer).id != buffer.id {
+            self.set_update(buffer.id, value.id);
+        } else {
             self.update(buffer, value);
         }
     }
 
-    /// The `(buffer, value)` updates recorded, in order.
-    pub(crate) fn updates(&self) -> Vec<(NodeId, NodeId)> {
-        self.inner.borrow().updates.clone()
+    fn set_update(&self, buffer: NodeId, value: NodeId) {
+        if let Some(Kind::Buffer { update, .. }) = self
+            .inner
+            .borrow_mut()
+            .nodes
+            .get_mut(buffer.index())
+            .map(|n| &mut n.kind)
+        {
+            *update = Some(value);
+        }
     }
 }

@@ -138,48 +138,8 @@ impl<T: Scalar> Graph<T> {
             .chain(grads.iter().copied())
             .collect();
         self.check()?;
-        let all_updates = self.updates();
         let nodes = self.nodes();
-        let mut needed = vec![false; nodes.len()];
-        for t in &wanted {
-            needed[t.id.index()] = true;
-        }
-        let propagate = |needed: &mut [bool]| {
-            for i in (0..needed.len()).rev() {
-                if needed[i] {
-                    for j in &nodes[i].inputs {
-                        needed[j.index()] = true;
-                    }
-                }
-            }
-        };
-        propagate(&mut needed);
-        // The updates of the buffers read, and what their values read, until no new
-        // buffer is read (a value may read another updated buffer).
-        loop {
-            let mut more = false;
-            for &(b, v) in &all_updates {
-                if needed[b.index()] && !needed[v.index()] {
-                    needed[v.index()] = true;
-                    more = true;
-                }
-            }
-            if !more {
-                break;
-            }
-            propagate(&mut needed);
-        }
-        let followed: Vec<(usize, usize)> = all_updates
-            .iter()
-            .filter(|(b, _)| needed[b.index()])
-            .map(|(b, v)| (b.index(), v.index()))
-            .collect();
-        // Every parameter and buffer of the graph lives in the machine, used or not, so
-        // that an optimizer stepping on `graph.params()` finds them all (an unused one has
-        // a zero gradient) and every machine of a graph holds (and saves) the same state.
-        for (i, need) in needed.iter_mut().enumerate() {
-            *need |= matches!(nodes[i].kind, Kind::Param { .. } | Kind::Buffer { .. });
-        }
+        let needed = needed_nodes(&nodes, &wanted);
         let n = needed.iter().rposition(|&x| x).map_or(0, |i| i + 1);
         let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
         // Inputs fed together take the same rows, so no run can have more rows than the
@@ -231,7 +191,18 @@ impl<T: Scalar> Graph<T> {
             .enumerate()
             .all(|(k, p)| pairs[..k].iter().all(|q| q.0 != p.0));
         let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
-        // an update's value is read after the run: its buffer is never reused
+        // The `(buffer, value)` nodes of the updates compiled: those whose value is (the
+        // buffers read, by `needed_nodes`). A value is read after the run: its buffer is
+        // never reused.
+        let followed: Vec<(usize, usize)> = order
+            .iter()
+            .filter_map(|&i| match nodes[i].kind {
+                Kind::Buffer {
+                    update: Some(v), ..
+                } if needed[v.index()] => Some((i, v.index())),
+                _ => None,
+            })
+            .collect();
         let is_update = |i: usize| followed.iter().any(|u| u.1 == i);
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
@@ -363,7 +334,9 @@ impl<T: Scalar> Graph<T> {
                 })
             })
             .collect();
-        let updates = followed.iter().map(|&(b, v)| (slot[b], slot[v])).collect();
+        for &(b, v) in &followed {
+            args.extend([slot[b], slot[v]]);
+        }
         let mut m = Machine {
             graph: self.id,
             slot,
@@ -391,7 +364,6 @@ impl<T: Scalar> Graph<T> {
             ran: false,
             grads: GradHandles::from_pairs(pairs.to_vec()),
             distinct,
-            updates,
         };
         // A total that saturated is past every budget.
         let needed = m.memory().total();
@@ -414,7 +386,8 @@ impl<T: Scalar> Graph<T> {
         m.scratch = crate::limit::try_vec("compile", &[], scratch_len, T::zero(), caller)?;
         for (k, &i) in order.iter().enumerate() {
             let init = match &nodes[i].kind {
-                Kind::Param { init, .. } | Kind::Buffer { init, .. } => init,
+                Kind::Param { init, .. } => init,
+                Kind::Buffer { init, .. } => &**init,
                 Kind::Const(v) => &**v,
                 _ => continue,
             };
@@ -428,4 +401,47 @@ impl<T: Scalar> Graph<T> {
         m.set_rows(most_rows.unwrap_or(0));
         Ok(m)
     }
+}
+
+/// Which nodes a machine of `wanted` holds: what they read, the values of the updates of
+/// the buffers read (and what those read), and every parameter and buffer. Out of `build`, never inlined: its vectors and closures
+/// would otherwise add to `build`'s frame, the deepest of `compile` (stack is scarce on a
+/// device).
+#[inline(never)]
+fn needed_nodes<T: Scalar>(nodes: &[crate::graph::Node<T>], wanted: &[Handle]) -> Vec<bool> {
+    let mut needed = vec![false; nodes.len()];
+    for t in wanted {
+        needed[t.id.index()] = true;
+    }
+    // The updates of the buffers read, and what their values read, until no new buffer
+    // is read (a value may read another updated buffer).
+    let mut more = true;
+    while more {
+        for i in (0..needed.len()).rev() {
+            if needed[i] {
+                for j in &nodes[i].inputs {
+                    needed[j.index()] = true;
+                }
+            }
+        }
+        more = false;
+        for (b, node) in nodes.iter().enumerate() {
+            if let Kind::Buffer {
+                update: Some(v), ..
+            } = node.kind
+            {
+                if needed[b] && !needed[v.index()] {
+                    needed[v.index()] = true;
+                    more = true;
+                }
+            }
+        }
+    }
+    // Every parameter and buffer of the graph lives in the machine, used or not, so that
+    // an optimizer stepping on `graph.params()` finds them all (an unused one has a zero
+    // gradient) and every machine of a graph holds (and saves) the same state.
+    for (need, node) in needed.iter_mut().zip(nodes) {
+        *need |= matches!(node.kind, Kind::Param { .. } | Kind::Buffer { .. });
+    }
+    needed
 }

@@ -103,7 +103,6 @@ impl<T: Scalar> Machine<T> {
             ran: _,
             grads,
             distinct: _,
-            updates,
         } = self;
         let per_step: usize = steps
             .iter()
@@ -132,7 +131,6 @@ impl<T: Scalar> Machine<T> {
             + vec_bytes(bufs)
             + vec_bytes(args)
             + vec_bytes(ranges)
-            + vec_bytes(updates)
             + grads.heap_bytes()
     }
 }

@@ -52,15 +52,15 @@ impl<T: Scalar> Op<T> for TrainingFlag {
             return Ok(());
         }
         let shape = x.shape(0);
-        if shape.numel() / self.channels.max(1) <= 1 {
+        let per_channel = shape.numel() / self.channels.max(1);
+        if per_channel <= 1 {
             return Err(Error::Batch {
                 op: "batch_norm",
                 // the extents of this run, without the run-time axis's bound
-                shape: Shape::new(shape.dims()),
                 reason: format!(
                     "expected more than 1 value per channel when training (as PyTorch), \
-                     got {} per channel",
-                    shape.numel() / self.channels.max(1)
+                     got {per_channel} per channel: an input of shape {} in this run",
+                    Shape::new(shape.dims())
                 ),
                 caller: None,
             });

@@ -391,11 +391,10 @@ fn batch_norm_one_value_per_channel_is_a_run_time_error_in_training_only() {
     match m.run() {
         Err(Error::Batch {
             op: "batch_norm",
-            shape,
+            reason,
             caller: Some(at),
-            ..
         }) => {
-            assert_eq!(shape, Shape::from([1, 3]));
+            assert!(reason.contains("shape [1, 3] in this run"), "{reason}");
             assert_eq!((at.file, at.line), (file!(), line));
         }
         other => panic!("expected Error::Batch, got {other:?}"),
