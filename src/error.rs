@@ -184,26 +184,16 @@ pub enum Error {
         caller: Option<Caller>,
     },
     /// A kernel found nothing to compute on where it needs something: an
-    /// [`argmax`](crate::Tensor::argmax) over a run-time axis fed no rows. Found while
-    /// running; [`Machine::run`](crate::Machine::run) adds where the op was recorded.
+    /// [`argmax`](crate::Tensor::argmax) over a run-time axis fed no rows, or a
+    /// [`batch_norm`](crate::Tensor::batch_norm) in training mode over at most one value
+    /// per channel (PyTorch's "Expected more than 1 value per channel when training").
+    /// Found while running; [`Machine::run`](crate::Machine::run) adds where the op was
+    /// recorded. (One variant for both keeps `Error`, and every binary, small.)
     Empty {
-        /// The op (`"argmax"`, `"argmin"`).
+        /// The op (`"argmax"`, `"argmin"`, `"batch_norm"`).
         op: &'static str,
         /// The axis that was empty.
         axis: usize,
-        /// Where the op was recorded; `None` only for an error straight from a kernel.
-        caller: Option<Caller>,
-    },
-    /// An op cannot compute on the batch of this run: a
-    /// [`batch_norm`](crate::Tensor::batch_norm) in training mode over one value per
-    /// channel (the rows fed decide it, so it is found while running);
-    /// [`Machine::run`](crate::Machine::run) adds where the op was recorded.
-    Batch {
-        /// The op (`"batch_norm"`).
-        op: &'static str,
-        /// What is wrong, in words, with the input's shape at the rows fed in this run
-        /// (a field of its own would make every `Error` larger).
-        reason: String,
         /// Where the op was recorded; `None` only for an error straight from a kernel.
         caller: Option<Caller>,
     },
@@ -324,11 +314,6 @@ impl Error {
             Error::Empty { op, axis, caller } => Error::Empty {
                 op,
                 axis,
-                caller: caller.or(Some(recorded)),
-            },
-            Error::Batch { op, reason, caller } => Error::Batch {
-                op,
-                reason,
                 caller: caller.or(Some(recorded)),
             },
             e => e,
@@ -457,14 +442,16 @@ impl fmt::Display for Error {
                 if let Some(at) = caller {
                     write!(f, " recorded at {at}")?;
                 }
-                write!(f, ": axis {axis} has no rows to choose from")
-            }
-            Error::Batch { op, reason, caller } => {
-                write!(f, "`{op}`")?;
-                if let Some(at) = caller {
-                    write!(f, " recorded at {at}")?;
+                if *op == "batch_norm" {
+                    write!(
+                        f,
+                        ": expected more than 1 value per channel when training, as PyTorch \
+                         (axis {axis} and the spatial axes hold at most one per channel in \
+                         this run)"
+                    )
+                } else {
+                    write!(f, ": axis {axis} has no rows to choose from")
                 }
-                write!(f, ": {reason}")
             }
             Error::Mismatch {
                 what,

@@ -41,14 +41,14 @@ pub(crate) enum Kind<T: Scalar> {
     Input { name: String },
     /// A trainable value with its initial value; the machine owns its current value.
     Param { name: String, init: ArrayD<T> },
-    /// Non-trainable state with its initial value (see [`Graph::buffer`]) and the node
-    /// of its update ([`Graph::update`]), if any: the machine owns its current value and
-    /// writes the update's value into it after a training run. (The initial value is
-    /// shared and the update kept here, not in a list of the graph's, so that neither a
-    /// node nor the graph grows: on a device the stack holds them.)
+    /// Non-trainable state (see [`Graph::buffer`]): its initial value is the constant
+    /// node `init`, and `update` the node of its update ([`Graph::update`]), if any; the
+    /// machine owns its current value and writes the update's value into it after a
+    /// training run. (Ids, and the update kept here rather than in a list of the graph's,
+    /// so that neither a node nor the graph grows: on a device the stack holds them.)
     Buffer {
         name: String,
-        init: Shared<ArrayD<T>>,
+        init: NodeId,
         update: Option<NodeId>,
     },
     /// A fixed value.

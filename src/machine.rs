@@ -128,8 +128,8 @@ pub struct Machine<T: Scalar> {
     in_place: Vec<Option<usize>>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
-    /// After the last step's: the `(buffer, value)` positions of each update a training
-    /// run writes (see [`Graph::buffer`](crate::Graph::buffer)), kept here rather than in
+    /// After the last step's: `(buffer's buffer, value's buffer, elements)` of each update
+    /// a training run writes (see [`Graph::buffer`](crate::Graph::buffer)), kept here rather than in
     /// a field of their own so that the `Machine` value does not grow (on a device, its
     /// copies are on the stack).
     args: Vec<u32>,
@@ -233,25 +233,21 @@ impl<T: Scalar> Machine<T> {
         Ok(())
     }
 
-    /// Copies each update's value into its buffer. The plan gives every buffer and every
-    /// update value a buffer of its own (`compile` pins the values), so the two never
-    /// share one unless the value is a view of the buffer itself, which changes nothing.
+    /// Copies each update's value into its buffer: `compile` put `(buffer's buffer,
+    /// value's buffer, elements)` after the steps' arguments, two distinct buffers (the
+    /// plan pins update values, so no step writes them after the value is computed).
     #[inline(never)]
     fn write_updates(&mut self) {
         let end = self.ranges.last().map_or(0, |r| r.1 as usize);
-        let pairs = self.args.get(end..).unwrap_or_default();
-        for pair in pairs.chunks_exact(2) {
-            let (b, v) = (pair[0] as usize, pair[1] as usize);
-            let (bb, bv) = (self.buf_of[b] as usize, self.buf_of[v] as usize);
-            if bb != bv {
-                // taken out and put back: no allocation
-                let src = mem::take(&mut self.bufs[bv]);
-                let n = self.numel[b];
-                for (d, s) in self.bufs[bb].iter_mut().zip(&src[..n]) {
-                    *d = *s;
-                }
-                self.bufs[bv] = src;
-            }
+        for t in self.args[end..].chunks_exact(3) {
+            let (dst, src, n) = (t[0] as usize, t[1] as usize, t[2] as usize);
+            let (lo, hi) = self.bufs.split_at_mut(dst.max(src));
+            let (d, s) = if dst < src {
+                (&mut lo[dst], &hi[0])
+            } else {
+                (&mut hi[0], &lo[src])
+            };
+            d[..n].copy_from_slice(&s[..n]);
         }
     }
 

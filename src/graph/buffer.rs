@@ -79,10 +79,16 @@ impl<T: Scalar> Graph<T> {
         if let Err(e) = self.check_size("buffer", &shape, caller) {
             return self.fail_with(e, &shape, caller);
         }
+        let init = self.push(
+            Kind::Const(crate::shared::Shared::new(init)),
+            Vec::new(),
+            shape.clone(),
+            caller,
+        );
         self.push(
             Kind::Buffer {
                 name: name.into(),
-                init: crate::shared::Shared::new(init),
+                init: init.id,
                 update: None,
             },
             Vec::new(),

@@ -140,8 +140,8 @@ impl<T: Scalar> Graph<T> {
         self.check()?;
         let nodes = self.nodes();
         let needed = needed_nodes(&nodes, &wanted);
-        let n = needed.iter().rposition(|&x| x).map_or(0, |i| i + 1);
-        let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
+        let n = needed.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+        let order: Vec<usize> = (0..n).filter(|&i| needed[i] != 0).collect();
         // Inputs fed together take the same rows, so no run can have more rows than the
         // smallest bound of an input: a value planned for fewer (a shape of the user's
         // with a run-time axis, as `broadcast_to` takes) cannot be computed.
@@ -191,19 +191,8 @@ impl<T: Scalar> Graph<T> {
             .enumerate()
             .all(|(k, p)| pairs[..k].iter().all(|q| q.0 != p.0));
         let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
-        // The `(buffer, value)` nodes of the updates compiled: those whose value is (the
-        // buffers read, by `needed_nodes`). A value is read after the run: its buffer is
-        // never reused.
-        let followed: Vec<(usize, usize)> = order
-            .iter()
-            .filter_map(|&i| match nodes[i].kind {
-                Kind::Buffer {
-                    update: Some(v), ..
-                } if needed[v.index()] => Some((i, v.index())),
-                _ => None,
-            })
-            .collect();
-        let is_update = |i: usize| followed.iter().any(|u| u.1 == i);
+        // an update's value is read after the run: its buffer is never reused
+        let is_update = |i: usize| needed[i] == UPDATE;
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
         let mut run_inputs = Vec::new();
@@ -334,8 +323,21 @@ impl<T: Scalar> Graph<T> {
                 })
             })
             .collect();
-        for &(b, v) in &followed {
-            args.extend([slot[b], slot[v]]);
+        // (buffer's buffer, value's buffer, elements) of each update followed, after the
+        // steps' arguments (see `Machine::args`)
+        for &i in &order {
+            if let Kind::Buffer {
+                update: Some(v), ..
+            } = nodes[i].kind
+            {
+                if needed[v.index()] == UPDATE {
+                    let bb = plan.buf_of[slot[i] as usize];
+                    let bv = plan.buf_of[slot[v.index()] as usize];
+                    if bb != bv {
+                        args.extend([bb, bv, nodes[i].shape.numel() as u32]);
+                    }
+                }
+            }
         }
         let mut m = Machine {
             graph: self.id,
@@ -387,7 +389,10 @@ impl<T: Scalar> Graph<T> {
         for (k, &i) in order.iter().enumerate() {
             let init = match &nodes[i].kind {
                 Kind::Param { init, .. } => init,
-                Kind::Buffer { init, .. } => &**init,
+                Kind::Buffer { init, .. } => match &nodes[init.index()].kind {
+                    Kind::Const(v) => &**v,
+                    _ => continue,
+                },
                 Kind::Const(v) => &**v,
                 _ => continue,
             };
@@ -403,37 +408,36 @@ impl<T: Scalar> Graph<T> {
     }
 }
 
-/// Which nodes a machine of `wanted` holds: what they read, the values of the updates of
-/// the buffers read (and what those read), and every parameter and buffer. Out of `build`, never inlined: its vectors and closures
+/// Which nodes a machine of `wanted` holds (nonzero): what they read, the values of the
+/// updates of the buffers read ([`UPDATE`]; and what those read), and every parameter and
+/// buffer. Out of `build`, never inlined: its vectors and closures
 /// would otherwise add to `build`'s frame, the deepest of `compile` (stack is scarce on a
 /// device).
 #[inline(never)]
-fn needed_nodes<T: Scalar>(nodes: &[crate::graph::Node<T>], wanted: &[Handle]) -> Vec<bool> {
-    let mut needed = vec![false; nodes.len()];
+fn needed_nodes<T: Scalar>(nodes: &[crate::graph::Node<T>], wanted: &[Handle]) -> Vec<u8> {
+    let mut needed = vec![0u8; nodes.len()];
     for t in wanted {
-        needed[t.id.index()] = true;
+        needed[t.id.index()] = 1;
     }
-    // The updates of the buffers read, and what their values read, until no new buffer
-    // is read (a value may read another updated buffer).
-    let mut more = true;
-    while more {
+    // What the needed nodes read, and the update values of the buffers read (and what
+    // those read), until a sweep finds no new value (one computed later than its buffer
+    // is found past the sweep's position).
+    let mut again = true;
+    while again {
+        again = false;
         for i in (0..needed.len()).rev() {
-            if needed[i] {
-                for j in &nodes[i].inputs {
-                    needed[j.index()] = true;
-                }
+            if needed[i] == 0 {
+                continue;
             }
-        }
-        more = false;
-        for (b, node) in nodes.iter().enumerate() {
+            for j in &nodes[i].inputs {
+                needed[j.index()] |= 1;
+            }
             if let Kind::Buffer {
                 update: Some(v), ..
-            } = node.kind
+            } = nodes[i].kind
             {
-                if needed[b] && !needed[v.index()] {
-                    needed[v.index()] = true;
-                    more = true;
-                }
+                again |= needed[v.index()] == 0;
+                needed[v.index()] = UPDATE;
             }
         }
     }
@@ -441,7 +445,13 @@ fn needed_nodes<T: Scalar>(nodes: &[crate::graph::Node<T>], wanted: &[Handle]) -
     // an optimizer stepping on `graph.params()` finds them all (an unused one has a zero
     // gradient) and every machine of a graph holds (and saves) the same state.
     for (need, node) in needed.iter_mut().zip(nodes) {
-        *need |= matches!(node.kind, Kind::Param { .. } | Kind::Buffer { .. });
+        if matches!(node.kind, Kind::Param { .. } | Kind::Buffer { .. }) {
+            *need |= 1;
+        }
     }
     needed
 }
+
+/// In [`needed_nodes`]'s answer: the value of an update that the machine follows (it is
+/// needed too).
+const UPDATE: u8 = 3;

@@ -29,8 +29,8 @@ use crate::shape::Shape;
 
 /// A scalar, 1 in training mode and 0 in evaluation mode, read from the machine at each
 /// run. Its input `x` (`[N, C, *]`, read only for its shape at the rows fed) must hold
-/// more than one value per channel in training mode: PyTorch's "Expected more than 1
-/// value per channel when training". No gradient.
+/// more than one value per channel in training mode (PyTorch's "Expected more than 1
+/// value per channel when training"; an [`Error::Empty`] here). No gradient.
 #[derive(Debug)]
 pub struct TrainingFlag {
     channels: usize,
@@ -51,17 +51,10 @@ impl<T: Scalar> Op<T> for TrainingFlag {
             out.slice().fill(T::zero());
             return Ok(());
         }
-        let shape = x.shape(0);
-        let per_channel = shape.numel() / self.channels.max(1);
-        if per_channel <= 1 {
-            return Err(Error::Batch {
+        if x.shape(0).numel() / self.channels.max(1) <= 1 {
+            return Err(Error::Empty {
                 op: "batch_norm",
-                // the extents of this run, without the run-time axis's bound
-                reason: format!(
-                    "expected more than 1 value per channel when training (as PyTorch), \
-                     got {per_channel} per channel: an input of shape {} in this run",
-                    Shape::new(shape.dims())
-                ),
+                axis: 0,
                 caller: None,
             });
         }
@@ -130,7 +123,7 @@ impl<'g, T: Scalar> Tensor<'g, T> {
     /// # Errors
     /// (deferred) [`Error::Shape`] for an `x` of rank below 2, statistics or affine
     /// tensors not `[C]`, or a `momentum` outside `[0, 1]` or negative `eps`. At run time,
-    /// [`Error::Batch`] from [`Machine::run`](crate::Machine::run) in training mode when
+    /// [`Error::Empty`] from [`Machine::run`](crate::Machine::run) in training mode when
     /// the batch holds one value per channel (or none).
     #[track_caller]
     pub fn batch_norm(
