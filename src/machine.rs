@@ -236,7 +236,6 @@ impl<T: Scalar> Machine<T> {
     /// Copies each update's value into its buffer: `compile` put `(buffer's buffer,
     /// value's buffer, elements)` after the steps' arguments, two distinct buffers (the
     /// plan pins update values, so no step writes them after the value is computed).
-    #[inline(never)]
     fn write_updates(&mut self) {
         let end = self.ranges.last().map_or(0, |r| r.1 as usize);
         for t in self.args[end..].chunks_exact(3) {
