@@ -184,10 +184,13 @@ pub enum Error {
         caller: Option<Caller>,
     },
     /// A kernel found nothing to compute on where it needs something: an
-    /// [`argmax`](crate::Tensor::argmax) over a run-time axis fed no rows. Found while
-    /// running; [`Machine::run`](crate::Machine::run) adds where the op was recorded.
+    /// [`argmax`](crate::Tensor::argmax) over a run-time axis fed no rows, or a
+    /// [`batch_norm`](crate::Tensor::batch_norm) in training mode over at most one value
+    /// per channel (PyTorch's "Expected more than 1 value per channel when training").
+    /// Found while running; [`Machine::run`](crate::Machine::run) adds where the op was
+    /// recorded. (One variant for both keeps `Error`, and every binary, small.)
     Empty {
-        /// The op (`"argmax"`, `"argmin"`).
+        /// The op (`"argmax"`, `"argmin"`, `"batch_norm"`).
         op: &'static str,
         /// The axis that was empty.
         axis: usize,
@@ -439,7 +442,16 @@ impl fmt::Display for Error {
                 if let Some(at) = caller {
                     write!(f, " recorded at {at}")?;
                 }
-                write!(f, ": axis {axis} has no rows to choose from")
+                if *op == "batch_norm" {
+                    write!(
+                        f,
+                        ": expected more than 1 value per channel when training, as PyTorch \
+                         (axis {axis} and the spatial axes hold at most one per channel in \
+                         this run)"
+                    )
+                } else {
+                    write!(f, ": axis {axis} has no rows to choose from")
+                }
             }
             Error::Mismatch {
                 what,

@@ -16,6 +16,7 @@ use crate::shape::Shape;
 use crate::shared::Shared;
 use crate::weights::Layout;
 
+mod buffer;
 mod handle;
 mod id;
 
@@ -46,6 +47,16 @@ pub(crate) enum Kind<T: Scalar> {
         init: ArrayD<T>,
         layout: Layout,
     },
+    /// Non-trainable state (see [`Graph::buffer`]): its initial value is the constant
+    /// node `init`, and `update` the node of its update ([`Graph::update`]), if any; the
+    /// machine owns its current value and writes the update's value into it after a
+    /// training run. (Ids, and the update kept here rather than in a list of the graph's,
+    /// so that neither a node nor the graph grows: on a device the stack holds them.)
+    Buffer {
+        name: String,
+        init: NodeId,
+        update: Option<NodeId>,
+    },
     /// A fixed value.
     Const(Shared<ArrayD<T>>),
     /// The result of an op on earlier nodes.
@@ -59,6 +70,7 @@ impl<T: Scalar> Kind<T> {
         match self {
             Kind::Input { .. } => "input",
             Kind::Param { .. } => "parameter",
+            Kind::Buffer { .. } => "buffer",
             Kind::Const(_) => "constant",
             Kind::Op(op) => op.name(),
             Kind::Invalid => "invalid",
@@ -349,7 +361,7 @@ impl<T: Scalar> Graph<T> {
         self.leaves(|k| matches!(k, Kind::Input { .. }))
     }
 
-    /// The input or parameter called `name`.
+    /// The input, parameter or buffer called `name`.
     pub fn get(&self, name: &str) -> Option<Tensor<'_, T>> {
         let inner = self.inner.borrow();
         let i = inner
@@ -563,7 +575,7 @@ impl<T: Scalar> Graph<T> {
 
 pub(crate) fn leaf_name<T: Scalar>(k: &Kind<T>) -> Option<&str> {
     match k {
-        Kind::Input { name } | Kind::Param { name, .. } => Some(name),
+        Kind::Input { name } | Kind::Param { name, .. } | Kind::Buffer { name, .. } => Some(name),
         _ => None,
     }
 }

@@ -31,7 +31,14 @@ enum Step<T: Scalar> {
         name: String,
         fed: bool,
     },
+    /// `layout`: how PyTorch stores it (see `WeightMap::torch`); kept here, where it
+    /// fits beside the name, so that the machine does not grow.
     Param {
+        name: String,
+        layout: crate::weights::Layout,
+    },
+    /// Non-trainable state (see [`Graph::buffer`](crate::Graph::buffer)).
+    Buffer {
         name: String,
     },
     Const,
@@ -72,6 +79,7 @@ impl<T: Scalar> Step<T> {
         match self {
             Step::Input { .. } => "input",
             Step::Param { .. } => "parameter",
+            Step::Buffer { .. } => "buffer",
             Step::Const => "constant",
             Step::Op(op) | Step::View(op) => op.name(),
         }
@@ -123,14 +131,15 @@ pub struct Machine<T: Scalar> {
     in_place: Vec<Option<usize>>,
     bufs: Vec<Vec<T>>,
     /// The input positions of every step, back to back; `ranges[i]` indexes into it.
+    /// After the last step's: `(buffer's buffer, value's buffer, elements)` of each update
+    /// a training run writes (see [`Graph::buffer`](crate::Graph::buffer)), kept here rather than in
+    /// a field of their own so that the `Machine` value does not grow (on a device, its
+    /// copies are on the stack).
     args: Vec<u32>,
     ranges: Vec<(u32, u32)>,
     /// Shared by all kernels, sized for the largest need (see `Op::scratch`).
     scratch: Vec<T>,
     rng: crate::rng::KernelRng,
-    /// How PyTorch stores the parameters made by `nn` layers, by step; a parameter not
-    /// listed is `Layout::ByName`.
-    layouts: Vec<(u32, crate::weights::Layout)>,
     training: bool,
     memory: Memory,
     ran: bool,
@@ -220,8 +229,28 @@ impl<T: Scalar> Machine<T> {
                 _ => {}
             }
         }
+        if self.training {
+            self.write_updates();
+        }
         self.ran = true;
         Ok(())
+    }
+
+    /// Copies each update's value into its buffer: `compile` put `(buffer's buffer,
+    /// value's buffer, elements)` after the steps' arguments, two distinct buffers (the
+    /// plan pins update values, so no step writes them after the value is computed).
+    fn write_updates(&mut self) {
+        let end = self.ranges.last().map_or(0, |r| r.1 as usize);
+        for t in self.args[end..].chunks_exact(3) {
+            let (dst, src, n) = (t[0] as usize, t[1] as usize, t[2] as usize);
+            let (lo, hi) = self.bufs.split_at_mut(dst.max(src));
+            let (d, s) = if dst < src {
+                (&mut lo[dst], &hi[0])
+            } else {
+                (&mut hi[0], &lo[src])
+            };
+            d[..n].copy_from_slice(&s[..n]);
+        }
     }
 
     /// The current value of a compiled node.
@@ -258,15 +287,17 @@ impl<T: Scalar> Machine<T> {
         }
     }
 
-    /// The handle of the input or parameter called `name`.
+    /// The handle of the input, parameter or buffer called `name`.
     ///
     /// # Errors
-    /// [`Error::UnknownName`] if the machine holds no such input or parameter.
+    /// [`Error::UnknownName`] if the machine holds no such input, parameter or buffer.
     #[track_caller]
     pub fn handle_of(&self, name: &str) -> Result<Handle> {
         let caller = Caller::here();
         let found = self.steps.iter().position(|s| match s {
-            Step::Input { name: n, .. } | Step::Param { name: n } => n == name,
+            Step::Input { name: n, .. }
+            | Step::Param { name: n, .. }
+            | Step::Buffer { name: n } => n == name,
             _ => false,
         });
         let i = found.ok_or_else(|| Error::UnknownName {
@@ -293,14 +324,13 @@ impl<T: Scalar> Machine<T> {
 
     /// How PyTorch stores parameter `name` (see `WeightMap::torch`).
     pub(crate) fn layout_of(&self, name: &str) -> crate::weights::Layout {
-        let step = self
-            .steps
+        self.steps
             .iter()
-            .position(|s| matches!(s, Step::Param { name: n } if n == name));
-        self.layouts
-            .iter()
-            .find(|(k, _)| Some(*k as usize) == step)
-            .map_or(crate::weights::Layout::ByName, |&(_, l)| l)
+            .find_map(|s| match s {
+                Step::Param { name: n, layout } if n == name => Some(*layout),
+                _ => None,
+            })
+            .unwrap_or(crate::weights::Layout::ByName)
     }
 
     /// The state of the machine's random numbers (dropout masks), for a checkpoint.
@@ -320,15 +350,54 @@ impl<T: Scalar> Machine<T> {
             .iter()
             .zip(&self.shapes)
             .filter_map(|(s, sh)| match s {
-                Step::Param { name } => Some((name.as_str(), sh)),
+                Step::Param { name, .. } => Some((name.as_str(), sh)),
                 _ => None,
             })
     }
 
-    /// Copies every parameter of `other` that this machine also holds (by name), for
-    /// instance from a training machine into an evaluation machine of the same graph.
-    /// Returns the names of the parameters copied, in `other`'s declaration order; a
-    /// parameter of only one of the machines is left alone.
+    /// Names and shapes of the buffers this machine holds (non-trainable state such as
+    /// batch norm's running statistics: see [`Graph::buffer`](crate::Graph::buffer)), in
+    /// declaration order. Read one with `m.value(m.handle_of(name)?)`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let bn = tapegrad::nn::BatchNorm1d::new(&g, "bn", 3);
+    /// let x = g.input("x", (Dim::upto(8), 3));
+    /// let m = g.compile(&[bn.forward(x)], &[])?;
+    /// let names: Vec<&str> = m.buffers().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["bn.running_mean", "bn.running_var"]);
+    /// let var = m.value(m.handle_of("bn.running_var")?)?;
+    /// assert_eq!(var.as_slice(), Some(&[1.0, 1.0, 1.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, &Shape)> + '_ {
+        self.steps
+            .iter()
+            .zip(&self.shapes)
+            .filter_map(|(s, sh)| match s {
+                Step::Buffer { name } => Some((name.as_str(), sh)),
+                _ => None,
+            })
+    }
+
+    /// Names and shapes of the parameters and buffers, in declaration order: what
+    /// [`save`](Machine::save) writes and [`load`](Machine::load) reads.
+    pub(crate) fn state(&self) -> impl Iterator<Item = (&str, &Shape)> + '_ {
+        self.steps
+            .iter()
+            .zip(&self.shapes)
+            .filter_map(|(s, sh)| match s {
+                Step::Param { name, .. } | Step::Buffer { name } => Some((name.as_str(), sh)),
+                _ => None,
+            })
+    }
+
+    /// Copies every parameter and buffer of `other` that this machine also holds (by name
+    /// and kind), for instance from a training machine into an evaluation machine of the
+    /// same graph (the running statistics of a batch norm come along). Returns the names
+    /// copied, in `other`'s declaration order; one of only one of the machines is left
+    /// alone.
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -351,11 +420,15 @@ impl<T: Scalar> Machine<T> {
         // copying any, so that an error leaves this machine as it was
         let mut pairs = Vec::new();
         for (j, step) in other.steps.iter().enumerate() {
-            let Step::Param { name } = step else { continue };
-            let mine = self
-                .steps
-                .iter()
-                .position(|s| matches!(s, Step::Param { name: n } if n == name));
+            let (Step::Param { name, .. } | Step::Buffer { name }) = step else {
+                continue;
+            };
+            let buffer = matches!(step, Step::Buffer { .. });
+            let mine = self.steps.iter().position(|s| match s {
+                Step::Param { name: n, .. } => !buffer && n == name,
+                Step::Buffer { name: n } => buffer && n == name,
+                _ => false,
+            });
             if let Some(i) = mine {
                 if self.shapes[i] != other.shapes[j] {
                     return Err(self.feed_error(i, other.shapes[j].clone(), caller));
@@ -388,7 +461,7 @@ impl<T: Scalar> Machine<T> {
         for (i, j) in pairs {
             let b = self.buf_of[i] as usize;
             self.bufs[b][..self.numel[i]].copy_from_slice(other.data(j));
-            if let Step::Param { name } = &other.steps[j] {
+            if let Step::Param { name, .. } | Step::Buffer { name } = &other.steps[j] {
                 copied.push(name.clone());
             }
         }

@@ -6,11 +6,13 @@
 //! The files (`save`, `load` and their `_with` forms) need the `std` feature. The format
 //! is read and written here (no serde): strictly, every malformed input an `Err`.
 //!
-//! [`Machine::save`] writes one tensor per parameter, named as the parameter, of dtype
+//! [`Machine::save`] writes one tensor per parameter and per buffer
+//! ([`Graph::buffer`](crate::Graph::buffer): state such as batch norm's running
+//! statistics, which a PyTorch `state_dict` holds too), named as it is, of dtype
 //! `F32` or `F64` as the machine computes, row-major, with no `__metadata__`.
 //! [`Machine::load`] reads them back by name into a machine of the same parameters:
 //!
-//! - every parameter must be in the file with the same shape and dtype: f64 weights do
+//! - every parameter and buffer must be in the file with the same shape and dtype: f64 weights do
 //!   not silently lose precision in an f32 machine, unless asked
 //!   ([`WeightMap::convert_dtype`]: f32 to f64 exactly, f64 to f32 rounded to nearest,
 //!   a finite f64 beyond f32's range an `Err`);
@@ -223,9 +225,9 @@ impl<T: Scalar> Machine<T> {
     ) -> Result<Vec<format::Out<'a>>> {
         let mut tensors: Vec<format::Out<'a>> = Vec::new();
         let target = |name, shape| map.target(name, shape, self.layout_of(name));
-        for (name, shape) in self.params() {
+        for (name, shape) in self.state() {
             let (tensor, transposed) = target(name, shape);
-            if let Some((other, _)) = self.params().find(|(p, s)| target(p, s).0 == tensor) {
+            if let Some((other, _)) = self.state().find(|(p, s)| target(p, s).0 == tensor) {
                 if other != name {
                     return Err(Error::Mismatch {
                         what: "weight map",
@@ -276,7 +278,7 @@ impl<T: Scalar> Machine<T> {
                 caller,
             });
         }
-        self.commit(staged)
+        self.commit(staged, caller)
     }
 
     /// Every parameter's value from `file` under `map`, checked and decoded (nothing is
@@ -291,7 +293,7 @@ impl<T: Scalar> Machine<T> {
         let dtype = dtype_of::<T>();
         let mut staged: Staged<T> = Vec::new();
         let mut taken: Vec<&'f str> = Vec::new();
-        for (name, shape) in self.params() {
+        for (name, shape) in self.state() {
             let (tensor, transposed) = map.target(name, shape, self.layout_of(name));
             let mut dims = shape.dims().to_vec();
             if transposed {
@@ -339,15 +341,15 @@ impl<T: Scalar> Machine<T> {
     }
 
     /// Writes values [`stage`](Machine::stage) checked.
-    fn commit(&mut self, staged: Staged<T>) -> Result<()> {
+    fn commit(&mut self, staged: Staged<T>, caller: Caller) -> Result<()> {
         for (h, value) in staged {
-            self.set_param(h, &value)?;
+            self.set_state(h, &value, caller)?;
         }
         Ok(())
     }
 }
 
-/// Parameters' values checked and decoded, not yet written.
+/// Parameters' and buffers' values checked and decoded, not yet written.
 type Staged<T> = Vec<(Handle, ArrayD<T>)>;
 
 fn read_file<'b>(bytes: &'b [u8], origin: &str, caller: Caller) -> Result<format::File<'b>> {

@@ -12,7 +12,6 @@ use crate::plan::{self, StepInfo};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 use crate::shared::Shared;
-use crate::weights::Layout;
 
 impl<T: Scalar> Graph<T> {
     /// Compiles the nodes that `outputs` and the gradients of `grads` need, and every
@@ -140,32 +139,9 @@ impl<T: Scalar> Graph<T> {
             .collect();
         self.check()?;
         let nodes = self.nodes();
-        // Every parameter of the graph lives in the machine, used or not, so that an
-        // optimizer stepping on `graph.params()` finds them all (an unused one has a zero
-        // gradient) and every machine of a graph holds the same parameters.
-        let is_param = |i: usize| matches!(nodes[i].kind, Kind::Param { .. });
-        let last_param = (0..nodes.len()).rev().find(|&i| is_param(i));
-        let n = wanted
-            .iter()
-            .map(|t| t.id.index() + 1)
-            .chain(last_param.map(|i| i + 1))
-            .max()
-            .unwrap_or(0);
-        let mut needed = vec![false; n];
-        for t in &wanted {
-            needed[t.id.index()] = true;
-        }
-        for (i, need) in needed.iter_mut().enumerate() {
-            *need |= is_param(i);
-        }
-        for i in (0..n).rev() {
-            if needed[i] {
-                for j in &nodes[i].inputs {
-                    needed[j.index()] = true;
-                }
-            }
-        }
-        let order: Vec<usize> = (0..n).filter(|&i| needed[i]).collect();
+        let needed = needed_nodes(&nodes, &wanted);
+        let n = needed.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+        let order: Vec<usize> = (0..n).filter(|&i| needed[i] != 0).collect();
         // Inputs fed together take the same rows, so no run can have more rows than the
         // smallest bound of an input: a value planned for fewer (a shape of the user's
         // with a run-time axis, as `broadcast_to` takes) cannot be computed.
@@ -215,10 +191,11 @@ impl<T: Scalar> Graph<T> {
             .enumerate()
             .all(|(k, p)| pairs[..k].iter().all(|q| q.0 != p.0));
         let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
+        // an update's value is read after the run: its buffer is never reused
+        let is_update = |i: usize| needed[i] == UPDATE;
         let mut steps = Vec::with_capacity(order.len());
         let mut infos = Vec::with_capacity(order.len());
         let mut run_inputs = Vec::new();
-        let mut layouts = Vec::new();
         for (k, &i) in order.iter().enumerate() {
             let node = &nodes[i];
             let step = match &node.kind {
@@ -239,12 +216,11 @@ impl<T: Scalar> Graph<T> {
                         fed: false,
                     }
                 }
-                Kind::Param { name, layout, .. } => {
-                    if *layout != Layout::ByName {
-                        layouts.push((k as u32, *layout));
-                    }
-                    Step::Param { name: name.clone() }
-                }
+                Kind::Param { name, layout, .. } => Step::Param {
+                    name: name.clone(),
+                    layout: *layout,
+                },
+                Kind::Buffer { name, .. } => Step::Buffer { name: name.clone() },
                 Kind::Const(_) => Step::Const,
                 Kind::Op(op) if op.is_view() => Step::View(Shared::clone(op)),
                 Kind::Op(op) => Step::Op(Shared::clone(op)),
@@ -276,7 +252,7 @@ impl<T: Scalar> Graph<T> {
                 inputs: &args[a as usize..b as usize],
                 view: matches!(step, Step::View(_)),
                 // pinned, a buffer is never reused: unplanned, every step is
-                pinned: unplanned || is_out(i) || is_grad(i),
+                pinned: unplanned || is_out(i) || is_grad(i) || is_update(i),
                 in_place,
             });
             steps.push(step);
@@ -295,7 +271,7 @@ impl<T: Scalar> Graph<T> {
             }
             let r = match &steps[k] {
                 Step::Input { .. } => 0,
-                Step::Param { .. } => 1,
+                Step::Param { .. } | Step::Buffer { .. } => 1,
                 Step::Const => 2,
                 _ if is_grad(i) => 3,
                 _ if is_out(i) => 4,
@@ -350,6 +326,22 @@ impl<T: Scalar> Graph<T> {
                 })
             })
             .collect();
+        // (buffer's buffer, value's buffer, elements) of each update followed, after the
+        // steps' arguments (see `Machine::args`)
+        for &i in &order {
+            if let Kind::Buffer {
+                update: Some(v), ..
+            } = nodes[i].kind
+            {
+                if needed[v.index()] == UPDATE {
+                    let bb = plan.buf_of[slot[i] as usize];
+                    let bv = plan.buf_of[slot[v.index()] as usize];
+                    if bb != bv {
+                        args.extend([bb, bv, nodes[i].shape.numel() as u32]);
+                    }
+                }
+            }
+        }
         let mut m = Machine {
             graph: self.id,
             slot,
@@ -371,7 +363,6 @@ impl<T: Scalar> Graph<T> {
             ranges,
             scratch: Vec::new(),
             rng: crate::rng::KernelRng::new(0),
-            layouts,
             // what a machine is for decides the mode dropout starts in: see `compile`
             training: !grads.is_empty(),
             memory,
@@ -401,6 +392,10 @@ impl<T: Scalar> Graph<T> {
         for (k, &i) in order.iter().enumerate() {
             let init = match &nodes[i].kind {
                 Kind::Param { init, .. } => init,
+                Kind::Buffer { init, .. } => match &nodes[init.index()].kind {
+                    Kind::Const(v) => &**v,
+                    _ => continue,
+                },
                 Kind::Const(v) => &**v,
                 _ => continue,
             };
@@ -415,3 +410,49 @@ impl<T: Scalar> Graph<T> {
         Ok(m)
     }
 }
+
+/// Which nodes a machine of `wanted` holds (nonzero): what they read, the values of the
+/// updates of the buffers read ([`UPDATE`]; and what those read), and every parameter and
+/// buffer. (Left to the compiler to inline: measured on the firmware, the frame of
+/// `compile` stays as on main either way, and inlined it is smaller.)
+fn needed_nodes<T: Scalar>(nodes: &[crate::graph::Node<T>], wanted: &[Handle]) -> Vec<u8> {
+    let mut needed = vec![0u8; nodes.len()];
+    for t in wanted {
+        needed[t.id.index()] = 1;
+    }
+    // What the needed nodes read, and the update values of the buffers read (and what
+    // those read), until a sweep finds no new value (one computed later than its buffer
+    // is found past the sweep's position).
+    let mut again = true;
+    while again {
+        again = false;
+        for i in (0..needed.len()).rev() {
+            if needed[i] == 0 {
+                continue;
+            }
+            for j in &nodes[i].inputs {
+                needed[j.index()] |= 1;
+            }
+            if let Kind::Buffer {
+                update: Some(v), ..
+            } = nodes[i].kind
+            {
+                again |= needed[v.index()] == 0;
+                needed[v.index()] = UPDATE;
+            }
+        }
+    }
+    // Every parameter and buffer of the graph lives in the machine, used or not, so that
+    // an optimizer stepping on `graph.params()` finds them all (an unused one has a zero
+    // gradient) and every machine of a graph holds (and saves) the same state.
+    for (need, node) in needed.iter_mut().zip(nodes) {
+        if matches!(node.kind, Kind::Param { .. } | Kind::Buffer { .. }) {
+            *need |= 1;
+        }
+    }
+    needed
+}
+
+/// In [`needed_nodes`]'s answer: the value of an update that the machine follows (it is
+/// needed too).
+const UPDATE: u8 = 3;

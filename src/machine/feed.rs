@@ -183,9 +183,41 @@ impl<T: Scalar> Machine<T> {
         self.write(i, data, caller)
     }
 
+    /// Overwrites the value of buffer `b` (see [`Graph::buffer`](crate::Graph::buffer)).
+    ///
+    /// # Errors
+    /// As for [`feed`](Machine::feed), with `b` a buffer.
+    #[track_caller]
+    pub fn set_buffer<S, D>(&mut self, b: impl AsHandle, data: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let caller = Caller::here();
+        let i = self.position(&b, caller)?;
+        self.expect_kind(i, "buffer", caller)?;
+        self.write(i, data, caller)
+    }
+
+    /// Overwrites parameter or buffer `h` (loading weights).
+    pub(crate) fn set_state(
+        &mut self,
+        h: crate::graph::Handle,
+        data: &ndarray::ArrayD<T>,
+        caller: Caller,
+    ) -> Result<()> {
+        let i = self.position(&h, caller)?;
+        if !matches!(self.steps[i], Step::Buffer { .. }) {
+            self.expect_kind(i, "parameter", caller)?;
+        }
+        self.write(i, data, caller)
+    }
+
     pub(super) fn feed_error(&self, i: usize, got: Shape, caller: Caller) -> Error {
         let name = match &self.steps[i] {
-            Step::Input { name, .. } | Step::Param { name } => name.clone(),
+            Step::Input { name, .. } | Step::Param { name, .. } | Step::Buffer { name } => {
+                name.clone()
+            }
             s => s.kind().to_string(),
         };
         let expected = match self.input_run(i) {

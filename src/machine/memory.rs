@@ -23,7 +23,7 @@ use crate::shared;
 /// [`Adam::state_bytes`](crate::Adam::state_bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Memory {
-    /// Parameters.
+    /// Parameters and buffers ([`Graph::buffer`](crate::Graph::buffer)).
     pub params: usize,
     /// Fed inputs.
     pub inputs: usize,
@@ -98,7 +98,6 @@ impl<T: Scalar> Machine<T> {
             ranges,
             scratch: _,
             rng: _,
-            layouts,
             training: _,
             memory: _,
             ran: _,
@@ -108,7 +107,9 @@ impl<T: Scalar> Machine<T> {
         let per_step: usize = steps
             .iter()
             .map(|s| match s {
-                Step::Input { name, .. } | Step::Param { name } => name.capacity(),
+                Step::Input { name, .. } | Step::Param { name, .. } | Step::Buffer { name } => {
+                    name.capacity()
+                }
                 Step::Const => 0,
                 Step::Op(op) | Step::View(op) => shared::block_bytes(&**op) + op.heap_bytes(),
             })
@@ -130,7 +131,6 @@ impl<T: Scalar> Machine<T> {
             + vec_bytes(bufs)
             + vec_bytes(args)
             + vec_bytes(ranges)
-            + vec_bytes(layouts)
             + grads.heap_bytes()
     }
 }

@@ -122,7 +122,7 @@ impl<T: Scalar> Machine<T> {
     pub(crate) fn param_info(&self, x: Handle, caller: Caller) -> Result<(&str, usize)> {
         let i = self.position(&x, caller)?;
         match &self.steps[i] {
-            Step::Param { name } => Ok((name, self.numel[i])),
+            Step::Param { name, .. } => Ok((name, self.numel[i])),
             s => Err(Error::WrongKind {
                 expected: "parameter",
                 got: s.kind(),
@@ -141,7 +141,7 @@ impl<T: Scalar> Machine<T> {
         for (index, (x, dx)) in pairs.iter().enumerate() {
             let (i, j) = (self.position(x, caller)?, self.position(dx, caller)?);
             let (bi, bj) = (self.buf_of[i] as usize, self.buf_of[j] as usize);
-            let Step::Param { name } = &self.steps[i] else {
+            let Step::Param { name, .. } = &self.steps[i] else {
                 continue;
             };
             if bi == bj {
@@ -169,7 +169,7 @@ impl<T: Scalar> Machine<T> {
     pub(crate) fn describe(&self, x: Handle) -> alloc::string::String {
         match self.slot.get(x.id.index()).map(|&s| s as usize) {
             Some(i) if i < self.steps.len() => match &self.steps[i] {
-                Step::Param { name } => alloc::format!("parameter {name:?}"),
+                Step::Param { name, .. } => alloc::format!("parameter {name:?}"),
                 Step::Input { name, .. } => alloc::format!("input {name:?}"),
                 s => alloc::format!("node {} (`{}`)", x.id.0, s.kind()),
             },

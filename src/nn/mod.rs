@@ -14,6 +14,7 @@ use crate::scalar::Scalar;
 mod conv;
 mod embedding;
 mod linear;
+mod norm;
 mod pool;
 mod recurrent;
 mod sequential;
@@ -22,6 +23,7 @@ mod summary;
 pub use conv::{Conv1d, Conv2d};
 pub use embedding::{Dropout, Embedding};
 pub use linear::{Linear, Mlp, MlpBuilder};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use pool::{
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d,
 };
@@ -39,6 +41,12 @@ pub trait Module<'g, T: Scalar> {
 
     /// Its parameters, in the order of PyTorch's `state_dict` (none by default).
     fn params(&self) -> Vec<Tensor<'g, T>> {
+        Vec::new()
+    }
+
+    /// Its [buffers](crate::Graph::buffer) (non-trainable state such as batch norm's
+    /// running statistics), in the order of PyTorch's `state_dict` (none by default).
+    fn buffers(&self) -> Vec<Tensor<'g, T>> {
         Vec::new()
     }
 }

@@ -19,6 +19,7 @@
 //! | `conv.rs`       | conv1d, conv2d (zero padding, stride, dilation, groups; im2col + GEMM) and their input and weight gradients |
 //! | `dropout.rs`    | dropout (mask drawn by the machine, training mode only) |
 //! | `pool.rs`       | max_pool1d/2d, avg_pool1d/2d (a [`Window`]: kernel, stride, padding), adaptive_avg_pool1d/2d to 1 |
+//! | `norm.rs`       | batch_norm (running statistics in buffers, by the machine's mode), layer_norm (composites) |
 //!
 //! Kernel helpers, no ops: `pairwise.rs` (the sums' pairwise summation), `strided.rs`
 //! (strided copies with indices on the stack, allocation-free at any rank).
@@ -45,6 +46,7 @@ mod matmul;
 mod moments;
 mod movement;
 mod nn;
+mod norm;
 mod pairwise;
 mod pool;
 mod reduce;

@@ -260,7 +260,7 @@ impl<T: Scalar> Machine<T> {
         };
         // The last check; nothing is written before it passes.
         opt.set_state(&state).map_err(|e| relocated(e, caller))?;
-        self.commit(staged)?;
+        self.commit(staged, caller)?;
         self.set_rng_state(rng);
         Ok(step)
     }
