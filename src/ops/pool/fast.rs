@@ -2,7 +2,7 @@
 //! `[1, 2]`, `[1, 3]`, `[2, 2]` or `[3, 3]`: LeNet's and most CNNs' pooling. With the
 //! kernel a constant, each window is an unrolled run of compares or adds with no range
 //! bookkeeping, and every input cell belongs to at most one window, so the gradients
-//! write each cell once instead of clearing the plane and adding into it.
+//! store into cells instead of adding into them.
 //!
 //! Each output is computed with the same operations, in the same order, as the general
 //! loops of `pool.rs` (`argmax`'s row-major scan with its NaN rule, sums from zero, a
@@ -68,20 +68,54 @@ fn rows<T, const KH: usize>(p: &[T], w: usize, oh: usize, cols: usize) -> [&[T];
     core::array::from_fn(|i| &p[(oh * KH + i) * w..][..cols])
 }
 
-/// The value and the row-major index in the window of window `ow`'s largest cell: the
-/// first of equal ones, the last NaN if any (as `window::argmax`).
+/// The value of window `ow`'s largest cell: the first of equal ones, the last NaN if any
+/// (as `window::argmax`).
 #[inline(always)]
-fn arg<T: Scalar, const KH: usize, const KW: usize>(r: &[&[T]; KH], ow: usize) -> (T, usize) {
-    let (mut best, mut at) = (r[0][ow * KW], 0);
-    for (i, row) in r.iter().enumerate() {
+fn top<T: Scalar, const KH: usize, const KW: usize>(r: &[&[T]; KH], ow: usize) -> T {
+    let mut best = r[0][ow * KW];
+    for row in r {
         for j in 0..KW {
             let v = row[ow * KW + j];
-            let take = v > best || v.is_nan();
-            best = if take { v } else { best };
-            at = if take { i * KW + j } else { at };
+            best = if v > best || v.is_nan() { v } else { best };
         }
     }
-    (best, at)
+    best
+}
+
+/// The row-major index in the window of window `ow`'s largest cell (see [`top`]). Found
+/// from the largest value rather than tracked along with it: tracking it made the compiler
+/// branch on each comparison, which on data without order mispredicts half the time and
+/// cost more than the rest of the gradient; these scans are compares and conditional
+/// moves.
+#[inline(always)]
+fn arg<T: Scalar, const KH: usize, const KW: usize>(r: &[&[T]; KH], ow: usize) -> usize {
+    let best = top::<T, KH, KW>(r, ow);
+    // the first cell equal to the largest (`==`: a -0 and a 0 tie, as in the scan), and
+    // the last NaN
+    let (mut first, mut nan) = (0, 0);
+    for (i, row) in r.iter().enumerate().rev() {
+        for j in (0..KW).rev() {
+            first = if row[ow * KW + j] == best {
+                i * KW + j
+            } else {
+                first
+            };
+        }
+    }
+    for (i, row) in r.iter().enumerate() {
+        for j in 0..KW {
+            nan = if row[ow * KW + j].is_nan() {
+                i * KW + j
+            } else {
+                nan
+            };
+        }
+    }
+    if best.is_nan() {
+        nan
+    } else {
+        first
+    }
 }
 
 fn max_k<T: Scalar, const KH: usize, const KW: usize>(
@@ -97,13 +131,13 @@ fn max_k<T: Scalar, const KH: usize, const KW: usize>(
         match vp {
             None => {
                 for (ow, y) in orow.iter_mut().enumerate() {
-                    *y = arg::<T, KH, KW>(&xr, ow).0;
+                    *y = top::<T, KH, KW>(&xr, ow);
                 }
             }
             Some(vp) => {
                 let vr = rows::<T, KH>(vp, hw[1], oh, cols);
                 for (ow, y) in orow.iter_mut().enumerate() {
-                    let at = arg::<T, KH, KW>(&xr, ow).1;
+                    let at = arg::<T, KH, KW>(&xr, ow);
                     *y = vr[at / KW][ow * KW + at % KW];
                 }
             }
@@ -131,7 +165,7 @@ fn scatter_k<T: Scalar, const KH: usize, const KW: usize>(
 ) {
     let [oh_n, ow_n] = [hw[0] / KH, hw[1] / KW];
     let cols = ow_n * KW;
-    clear_uncovered::<T, KH, KW>(hw, o);
+    o.fill(T::zero());
     for (oh, (block, grow)) in o
         .chunks_exact_mut(KH * hw[1])
         .zip(gp.chunks_exact(ow_n))
@@ -139,16 +173,10 @@ fn scatter_k<T: Scalar, const KH: usize, const KW: usize>(
         .enumerate()
     {
         let xr = rows::<T, KH>(xp, hw[1], oh, cols);
-        let mut or: [&mut [T]; KH] = split_rows(block, hw[1], cols);
         for (ow, &gv) in grow.iter().enumerate() {
-            let at = arg::<T, KH, KW>(&xr, ow).1;
+            let at = arg::<T, KH, KW>(&xr, ow);
             // 0 + g: the general kernel adds into a cleared plane
-            let v = T::zero() + gv;
-            for (i, row) in or.iter_mut().enumerate() {
-                for j in 0..KW {
-                    row[ow * KW + j] = if at == i * KW + j { v } else { T::zero() };
-                }
-            }
+            block[at / KW * hw[1] + ow * KW + at % KW] = T::zero() + gv;
         }
     }
 }
