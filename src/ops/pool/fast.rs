@@ -5,7 +5,7 @@
 //! store into cells instead of adding into them.
 //!
 //! Each output is computed with the same operations, in the same order, as the general
-//! loops of `pool.rs` (`argmax`'s row-major scan with its NaN rule, sums from zero, a
+//! kernels of `general.rs` (`argmax`'s row-major scan with its NaN rule, sums from zero, a
 //! gradient cell `0 + g`), so the results are bit-identical to them.
 
 use super::window::Geom;
