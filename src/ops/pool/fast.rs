@@ -90,32 +90,31 @@ fn top<T: Scalar, const KH: usize, const KW: usize>(r: &[&[T]; KH], ow: usize) -
 #[inline(always)]
 fn arg<T: Scalar, const KH: usize, const KW: usize>(r: &[&[T]; KH], ow: usize) -> usize {
     let best = top::<T, KH, KW>(r, ow);
-    // the first cell equal to the largest (`==`: a -0 and a 0 tie, as in the scan), and
-    // the last NaN
-    let (mut first, mut nan) = (0, 0);
-    for (i, row) in r.iter().enumerate().rev() {
-        for j in (0..KW).rev() {
-            first = if row[ow * KW + j] == best {
-                i * KW + j
-            } else {
-                first
-            };
-        }
-    }
-    for (i, row) in r.iter().enumerate() {
-        for j in 0..KW {
-            nan = if row[ow * KW + j].is_nan() {
-                i * KW + j
-            } else {
-                nan
-            };
-        }
-    }
+    // the last NaN (a branch the data almost never takes), else the first cell equal to
+    // the largest (`==`: a -0 and a 0 tie, as in the scan)
+    let mut at = 0;
     if best.is_nan() {
-        nan
+        for (i, row) in r.iter().enumerate() {
+            for j in 0..KW {
+                at = if row[ow * KW + j].is_nan() {
+                    i * KW + j
+                } else {
+                    at
+                };
+            }
+        }
     } else {
-        first
+        for (i, row) in r.iter().enumerate().rev() {
+            for j in (0..KW).rev() {
+                at = if row[ow * KW + j] == best {
+                    i * KW + j
+                } else {
+                    at
+                };
+            }
+        }
     }
+    at
 }
 
 fn max_k<T: Scalar, const KH: usize, const KW: usize>(
