@@ -115,6 +115,7 @@ pub use rand;
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use crate::init;
+    pub use crate::nn::Module;
     pub use crate::optim::{Schedule, StepLr, WarmupCosineLr};
     pub use crate::{
         Adam, AdamW, AsHandle, Dim, Error, Grads, Graph, LearningRate, Machine, Optimizer, Result,

@@ -1,7 +1,8 @@
 //! After the first step, `feed` + `run` + an optimizer step through every pooling op
 //! (forward, gradient, and the gradient of a gradient) allocate nothing, with the batch
 //! a run-time axis fed a different number of rows each step (a binary of its own: one
-//! test function, measured on its own thread; see tests/zero_alloc.rs).
+//! test function, measured on its own thread; see tests/zero_alloc.rs), at 1 and 2
+//! threads.
 
 use tapegrad::ndarray::{Array1, Array4, Axis, Slice};
 use tapegrad::nn::{AdaptiveAvgPool2d, Flatten, Linear, MaxPool2d, Module};
@@ -74,13 +75,66 @@ fn pool_allocations(adam: bool) -> usize {
     after - before
 }
 
+/// The same for LeNet's pools (kernel 2, stride 2: the fast kernels) on a batch large
+/// enough that they split over `threads`, the batch again a run-time axis.
+fn tiling_allocations(threads: usize) -> usize {
+    tapegrad::set_threads(threads);
+    let g = Graph::<f32>::new();
+    let batch = 16;
+    let x = g.input("x", (Dim::upto(batch), 6, 28, 28));
+    let scale = g.param("scale", Array4::from_elem((1, 6, 1, 1), 1.5f32));
+    let a = (x * scale).tanh().max_pool2d(2); // 14 x 14
+    let b = a.avg_pool2d(2).max_pool2d(Window::new(3).stride(3)); // 7 x 7, 2 x 2
+    let loss = b.square().mean();
+    let dx = g.grad(loss, &[scale]).unwrap()[0];
+    let grads = g.grad(loss + dx.square().sum(), &[scale]).unwrap();
+    let mut m = g.compile(&[loss], &grads).unwrap();
+    let xb = Array4::from_shape_fn((batch, 6, 28, 28), |(n, c, i, j)| {
+        ((n * 7 + c * 5 + i * 3 + j) % 11) as f32 * 0.1 - 0.5
+    });
+    let cycle = [batch, 1, 9, batch - 1];
+    let mut sgd = Sgd::new(0.01);
+    let mut step = |m: &mut Machine<f32>, t: usize| {
+        let rows = cycle[t % cycle.len()];
+        m.feed(x, &xb.slice_axis(Axis(0), Slice::from(..rows)))
+            .unwrap();
+        m.run().unwrap();
+        sgd.step(m, &grads).unwrap();
+    };
+    step(&mut m, 0);
+    let before = thread_allocs();
+    for t in 1..9 {
+        step(&mut m, t);
+    }
+    let after = thread_allocs();
+    assert!(m.item(loss).unwrap().is_finite());
+    after - before
+}
+
+// One test function per binary: `set_threads` is global. The measuring thread is a worker
+// of a pool of 2 built here, as in tests/zero_alloc.rs (a `join` from outside the pool
+// allocates in rayon's injector, not in the library).
 #[test]
 fn pooling_training_steps_allocate_nothing() {
-    assert_eq!(pool_allocations(false), 0, "pooling, SGD");
-    assert_eq!(pool_allocations(true), 0, "pooling, Adam");
-    // the counter does count: building a graph allocates
-    let before = thread_allocs();
-    let g = Graph::<f32>::new();
-    let _ = g.input("x", [1, 1, 2, 2]).max_pool2d(2);
-    assert!(thread_allocs() > before);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.broadcast(|_| ());
+    pool.install(|| {
+        assert_eq!(pool_allocations(false), 0, "pooling, SGD");
+        assert_eq!(pool_allocations(true), 0, "pooling, Adam");
+        for threads in [1, 2] {
+            assert_eq!(
+                tiling_allocations(threads),
+                0,
+                "kernel 2, {threads} threads"
+            );
+        }
+        // the counter does count: building a graph allocates
+        let before = thread_allocs();
+        let g = Graph::<f32>::new();
+        let _ = g.input("x", [1, 1, 2, 2]).max_pool2d(2);
+        assert!(thread_allocs() > before);
+    });
 }

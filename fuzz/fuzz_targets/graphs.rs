@@ -2,7 +2,7 @@
 //! records a leaf (inputs with fixed or run-time axes, parameters, constants, filled
 //! tensors, on shapes with empty and huge extents) or an op of the public `Tensor` API
 //! (unary, broadcasting binary, reductions with bad axes, layout, matmul, indexing,
-//! losses, dropout, argmax, where, clamp, detach), now and then on a tensor of another
+//! losses, dropout, argmax, where, clamp, detach, pooling), now and then on a tensor of another
 //! graph. Then: `grad`, a second-order `grad`, `compile`, feeds of random values and
 //! rows, `run`, `value` and `item`. Every call may return `Err`; none may panic or abort.
 
@@ -14,6 +14,7 @@ mod common;
 use common::{tame, trace, Src};
 use libfuzzer_sys::fuzz_target;
 use tapegrad::ndarray::{ArrayD, IxDyn};
+use tapegrad::ops::Window;
 use tapegrad::prelude::*;
 use tapegrad::Scalar;
 
@@ -65,9 +66,21 @@ fn step<'g, T: Scalar>(
     };
     let p = PARAMS[src.below(PARAMS.len())];
     let t = match op % 64 {
-        0..=5 => {
+        0..=4 => {
             push_leaf(src, g, stack, leaves);
             return;
+        }
+        // pooling: windows with zero, huge or too wide kernels and paddings included
+        5 => {
+            let (k, st, pad) = (src.extent(), src.below(4), src.extent());
+            match src.below(6) {
+                0 => a.max_pool1d(Window::new(k).stride(st).padding(pad)),
+                1 => a.avg_pool1d(Window::new(k).stride(st).padding(pad)),
+                2 => a.max_pool2d(Window::new(k).stride(st).padding(pad)),
+                3 => a.avg_pool2d(Window::new([k, 2]).stride(st).padding(pad)),
+                4 => a.adaptive_avg_pool1d(src.below(3)),
+                _ => a.adaptive_avg_pool2d(src.below(3)),
+            }
         }
         6 => a + b,
         7 => a - b,

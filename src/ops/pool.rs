@@ -25,13 +25,15 @@ use crate::graph::Tensor;
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
+mod fast;
+mod general;
 #[cfg(test)]
 mod sweep;
 #[cfg(test)]
 mod tests;
 mod window;
 
-use window::{argmax, Geom, Part};
+use window::{planes, Geom, Part};
 pub use window::{Extent, Window};
 
 type ShapeResult = core::result::Result<Shape, String>;
@@ -51,7 +53,7 @@ impl<T: Scalar> Op<T> for MaxPool {
         true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        gather(&self.0, x, x.slice(0), out);
+        gather(&self.0, x, None, out);
         Ok(())
     }
     fn vjp<'g>(
@@ -65,15 +67,25 @@ impl<T: Scalar> Op<T> for MaxPool {
     }
 }
 
-/// `out` = `v` at the arg-max of input 0 in each window.
-fn gather<T: Scalar>(geom: &Geom, x: &Inputs<'_, T>, vs: &[T], out: &mut Out<'_, T>) {
+/// The planes (`N C`), the input plane `[H, W]` and the output plane `[OH, OW]` of an op
+/// whose input `i` has the unpooled shape.
+fn extents<T: Scalar>(geom: &Geom, x: &Inputs<'_, T>, i: usize) -> (usize, [usize; 2], [usize; 2]) {
+    let dims = x.shape(i).dims();
+    let hw = geom.hw(dims);
+    (dims[0] * dims[1], hw, geom.out_hw(hw))
+}
+
+/// `out` = `v` (`x` itself when `None`) at the arg-max of input 0 in each window.
+fn gather<T: Scalar>(geom: &Geom, x: &Inputs<'_, T>, vs: Option<&[T]>, out: &mut Out<'_, T>) {
     let xs = x.slice(0);
-    geom.planes(x, out, |n, hw, o| {
-        let at = n * hw[0] * hw[1];
-        let (xp, vp) = (&xs[at..at + hw[0] * hw[1]], &vs[at..]);
-        geom.windows(hw, |j, rows, cols| {
-            o[j] = vp[argmax(xp, hw[1], rows, cols)];
-        });
+    let (n, hw, ohw) = extents(geom, x, 0);
+    let len = hw[0] * hw[1];
+    planes(out.slice(), n, ohw[0] * ohw[1], xs.len(), |n, o| {
+        let xp = &xs[n * len..][..len];
+        let vp = vs.map(|v| &v[n * len..][..len]);
+        if !fast::max(geom, hw, xp, vp, o) {
+            general::max(geom, hw, xp, vp, o);
+        }
     });
 }
 
@@ -98,7 +110,7 @@ impl<T: Scalar> Op<T> for MaxPoolGather {
         true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        gather(&self.0, x, x.slice(1), out);
+        gather(&self.0, x, Some(x.slice(1)), out);
         Ok(())
     }
     fn vjp<'g>(
@@ -139,14 +151,13 @@ impl<T: Scalar> Op<T> for MaxPoolScatter {
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (xs, gs) = (x.slice(0), x.slice(1));
-        self.0.planes(x, out, |n, hw, o| {
-            let ohw = self.0.out_hw(hw);
-            let (xp, gp) = (&xs[n * o.len()..][..o.len()], &gs[n * ohw[0] * ohw[1]..]);
-            o.fill(T::zero());
-            self.0.windows(hw, |j, rows, cols| {
-                let at = argmax(xp, hw[1], rows, cols);
-                o[at] = o[at] + gp[j];
-            });
+        let (n, hw, ohw) = extents(&self.0, x, 0);
+        let (len, olen) = (hw[0] * hw[1], ohw[0] * ohw[1]);
+        planes(out.slice(), n, len, xs.len(), |n, o| {
+            let (xp, gp) = (&xs[n * len..][..len], &gs[n * olen..][..olen]);
+            if !fast::scatter(&self.0, hw, xp, gp, o) {
+                general::scatter(&self.0, hw, xp, gp, o);
+            }
         });
         Ok(())
     }
@@ -181,17 +192,13 @@ impl<T: Scalar> Op<T> for AvgPool {
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let xs = x.slice(0);
         let inv = T::one() / crate::scalar::count::<T>(self.0.k[0].saturating_mul(self.0.k[1]));
-        self.0.planes(x, out, |n, hw, o| {
-            let xp = &xs[n * hw[0] * hw[1]..];
-            self.0.windows(hw, |j, rows, cols| {
-                let mut sum = T::zero();
-                for r in rows {
-                    for &v in &xp[r * hw[1] + cols.start..r * hw[1] + cols.end] {
-                        sum = sum + v;
-                    }
-                }
-                o[j] = sum * inv;
-            });
+        let (n, hw, ohw) = extents(&self.0, x, 0);
+        let len = hw[0] * hw[1];
+        planes(out.slice(), n, ohw[0] * ohw[1], xs.len(), |n, o| {
+            let xp = &xs[n * len..][..len];
+            if !fast::avg(&self.0, hw, xp, inv, o) {
+                general::avg(&self.0, hw, xp, inv, o);
+            }
         });
         Ok(())
     }
@@ -244,20 +251,15 @@ impl<T: Scalar> Op<T> for AvgPoolGrad {
         let ohw = self.0.out_hw(hw);
         let inv = T::one() / crate::scalar::count::<T>(self.0.k[0].saturating_mul(self.0.k[1]));
         let dims = x.shape(0).dims();
-        let planes = dims[0] * dims[1];
-        let len = hw[0] * hw[1];
-        for (n, o) in out.slice().chunks_exact_mut(len).take(planes).enumerate() {
-            let gp = &gs[n * ohw[0] * ohw[1]..];
-            o.fill(T::zero());
-            self.0.windows(hw, |j, rows, cols| {
-                let share = gp[j] * inv;
-                for r in rows {
-                    for v in &mut o[r * hw[1] + cols.start..r * hw[1] + cols.end] {
-                        *v = *v + share;
-                    }
-                }
-            });
-        }
+        let (len, olen) = (hw[0] * hw[1], ohw[0] * ohw[1]);
+        // the work is the output's: every input cell is written
+        let work = dims[0] * dims[1] * len;
+        planes(out.slice(), dims[0] * dims[1], len, work, |n, o| {
+            let gp = &gs[n * olen..][..olen];
+            if !fast::avg_grad(&self.0, hw, gp, inv, o) {
+                general::avg_grad(&self.0, hw, gp, inv, o);
+            }
+        });
         Ok(())
     }
     fn vjp<'g>(

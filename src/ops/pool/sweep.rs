@@ -3,8 +3,10 @@
 //! gradients; and every window the reference calls invalid must be a shape error.
 
 use super::super::testing::{eval, grads_of, rand_array};
+use super::window::Geom;
 use super::Window;
 use crate::prelude::*;
+use crate::scalar::Scalar;
 use ndarray::ArrayD;
 
 /// A window over `[H, W]` (1-D: `H = 1`, kernel 1 along it).
@@ -172,4 +174,93 @@ fn small_2d_windows_match_the_reference() {
         valid += usize::from(check_case(case, 1000 + 2 * seed));
     }
     assert!((30..120).contains(&valid), "{valid} of 150 valid");
+}
+
+#[test]
+fn tiling_2d_windows_match_the_reference() {
+    // the kernels with a fast path (stride = kernel, no padding), and one without, on
+    // planes that they divide and planes with rows and columns left over
+    let mut seed = 0;
+    for k in [[2, 2], [3, 3], [1, 2], [1, 3], [2, 3]] {
+        for h in k[0]..=k[0] * 2 + 1 {
+            for w in k[1]..=k[1] * 2 + 1 {
+                seed += 2;
+                let case = Case {
+                    hw: [h, w],
+                    k,
+                    s: k,
+                    p: [0, 0],
+                    d: 2,
+                };
+                assert!(check_case(case, 5000 + seed), "{case:?}");
+            }
+        }
+    }
+}
+
+/// Planes of `hw` with entries drawn from values that tie, signed zeros and NaNs.
+fn awkward_planes<T: Scalar>(hw: [usize; 2], planes: usize, seed: u64) -> Vec<T> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let pick = [-1.0, 0.0, -0.0, 1.0, f64::NAN, 2.0, -2.5];
+    (0..hw[0] * hw[1] * planes)
+        .map(|_| T::from_f64(pick[rng.random_range(0..pick.len())]).unwrap())
+        .collect()
+}
+
+fn fast_matches_general<T: Scalar>() {
+    use super::{fast, general};
+    let bits = |v: &[T]| {
+        v.iter()
+            .map(|x| x.to_f64().unwrap().to_bits())
+            .collect::<Vec<_>>()
+    };
+    let mut seed = 0;
+    for k in [[1, 2], [1, 3], [2, 2], [3, 3]] {
+        for max in [true, false] {
+            let g = Geom::of(Window::<2>::new(k), max);
+            assert_eq!(g.tiling(), Some(k));
+            for h in k[0]..=7 {
+                for w in k[1]..=7 {
+                    seed += 1;
+                    let hw = [h, w];
+                    let ohw = g.out_hw(hw);
+                    let xp = awkward_planes::<T>(hw, 1, seed);
+                    let vp = awkward_planes::<T>(hw, 1, seed + 1000);
+                    let gp = awkward_planes::<T>(ohw, 1, seed + 2000);
+                    let inv = T::from_f64(1.0 / (k[0] * k[1]) as f64).unwrap();
+                    // outputs start as garbage: a kernel must write every cell
+                    let (mut a, mut b) = (
+                        vec![T::one(); ohw[0] * ohw[1]],
+                        vec![T::zero(); ohw[0] * ohw[1]],
+                    );
+                    let (mut da, mut db) = (vec![T::one(); h * w], vec![T::zero(); h * w]);
+                    let case = format!("k {k:?} hw {hw:?}");
+                    if max {
+                        for v in [None, Some(&vp[..])] {
+                            assert!(fast::max(&g, hw, &xp, v, &mut a));
+                            general::max(&g, hw, &xp, v, &mut b);
+                            assert_eq!(bits(&a), bits(&b), "max {case} gather {}", v.is_some());
+                        }
+                        assert!(fast::scatter(&g, hw, &xp, &gp, &mut da));
+                        general::scatter(&g, hw, &xp, &gp, &mut db);
+                        assert_eq!(bits(&da), bits(&db), "max grad {case}");
+                    } else {
+                        assert!(fast::avg(&g, hw, &xp, inv, &mut a));
+                        general::avg(&g, hw, &xp, inv, &mut b);
+                        assert_eq!(bits(&a), bits(&b), "avg {case}");
+                        assert!(fast::avg_grad(&g, hw, &gp, inv, &mut da));
+                        general::avg_grad(&g, hw, &gp, inv, &mut db);
+                        assert_eq!(bits(&da), bits(&db), "avg grad {case}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_paths_are_bit_identical_to_the_general_kernels() {
+    fast_matches_general::<f32>();
+    fast_matches_general::<f64>();
 }
