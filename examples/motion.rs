@@ -29,7 +29,7 @@ use common::{correct, Motions, CHANNELS, CLASSES, STEPS};
 use tapegrad::data::Batches;
 use tapegrad::ndarray::{Array1, Array3, Axis};
 use tapegrad::nn::{
-    Activation, AdaptiveAvgPool1d, Conv1d, Dropout, Flatten, Linear, MaxPool1d, Module, RnnBuilder,
+    Activation, AdaptiveAvgPool1d, Conv1d, Dropout, Flatten, Linear, MaxPool1d, RnnBuilder,
     Sequential,
 };
 use tapegrad::ops::Conv1dOptions;
