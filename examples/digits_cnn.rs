@@ -6,11 +6,10 @@
 //! conv 1→16 k3 pad 1, ReLU, conv 16→32 k3 pad 1, ReLU, max-pool 2 (→ 4×4),
 //! conv 32→64 k3 pad 1, ReLU, max-pool 2 (→ 2×2), flatten 256, dropout 0.3, linear 10,
 //!
-//! trained with Adam (cosine-decayed learning rate) in mini-batches of 32, each training
-//! image shifted by a seeded random -1, 0 or 1 pixel along each axis (zeros shifted in),
-//! in mini-batches of 32 (a run-time batch
+//! trained with Adam (cosine-decayed learning rate) in mini-batches of 32 (a run-time batch
 //! axis, so the last partial batch and the evaluation batches run through the same
-//! machine). Prints loss, train and test accuracy per epoch, and the time; exits with
+//! machine), each training image shifted by a seeded random -1, 0 or 1 pixel along each
+//! axis (zeros shifted in). Prints loss, train and test accuracy per epoch, and the time; exits with
 //! status 1 if the test accuracy is below 98.5% (the MLP of `digits.rs` gets 97.5%).
 //!
 //! ```text
@@ -26,7 +25,7 @@ use std::time::Instant;
 use common::{correct, Digits, BATCH, CLASSES, TRAIN_SEED};
 use tapegrad::data::Batches;
 use tapegrad::ndarray::{Array1, Array2, Array4, ArrayView4, ArrayViewMut4, Axis};
-use tapegrad::nn::{Conv2d, Linear, Module};
+use tapegrad::nn::{Conv2d, Linear};
 use tapegrad::ops::Conv2dOptions;
 use tapegrad::prelude::*;
 use tapegrad::rand::rngs::StdRng;
