@@ -237,8 +237,9 @@ impl<T: Scalar> Machine<T> {
     }
 
     /// Copies each update's value into its buffer: `compile` put `(buffer's buffer,
-    /// value's buffer, elements)` after the steps' arguments, two distinct buffers (the
-    /// plan pins update values, so no step writes them after the value is computed).
+    /// value's buffer, elements)` after the steps' arguments (the plan pins update values,
+    /// so no step writes them after the value is computed; the two may be one buffer, if
+    /// the update was computed in place, and the copy then changes nothing).
     fn write_updates(&mut self) {
         let mut k = self.ranges.last().map_or(0, |r| r.1 as usize);
         // element by element: the smallest code (a few values per channel to copy)

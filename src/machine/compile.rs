@@ -328,17 +328,14 @@ impl<T: Scalar> Graph<T> {
             .collect();
         // (buffer's buffer, value's buffer, elements) of each update followed, after the
         // steps' arguments (see `Machine::args`)
-        for &i in &order {
+        for (&i, &bb) in order.iter().zip(&plan.buf_of) {
             if let Kind::Buffer {
                 update: Some(v), ..
             } = nodes[i].kind
             {
                 if needed[v.index()] == UPDATE {
-                    let bb = plan.buf_of[slot[i] as usize];
                     let bv = plan.buf_of[slot[v.index()] as usize];
-                    if bb != bv {
-                        args.extend([bb, bv, nodes[i].shape.numel() as u32]);
-                    }
+                    args.extend([bb, bv, nodes[i].shape.numel() as u32]);
                 }
             }
         }
