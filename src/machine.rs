@@ -237,19 +237,18 @@ impl<T: Scalar> Machine<T> {
     }
 
     /// Copies each update's value into its buffer: `compile` put `(buffer's buffer,
-    /// value's buffer, elements)` after the steps' arguments, two distinct buffers (the
-    /// plan pins update values, so no step writes them after the value is computed).
+    /// value's buffer, elements)` after the steps' arguments (the plan pins update values,
+    /// so no step writes them after the value is computed; the two may be one buffer, if
+    /// the update was computed in place, and the copy then changes nothing).
     fn write_updates(&mut self) {
-        let end = self.ranges.last().map_or(0, |r| r.1 as usize);
-        for t in self.args[end..].chunks_exact(3) {
-            let (dst, src, n) = (t[0] as usize, t[1] as usize, t[2] as usize);
-            let (lo, hi) = self.bufs.split_at_mut(dst.max(src));
-            let (d, s) = if dst < src {
-                (&mut lo[dst], &hi[0])
-            } else {
-                (&mut hi[0], &lo[src])
-            };
-            d[..n].copy_from_slice(&s[..n]);
+        let mut k = self.ranges.last().map_or(0, |r| r.1 as usize);
+        // element by element: the smallest code (a few values per channel to copy)
+        while let Some(t) = self.args.get(k..k + 3) {
+            let (dst, src) = (t[0] as usize, t[1] as usize);
+            for j in 0..t[2] as usize {
+                self.bufs[dst][j] = self.bufs[src][j];
+            }
+            k += 3;
         }
     }
 

@@ -328,17 +328,14 @@ impl<T: Scalar> Graph<T> {
             .collect();
         // (buffer's buffer, value's buffer, elements) of each update followed, after the
         // steps' arguments (see `Machine::args`)
-        for &i in &order {
+        for (&i, &bb) in order.iter().zip(&plan.buf_of) {
             if let Kind::Buffer {
                 update: Some(v), ..
             } = nodes[i].kind
             {
                 if needed[v.index()] == UPDATE {
-                    let bb = plan.buf_of[slot[i] as usize];
                     let bv = plan.buf_of[slot[v.index()] as usize];
-                    if bb != bv {
-                        args.extend([bb, bv, nodes[i].shape.numel() as u32]);
-                    }
+                    args.extend([bb, bv, nodes[i].shape.numel() as u32]);
                 }
             }
         }
@@ -421,25 +418,26 @@ fn needed_nodes<T: Scalar>(nodes: &[crate::graph::Node<T>], wanted: &[Handle]) -
         needed[t.id.index()] = 1;
     }
     // What the needed nodes read, and the update values of the buffers read (and what
-    // those read), until a sweep finds no new value (one computed later than its buffer
-    // is found past the sweep's position).
-    let mut again = true;
-    while again {
-        again = false;
-        for i in (0..needed.len()).rev() {
-            if needed[i] == 0 {
-                continue;
+    // those read), in one sweep down the arena that goes back up to an update value it
+    // has passed (one computed later than its buffer) when that value is new.
+    let mut i = needed.len();
+    while i > 0 {
+        i -= 1;
+        if needed[i] == 0 {
+            continue;
+        }
+        for j in &nodes[i].inputs {
+            needed[j.index()] |= 1;
+        }
+        if let Kind::Buffer {
+            update: Some(v), ..
+        } = nodes[i].kind
+        {
+            if needed[v.index()] == 0 {
+                // a value new to the sweep: sweep again from it
+                i = i.max(v.index() + 1);
             }
-            for j in &nodes[i].inputs {
-                needed[j.index()] |= 1;
-            }
-            if let Kind::Buffer {
-                update: Some(v), ..
-            } = nodes[i].kind
-            {
-                again |= needed[v.index()] == 0;
-                needed[v.index()] = UPDATE;
-            }
+            needed[v.index()] = UPDATE;
         }
     }
     // Every parameter and buffer of the graph lives in the machine, used or not, so that
