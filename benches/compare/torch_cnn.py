@@ -10,10 +10,10 @@ child process of its own, so its peak RSS is its own.
 Run (not part of CI; PyTorch in a venv outside the repo, see torch_mlp.py):
     /tmp/torchvenv/bin/python benches/compare/torch_cnn.py
 """
-import resource
 import subprocess
 import sys
-import time
+
+from timing import median_seconds, peak_rss_kb
 
 BATCH = 64
 
@@ -44,20 +44,8 @@ def run_one(cfg, threads):
         loss.backward()
         opt.step()
 
-    for _ in range(5):
-        step()
-    t = time.perf_counter()
-    step()
-    once = time.perf_counter() - t
-    n = max(20, min(20000, int(1.0 / once)))
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    median = times[n // 2]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    median = median_seconds(step)
+    peak = peak_rss_kb()
     print(
         f"cnn-step cfg={cfg} threads={threads} median_us={median * 1e6:.1f} "
         f"peak_rss_kb={peak}",

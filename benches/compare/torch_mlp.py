@@ -11,10 +11,10 @@ Run (not part of CI; PyTorch is installed from PyPI into a venv outside the repo
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch
     /tmp/torchvenv/bin/python benches/compare/torch_mlp.py
 """
-import resource
 import subprocess
 import sys
-import time
+
+from timing import median_seconds, peak_rss_kb
 
 CONFIGS = {
     "S": ([64, 32, 10], 32),
@@ -51,20 +51,8 @@ def run_one(name, threads):
         loss.backward()
         opt.step()
 
-    for _ in range(5):
-        step()
-    t = time.perf_counter()
-    step()
-    once = time.perf_counter() - t
-    n = max(20, min(20000, int(1.0 / once)))
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    median = times[n // 2]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    median = median_seconds(step)
+    peak = peak_rss_kb()
     print(
         f"mlp-step cfg={name} threads={threads} median_us={median * 1e6:.1f} "
         f"gflops={flops(sizes, batch) / median / 1e9:.2f} peak_rss_kb={peak}",
