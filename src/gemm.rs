@@ -167,13 +167,27 @@ struct Plan {
     threads: usize,
     rows: usize,
     per_thread: usize,
+    /// Elements of one packed panel of `op(b)` that the threads pack together and share
+    /// (a split product, not swapped); 0 when each thread packs its own.
+    shared: usize,
 }
 
-/// Multiply-adds from which a product may be split over threads. Measured, 2 threads against
-/// 1 on two otherwise idle Zen 4 cores (best of 30): 0.25× as fast at 2¹⁶ (waking rayon's
-/// workers costs some µs), 0.5–1× at 2²⁰, 1.4× at 2²¹, 1.5–1.8× from 2²² on; with the
-/// other core busy, 0.8–0.9× at any size.
-const PAR_MIN: usize = 1 << 23;
+impl Plan {
+    /// Elements of scratch the plan uses.
+    fn len(&self) -> usize {
+        self.shared + self.threads * self.per_thread
+    }
+}
+
+/// Multiply-adds from which a product may be split over threads. The split costs two
+/// hand-offs to the crew (`par/crew.rs`, well under a microsecond each while its threads
+/// spin) per block of `kc` depths, and the packed panel of `b` crossing between cores.
+/// Measured on a 2-vCPU AVX-512 virtual machine (Zen 4), 2 threads against 1: 64 × 784 ×
+/// 128 (2²² multiply-adds) 135 → 95 µs, 256 × 1024 × 10 (2²¹) 187 → 105 µs, 1024 × 256 ×
+/// 1024 5.1 → 2.5 ms; some processes there ran the small products slower on 2 threads than
+/// on 1 (see the crew's notes), so the split starts where a piece is still several
+/// microseconds of work.
+const PAR_MIN: usize = 1 << 20;
 
 fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan {
     let tiles = |rows: usize, cols: usize| {
@@ -193,16 +207,24 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     };
     let rows = (m.div_ceil(t).div_ceil(unit) * unit).min(m);
     let t = m.div_ceil(rows.max(1));
-    let per_thread = if madds == 0 {
-        0
+    let align = ALIGN / size_of::<T>();
+    let kc = k.min(blk.kc);
+    let (per_thread, shared) = if madds == 0 {
+        (0, 0)
+    } else if t > 1 && !swap {
+        // each thread its block of `a`; one panel of `b` for all
+        let a_len = rows.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
+        let b_len = n.min(blk.nc).div_ceil(blk.nr) * blk.nr * kc;
+        (align - 1 + a_len, align - 1 + b_len)
     } else {
-        packs::<T>(blk, swap, rows, k, n)
+        (packs::<T>(blk, swap, rows, k, n), 0)
     };
     Plan {
         swap,
         threads: t,
         rows,
         per_thread,
+        shared,
     }
 }
 
@@ -231,7 +253,7 @@ fn scratch_len_with<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usi
     }
     let p = plan::<T>(blk, m, k, n, threads);
     let one = packs::<T>(blk, false, m, k, n).max(packs::<T>(blk, true, m, k, n));
-    (p.threads * p.per_thread).max(one)
+    p.len().max(one)
 }
 
 /// `c[m, n]` (contiguous row-major, overwritten) `= op(a) · op(b)`, where `a` is `[m, k]`
@@ -314,10 +336,10 @@ fn gemm_with<T: Scalar>(
         return;
     }
     let mut p = plan::<T>(blk, m, k, n, threads);
-    while p.threads > 1 && p.threads * p.per_thread > scratch.len() {
+    while p.threads > 1 && p.len() > scratch.len() {
         p = plan::<T>(blk, m, k, n, p.threads - 1);
     }
-    assert!(scratch.len() >= p.per_thread, "gemm scratch too short");
+    assert!(scratch.len() >= p.len(), "gemm scratch too short");
     let a = if a_t {
         View::new(a, 1, m)
     } else {
@@ -334,11 +356,16 @@ fn gemm_with<T: Scalar>(
         let rows = c.len() / n;
         let (a, s) = (a.from(r0), &mut scratch[..p.per_thread]);
         if p.swap {
-            dispatch(isa, blk, (n, k, rows), bt, a, c, (1, n), s);
+            dispatch(isa, blk, (n, k, rows), bt, Rhs::View(a), c, (1, n), s);
         } else {
-            dispatch(isa, blk, (rows, k, n), a, bt, c, (n, 1), s);
+            dispatch(isa, blk, (rows, k, n), a, Rhs::View(bt), c, (n, 1), s);
         }
     };
+    #[cfg(feature = "rayon")]
+    if p.shared > 0 {
+        split_sharing_b(isa, blk, p, (m, k, n), a, bt, c, scratch);
+        return;
+    }
     #[cfg(feature = "rayon")]
     if p.threads > 1 {
         let rows = p.rows;
@@ -350,6 +377,71 @@ fn gemm_with<T: Scalar>(
     part(0, c, scratch);
 }
 
+/// A product split over `p.threads` threads by rows of `c`, as BLIS splits it: for each
+/// block of `kc` depths and `nc` columns, the threads first pack the panel of `op(b)`
+/// together, each a share of its `nr`-wide strips, then each multiplies its rows by the
+/// whole panel, packing only its own rows of `a`. Each thread packing all of `op(b)` for
+/// itself (the swapped split still does) would copy it once per thread: for the L
+/// configuration's forward products, a third of the work per thread. Each element of
+/// `c` is the same chain of multiply-adds as on one thread.
+#[cfg(feature = "rayon")]
+#[allow(clippy::too_many_arguments)]
+fn split_sharing_b<T: Scalar>(
+    isa: Isa,
+    blk: Blocking,
+    p: Plan,
+    (m, k, n): (usize, usize, usize),
+    a: View<T>,
+    bt: View<T>,
+    c: &mut [T],
+    scratch: &mut [T],
+) {
+    debug_assert!(!p.swap && p.threads > 1 && m > 0);
+    let align = ALIGN / size_of::<T>();
+    let (bs, rest) = scratch.split_at_mut(p.shared);
+    let skip = bs.as_ptr().align_offset(ALIGN).min(align - 1);
+    let bs = &mut bs[skip..];
+    for (jc, nc) in blocks(n, blk.nc) {
+        for (pc, kc) in blocks(k, blk.kc) {
+            // strips per thread, packed side by side: strip `s` starts at `s * nr * kc`
+            let strips = nc.div_ceil(blk.nr);
+            let per = strips.div_ceil(p.threads) * blk.nr;
+            let bp = &mut bs[..strips * blk.nr * kc];
+            crate::par::pieces(bp, per * kc, &mut [], 0, &[], 0, &|i, dst, _, _| {
+                let j = i * per;
+                pack_rhs(blk.nr, dst, bt.from(jc + j), per.min(nc - j), pc, kc);
+            });
+            let bp = &*bp;
+            let rows = p.rows;
+            crate::par::pieces(c, rows * n, rest, p.per_thread, &[], 0, &|i, c, s, _| {
+                let mkn = (c.len() / n, kc, nc);
+                let b = Rhs::Packed { bp, pc };
+                dispatch(isa, blk, mkn, a.from(i * rows), b, &mut c[jc..], (n, 1), s);
+            });
+        }
+    }
+}
+
+/// `pack` into strips `nr` wide, the tile width of one of the kernels.
+#[cfg(feature = "rayon")]
+fn pack_rhs<T: Scalar>(nr: usize, dst: &mut [T], x: View<T>, rows: usize, p0: usize, kc: usize) {
+    match nr {
+        4 => pack::<T, 4>(dst, x, rows, p0, kc),
+        8 => pack::<T, 8>(dst, x, rows, p0, kc),
+        16 => pack::<T, 16>(dst, x, rows, p0, kc),
+        32 => pack::<T, 32>(dst, x, rows, p0, kc),
+        _ => unreachable!("no kernel's tiles are {nr} wide"),
+    }
+}
+
+/// The right operand of one thread's product, `op(b)ᵀ` read as `[n, k]`: to be packed by
+/// [`run`] itself, or depths `pc..pc + k` already packed into strips by the caller.
+#[derive(Clone, Copy)]
+enum Rhs<'a, T> {
+    View(View<'a, T>),
+    Packed { bp: &'a [T], pc: usize },
+}
+
 /// Runs the kernel version `isa` on `c[i * rsc + j * csc] = Σ_p a(i, p) · b(j, p)`.
 #[allow(clippy::too_many_arguments)]
 fn dispatch<T: Scalar>(
@@ -357,7 +449,7 @@ fn dispatch<T: Scalar>(
     blk: Blocking,
     mkn: (usize, usize, usize),
     a: View<T>,
-    b: View<T>,
+    b: Rhs<T>,
     c: &mut [T],
     csr: (usize, usize),
     s: &mut [T],
@@ -463,7 +555,7 @@ fn micro_portable<T: Scalar>(ap: &[T], bp: &[T], c: &mut [T], rsc: usize, load: 
 /// The loop nest and micro-kernel compiled for wider vectors; the caller checks the CPU.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86 {
-    use super::{micro, run, Blocking, View};
+    use super::{micro, run, Blocking, Rhs, View};
     use crate::scalar::Scalar;
 
     /// `super::thin` with fused multiply-adds, vectorized for AVX2.
@@ -483,7 +575,7 @@ mod x86 {
         blk: Blocking,
         mkn: (usize, usize, usize),
         a: View<T>,
-        b: View<T>,
+        b: Rhs<T>,
         c: &mut [T],
         csr: (usize, usize),
         s: &mut [T],
@@ -514,7 +606,7 @@ mod x86 {
         blk: Blocking,
         mkn: (usize, usize, usize),
         a: View<T>,
-        b: View<T>,
+        b: Rhs<T>,
         c: &mut [T],
         csr: (usize, usize),
         s: &mut [T],
@@ -539,8 +631,8 @@ mod x86 {
     }
 }
 
-/// One thread's product: the loops over `nc` columns, `kc` depths and `mc` rows, packing
-/// `b` and `a`, then over the `nr`- and `mr`-wide panels calling the micro-kernel `micro`.
+/// One thread's product: the loops over `nc` columns and `kc` depths, packing `b` (unless
+/// the caller packed it), then [`block`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn run<T: Scalar, const MR: usize, const NR: usize>(
@@ -548,7 +640,7 @@ fn run<T: Scalar, const MR: usize, const NR: usize>(
     blk: Blocking,
     (m, k, n): (usize, usize, usize),
     a: View<T>,
-    b: View<T>,
+    b: Rhs<T>,
     c: &mut [T],
     (rsc, csc): (usize, usize),
     scratch: &mut [T],
@@ -556,6 +648,13 @@ fn run<T: Scalar, const MR: usize, const NR: usize>(
     debug_assert!(blk.mr == MR && blk.nr == NR && blk.mc % MR == 0 && blk.nc % NR == 0);
     let align = ALIGN / size_of::<T>();
     let skip = scratch.as_ptr().align_offset(ALIGN).min(align - 1);
+    let b = match b {
+        Rhs::View(b) => b,
+        Rhs::Packed { bp, pc } => {
+            let ap = &mut scratch[skip..];
+            return block::<T, MR, NR>(&micro, blk, (m, k, n), a, pc, bp, c, (rsc, csc), ap);
+        }
+    };
     let kc_max = k.min(blk.kc);
     let a_len = m.min(blk.mc).div_ceil(MR) * MR * kc_max;
     let (ap, bp) = scratch[skip..].split_at_mut(a_len.div_ceil(align) * align);
@@ -563,28 +662,48 @@ fn run<T: Scalar, const MR: usize, const NR: usize>(
         for (pc, kc) in blocks(k, blk.kc) {
             let bp = &mut bp[..nc.div_ceil(NR) * NR * kc];
             pack::<T, NR>(bp, b.from(jc), nc, pc, kc);
-            for (ic, mc) in blocks(m, blk.mc) {
-                let ap = &mut ap[..mc.div_ceil(MR) * MR * kc];
-                pack::<T, MR>(ap, a.from(ic), mc, pc, kc);
-                // Panel `jr / NR` of `bp` starts at `jr * kc`, and likewise for `ap`.
-                for jr in (0..nc).step_by(NR) {
-                    let (j, bp) = (jc + jr, &bp[jr * kc..][..NR * kc]);
-                    for ir in (0..mc).step_by(MR) {
-                        let (i, ap) = (ic + ir, &ap[ir * kc..][..MR * kc]);
-                        let tile = (MR.min(m - i), NR.min(n - j));
-                        let c = &mut c[i * rsc + j * csc..];
-                        if csc == 1 && tile == (MR, NR) {
-                            micro(ap, bp, c, rsc, pc > 0);
-                        } else {
-                            // Edge tiles and transposed `c` go through a whole tile.
-                            let mut t = [[T::zero(); NR]; MR];
-                            if pc > 0 {
-                                load(&mut t, c, (rsc, csc), tile);
-                            }
-                            micro(ap, bp, t.as_flattened_mut(), NR, pc > 0);
-                            store(&t, c, (rsc, csc), tile);
-                        }
+            let c = &mut c[jc * csc..];
+            block::<T, MR, NR>(&micro, blk, (m, kc, nc), a, pc, bp, c, (rsc, csc), ap);
+        }
+    }
+}
+
+/// `c (+)= a · b` for all `m` rows of `a` (depths `pc..pc + kc`) and the `nc` columns
+/// packed in `bp`: the loop over `mc` rows, packing `a` into `ap`, then over the `nr`- and
+/// `mr`-wide strips calling the micro-kernel `micro`. Adds to `c` unless `pc` is 0.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<T: Scalar, const MR: usize, const NR: usize>(
+    micro: &impl Fn(&[T], &[T], &mut [T], usize, bool),
+    blk: Blocking,
+    (m, kc, nc): (usize, usize, usize),
+    a: View<T>,
+    pc: usize,
+    bp: &[T],
+    c: &mut [T],
+    (rsc, csc): (usize, usize),
+    ap: &mut [T],
+) {
+    for (ic, mc) in blocks(m, blk.mc) {
+        let ap = &mut ap[..mc.div_ceil(MR) * MR * kc];
+        pack::<T, MR>(ap, a.from(ic), mc, pc, kc);
+        // Strip `jr / NR` of `bp` starts at `jr * kc`, and likewise for `ap`.
+        for jr in (0..nc).step_by(NR) {
+            let bp = &bp[jr * kc..][..NR * kc];
+            for ir in (0..mc).step_by(MR) {
+                let (i, ap) = (ic + ir, &ap[ir * kc..][..MR * kc]);
+                let tile = (MR.min(m - i), NR.min(nc - jr));
+                let c = &mut c[i * rsc + jr * csc..];
+                if csc == 1 && tile == (MR, NR) {
+                    micro(ap, bp, c, rsc, pc > 0);
+                } else {
+                    // Edge tiles and transposed `c` go through a whole tile.
+                    let mut t = [[T::zero(); NR]; MR];
+                    if pc > 0 {
+                        load(&mut t, c, (rsc, csc), tile);
                     }
+                    micro(ap, bp, t.as_flattened_mut(), NR, pc > 0);
+                    store(&t, c, (rsc, csc), tile);
                 }
             }
         }

@@ -10,6 +10,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::scalar::Scalar;
 
 #[cfg(feature = "rayon")]
+mod crew;
+
+#[cfg(feature = "rayon")]
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets how many threads kernels may use: 1 runs everything on the calling thread, 0 (the
@@ -99,6 +102,79 @@ pub(crate) fn pieces<T: Send + Sync>(
     ac: usize,
     f: &Piece<'_, T>,
 ) {
+    let n = o.len().div_ceil(oc.max(1));
+    if n > 1 && on_crew(n, (o, oc), (s, sc), (a, ac), f) {
+        return;
+    }
+    by_join(o, oc, s, sc, a, ac, f);
+}
+
+/// A slice's pointer, shared with the crew's threads.
+#[cfg(feature = "rayon")]
+struct Base<T>(*mut T, usize);
+
+#[cfg(feature = "rayon")]
+impl<T> Clone for Base<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+#[cfg(feature = "rayon")]
+impl<T> Copy for Base<T> {}
+
+// SAFETY: the crew's threads make disjoint pieces of the slice (see `on_crew`).
+#[cfg(feature = "rayon")]
+unsafe impl<T: Send + Sync> Sync for Base<T> {}
+
+#[cfg(feature = "rayon")]
+impl<T> Base<T> {
+    /// Piece `k` of `c` elements, as `pieces` cuts it: `(start, len)`.
+    fn piece(self, k: usize, c: usize) -> (usize, usize) {
+        let lo = k.saturating_mul(c).min(self.1);
+        (lo, k.saturating_add(1).saturating_mul(c).min(self.1) - lo)
+    }
+}
+
+/// [`pieces`] on the crew (`crew.rs`); `false` if it is not available (nothing run).
+#[cfg(feature = "rayon")]
+fn on_crew<T: Send + Sync>(
+    n: usize,
+    (o, oc): (&mut [T], usize),
+    (s, sc): (&mut [T], usize),
+    (a, ac): (&[T], usize),
+    f: &Piece<'_, T>,
+) -> bool {
+    let helpers = threads().saturating_sub(1).min(n - 1);
+    let (o, s) = (Base(o.as_mut_ptr(), o.len()), Base(s.as_mut_ptr(), s.len()));
+    let a = Base(a.as_ptr().cast_mut(), a.len());
+    crew::run(n, helpers, &|k| {
+        let ((o0, ol), (s0, sl), (a0, al)) = (o.piece(k, oc), s.piece(k, sc), a.piece(k, ac));
+        // SAFETY: the crew runs each `k` in `0..n` exactly once, while the three slices
+        // are borrowed by this call, and pieces `k` of each are disjoint ranges (`a`'s are
+        // only read).
+        let (o, s, a) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(o.0.add(o0), ol),
+                core::slice::from_raw_parts_mut(s.0.add(s0), sl),
+                core::slice::from_raw_parts(a.0.add(a0).cast_const(), al),
+            )
+        };
+        f(k, o, s, a);
+    })
+}
+
+/// [`pieces`] by `rayon_core::join`.
+#[cfg(feature = "rayon")]
+fn by_join<T: Send + Sync>(
+    o: &mut [T],
+    oc: usize,
+    s: &mut [T],
+    sc: usize,
+    a: &[T],
+    ac: usize,
+    f: &Piece<'_, T>,
+) {
     fn go<T: Send + Sync>(
         first: usize,
         (o, oc): (&mut [T], usize),
@@ -129,10 +205,19 @@ mod tests {
     use alloc::vec::Vec;
     use std::sync::Mutex;
 
-    use super::pieces;
+    use super::{by_join, pieces, Piece};
+
+    type Split = fn(&mut [f32], usize, &mut [f32], usize, &[f32], usize, &Piece<'_, f32>);
 
     #[test]
     fn every_piece_runs_once_with_its_parts() {
+        // on the crew where it is free, and by join
+        for split in [pieces::<f32> as Split, by_join::<f32>] {
+            runs_once_with_its_parts(split);
+        }
+    }
+
+    fn runs_once_with_its_parts(pieces: Split) {
         for len in [1usize, 2, 5, 7, 64, 100] {
             for oc in [1usize, 2, 3, 7, 64, 200] {
                 let n = len.div_ceil(oc);

@@ -62,7 +62,7 @@ fn product<T: Scalar>(
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let (a, b) = (values::<T>(m * k, 1), values::<T>(k * n, 2));
     let p = plan::<T>(blk, m, k, n, threads);
-    let len = p.threads * p.per_thread;
+    let len = p.len();
     let mut scratch = vec![T::of(SENTINEL); len + 100];
     let mut c = vec![T::nan(); m * n + 3];
     c[m * n..].fill(T::of(SENTINEL));
