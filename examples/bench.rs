@@ -100,9 +100,18 @@ fn run_one(name: &str, threads: usize) -> Result<(), Box<dyn std::error::Error>>
     tapegrad::set_threads(threads);
     let g = Graph::<f32>::new();
     let net = Net::record(&g, sizes, [batch, sizes[0]], [batch])?;
-    let (x, y, loss, grads) = (net.x, net.y, net.loss, &net.grads);
-    let mut m = g.compile(&[loss], grads)?;
-    let (xb, yb) = net.data;
+    // Handles, so that the graph can move into the machine: the parameters' values are
+    // then held once, not twice (what set the peak RSS of L).
+    let Net {
+        x,
+        y,
+        loss,
+        grads,
+        data: (xb, yb),
+        ..
+    } = net;
+    let (x, y, loss, grads) = (x.handle(), y.handle(), loss.handle(), &grads.handles());
+    let mut m = g.into_machine(&[loss], grads)?;
     let mut opt = Sgd::new(0.01);
     let mut step = |m: &mut Machine<f32>| -> tapegrad::Result<()> {
         m.feed(x, &xb)?;

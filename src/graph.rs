@@ -99,9 +99,10 @@ pub(crate) struct Inner<T: Scalar> {
 ///
 /// Build it once with [`Graph::input`], [`Graph::param`] and the methods of [`Tensor`];
 /// differentiate it with [`Graph::grad`]; turn it into a runnable
-/// [`Machine`](crate::Machine) with [`Graph::compile`]. Recording never fails on the spot:
-/// a shape error is stored with the caller's location and returned by the next fallible
-/// call (`grad`, `compile`, [`check`](Graph::check)).
+/// [`Machine`](crate::Machine) with [`Graph::compile`] (or [`Graph::into_machine`], which
+/// moves the parameters' values instead of copying them). Recording never fails on the
+/// spot: a shape error is stored with the caller's location and returned by the next
+/// fallible call (`grad`, `compile`, [`check`](Graph::check)).
 ///
 /// ```
 /// use tapegrad::prelude::*;

@@ -1,10 +1,11 @@
 //! The buffer plan: which buffer each tape step writes, decided once at compile time.
 //!
 //! Liveness over the tape: a step's buffer is free again after its last reader ran. A new
-//! step takes the smallest free buffer that fits (best fit), or a new one. Leaves (inputs,
-//! parameters, constants) and requested outputs are pinned: never reused. A view step
-//! (reshape, detach) writes nothing and shares its input's buffer, which then lives as long
-//! as the view's readers too.
+//! step takes the smallest free buffer that fits (best fit), or a new one; one larger than
+//! itself only if no larger value is made while it lives (it would keep that buffer from
+//! it). Leaves (inputs, parameters, constants) and requested outputs are pinned: never
+//! reused. A view step (reshape, detach) writes nothing and shares its input's buffer,
+//! which then lives as long as the view's readers too.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -85,12 +86,22 @@ pub(crate) fn plan(steps: &[StepInfo<'_>]) -> Plan {
             in_place[i] = Some(k);
         } else {
             // A value kept after the run (an output, or what an output views) takes a free
-            // buffer only of exactly its size: a larger one would be kept whole. Leaves
-            // always get their own.
+            // buffer only of exactly its size: a larger one would be kept whole. Another
+            // takes a larger one only if no larger value is made while it lives, which
+            // may need that buffer (in an MLP's backward pass, the loss gradient
+            // `[batch, classes]` sat in a freed `[batch, hidden]` buffer, and the next
+            // `[batch, hidden]` gradient took a new one); else a new one of its own size.
+            // Leaves always get their own.
+            let larger_made = || {
+                let during = steps.iter().take(last[i].saturating_add(1)).skip(i + 1);
+                during
+                    .filter(|t| !t.view && !t.inputs.is_empty())
+                    .any(|t| t.numel > s.numel)
+            };
             let at = free.partition_point(|&(n, _)| n < s.numel);
             let fit = free
                 .get(at)
-                .filter(|&&(n, _)| last[i] != FOREVER || n == s.numel);
+                .filter(|&&(n, _)| n == s.numel || (last[i] != FOREVER && !larger_made()));
             buf_of[i] = match (fit, s.inputs.is_empty()) {
                 (Some(&(_, b)), false) => {
                     free.remove(at);
@@ -180,6 +191,24 @@ mod tests {
         assert_ne!(p.buf_of[3], p.buf_of[0]);
         assert_ne!(p.buf_of[4], p.buf_of[2]);
         assert_eq!(p.buf_of[5], p.buf_of[2]);
+    }
+
+    #[test]
+    fn a_small_value_leaves_a_large_buffer_to_a_large_value() {
+        // s lives while b is made: in a's freed buffer (the only free one), it would make
+        // b take a new one (22 elements in all); in one of its own, b takes a's
+        let s = [
+            leaf(1),
+            op(10, &[0], false),  // 1: a
+            op(1, &[1], false),   // 2: t = f(a), a dies
+            op(1, &[2], false),   // 3: s = f(t), read by 5
+            op(10, &[0], false),  // 4: b
+            op(1, &[3, 4], true), // 5: kept: takes t's buffer, free by then
+        ];
+        let p = plan(&s);
+        assert_eq!(p.buf_of[4], p.buf_of[1]);
+        assert_eq!(p.buf_of[5], p.buf_of[2]);
+        assert_eq!(p.sizes.iter().sum::<usize>(), 10 + 1 + 1 + 1);
     }
 
     #[test]

@@ -146,6 +146,28 @@ fn total_counts_every_byte_a_machine_holds() {
 }
 
 #[test]
+fn the_l_mlps_workspace_is_its_three_hidden_activations() {
+    // The L configuration of examples/bench.rs: 784-1024-1024-10 over 256 rows, f32. Each
+    // hidden layer's bias-add, relu and relu gradient share one [256, 1024] buffer (relu
+    // computes in place over the add; its gradient reads relu's output and computes in
+    // place over it), and a third holds the matmuls' outputs and the input gradients in
+    // turn; the logits and the loss gradient take a [256, 10] buffer each (the loss
+    // gradient, alive while the next [256, 1024] gradient is made, no longer sits in the
+    // third). It was 5,263,360 B (five [256, 1024] buffers and two [256, 10]) before.
+    let m = mlp::<f32>(&[784, 1024, 1024, 10], 256, true);
+    let mem = m.memory();
+    let (act, logits) = (256 * 1024 * 4, 256 * 10 * 4);
+    assert_eq!(mem.workspace, 3 * act + 2 * logits, "{mem:?}");
+    // so the buffers are the live set: parameters, gradients, inputs, the activations,
+    // and the loss and the constant 1 it is differentiated from
+    let params = (784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10) * 4;
+    assert_eq!((mem.params, mem.grads), (params, params), "{mem:?}");
+    assert_eq!(mem.inputs, (256 * 784 + 256) * 4, "{mem:?}");
+    let live = 2 * params + mem.inputs + mem.workspace + 4 + 4;
+    assert_eq!(mem.buffers() - mem.scratch, live, "{mem:?}");
+}
+
+#[test]
 fn metadata_alone_is_what_a_small_machine_mostly_holds() {
     // 2-16-2 at one row: a few hundred bytes of values, kilobytes of tape; counting only
     // the buffers would be far off

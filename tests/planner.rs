@@ -7,10 +7,11 @@
 //!
 //! The graphs: a stack of `[rows, cols]` tensors grown by ops that read earlier entries
 //! again (fan-out), views (reshape, transpose, permute, narrow, broadcast_to), elementwise
-//! steps whose input dies (in place), broadcasting against `[cols]` and `[rows, 1]`
-//! parameters, matmuls, softmax and reductions; a loss, its gradients, and the gradient of
-//! the sum of a gradient. Some cases take a matmul past the GEMM's threshold for splitting
-//! over threads (`PAR_MIN` in src/gemm.rs, 2^23 multiply-adds).
+//! steps whose input dies (in place; relu, whose gradient reads its output),
+//! broadcasting against `[cols]` and `[rows, 1]` parameters, matmuls, softmax and
+//! reductions; a loss, its gradients, and the gradient of the sum of a gradient. Some
+//! cases take a matmul past the GEMM's threshold for splitting over threads (`PAR_MIN` in
+//! src/gemm.rs, 2^23 multiply-adds).
 
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -109,7 +110,8 @@ fn run<T: Scalar>(p: &Prog, planned: bool) -> Values {
             3 => a + b,
             4 => a * b,
             5 => a - b.tanh(),
-            6 => a + v,
+            // relu in place over a bias-add, its gradient read from its output
+            6 => (a + v).relu(),
             7 => a * s,
             8 => a.matmul(w),
             9 => a.reshape([cdim, r]).tanh().reshape([r, cdim]),

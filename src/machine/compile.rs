@@ -7,11 +7,12 @@ use core::mem;
 use super::{FedRows, Machine, Memory, RunStep, Step, ABSENT};
 use crate::error::{Caller, Error, Result};
 use crate::grads::{AsGrads, GradHandles};
-use crate::graph::{Graph, Handle, Kind, Tensor};
+use crate::graph::{AsHandle, Graph, Handle, Kind, Tensor};
 use crate::plan::{self, StepInfo};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 use crate::shared::Shared;
+use ndarray::ArrayD;
 
 impl<T: Scalar> Graph<T> {
     /// Compiles the nodes that `outputs` and the gradients of `grads` need, and every
@@ -49,7 +50,13 @@ impl<T: Scalar> Graph<T> {
         outputs: &[Tensor<'_, T>],
         grads: &G,
     ) -> Result<Machine<T>> {
-        self.build(outputs, grads.grad_pairs(), None, false, Caller::here())
+        self.build(
+            outputs,
+            grads.grad_pairs(),
+            None,
+            Build::Plan,
+            Caller::here(),
+        )
     }
 
     /// [`compile`](Graph::compile) without the buffer plan: every step its own buffer,
@@ -65,7 +72,8 @@ impl<T: Scalar> Graph<T> {
         outputs: &[Tensor<'_, T>],
         grads: &G,
     ) -> Result<Machine<T>> {
-        self.build(outputs, grads.grad_pairs(), None, true, Caller::here())
+        let (pairs, caller) = (grads.grad_pairs(), Caller::here());
+        self.build(outputs, pairs, None, Build::Unplanned, caller)
     }
 
     /// [`compile`](Graph::compile) within a budget of `bytes`: the machine's whole
@@ -103,38 +111,85 @@ impl<T: Scalar> Graph<T> {
         grads: &G,
         bytes: usize,
     ) -> Result<Machine<T>> {
-        self.build(
-            outputs,
-            grads.grad_pairs(),
-            Some(bytes),
-            false,
-            Caller::here(),
-        )
+        let (pairs, caller) = (grads.grad_pairs(), Caller::here());
+        self.build(outputs, pairs, Some(bytes), Build::Plan, caller)
     }
 
-    fn build(
+    /// [`compile`](Graph::compile), consuming the graph: each parameter's initial value
+    /// moves into the machine instead of being copied, so that the parameters are held
+    /// once, not twice, while the machine is made (for a large model, what sets the
+    /// process's peak memory). The machine is the one `compile` makes, value for value.
+    ///
+    /// The tensors of a graph borrow it, so name the outputs and gradients by their
+    /// `'static` [`Handle`]s and [`GradHandles`] (as a machine stored away from its graph
+    /// is addressed). To keep an evaluation machine beside the training one, `compile`
+    /// it first (it copies the values it needs), then move the graph into the other.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let g = Graph::<f32>::new();
+    /// let x = g.input("x", [2]);
+    /// let w = g.param("w", tapegrad::ndarray::arr1(&[3.0f32, 4.0]));
+    /// let loss = (x * w).sum();
+    /// let grads = g.grad(loss, &[w])?;
+    /// let eval = g.compile(&[loss], &[])?; // copies w's value
+    /// // handles outlive the graph's borrow; `w`'s initial value moves into `train`
+    /// let (x, loss, grads) = (x.handle(), loss.handle(), grads.handles());
+    /// let mut train = g.into_machine(&[loss], &grads)?;
+    /// train.feed(x, &tapegrad::ndarray::arr1(&[1.0, 2.0]))?;
+    /// train.run()?;
+    /// assert_eq!(train.item(loss)?, 11.0);
+    /// assert_eq!(train.value(grads.iter().next().unwrap().1)?.as_slice(), Some(&[1.0, 2.0][..]));
+    /// assert_eq!(eval.params().count(), 1);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for `compile` (an output or gradient of another graph is
+    /// [`Error::WrongGraph`](crate::Error::WrongGraph)); the graph is dropped either way.
+    #[track_caller]
+    pub fn into_machine<G: AsGrads + ?Sized>(
+        self,
+        outputs: &[Handle],
+        grads: &G,
+    ) -> Result<Machine<T>> {
+        let (pairs, caller) = (grads.grad_pairs(), Caller::here());
+        let mut m = self.build(outputs, pairs, None, Build::Move, caller)?;
+        // Every parameter is in the machine, its buffer its own and left empty by `build`;
+        // the graph's nodes are dropped one by one, as their values move.
+        for (i, node) in self.inner.into_inner().nodes.into_iter().enumerate() {
+            let k = m.slot.get(i).copied().filter(|&k| k != ABSENT);
+            if let (Kind::Param { init, .. }, Some(k)) = (node.kind, k) {
+                let b = m.buf_of[k as usize] as usize;
+                m.bufs[b] = row_major(init, caller)?;
+            }
+        }
+        Ok(m)
+    }
+
+    /// Generic in the outputs' type, so that a binary that only `compile`s holds one copy.
+    fn build<H: AsHandle>(
         &self,
-        outputs: &[Tensor<'_, T>],
+        outputs: &[H],
         pairs: &[(Handle, Handle)],
         budget: Option<usize>,
-        unplanned: bool,
+        how: Build,
         caller: Caller,
     ) -> Result<Machine<T>> {
-        for t in outputs {
-            self.owns(t, "compile", caller)?;
-        }
-        for &(x, dx) in pairs {
-            if x.graph != self.id || dx.graph != self.id {
-                return Err(Error::WrongGraph {
-                    op: "compile",
-                    caller,
-                });
-            }
+        let unplanned = how == Build::Unplanned;
+        let mine = |h: Handle| h.graph == self.id;
+        let alien = outputs.iter().any(|t| !mine(t.as_handle()))
+            || pairs.iter().any(|&(x, dx)| !mine(x) || !mine(dx));
+        if alien {
+            return Err(Error::WrongGraph {
+                op: "compile",
+                caller,
+            });
         }
         let grads: Vec<Handle> = pairs.iter().map(|p| p.1).collect();
         let wanted: Vec<Handle> = outputs
             .iter()
-            .map(|t| t.handle())
+            .map(|t| t.as_handle())
             .chain(grads.iter().copied())
             .collect();
         self.check()?;
@@ -190,7 +245,7 @@ impl<T: Scalar> Graph<T> {
             .iter()
             .enumerate()
             .all(|(k, p)| pairs[..k].iter().all(|q| q.0 != p.0));
-        let is_out = |i: usize| outputs.iter().any(|t| t.id.index() == i);
+        let is_out = |i: usize| outputs.iter().any(|t| t.as_handle().id.index() == i);
         // an update's value is read after the run: its buffer is never reused
         let is_update = |i: usize| needed[i] == UPDATE;
         let mut steps = Vec::with_capacity(order.len());
@@ -381,7 +436,16 @@ impl<T: Scalar> Graph<T> {
         // budget, and each buffer is allocated fallibly: a plan the system cannot hold is
         // an `Err`, not an abort in the allocator.
         crate::limit::check_bytes("compile", &[], needed, caller)?;
-        for &n in &plan.sizes {
+        let mut sizes = plan.sizes;
+        if how == Build::Move {
+            // left empty: `into_machine` moves each parameter's own value in
+            for (k, &i) in order.iter().enumerate() {
+                if let Kind::Param { .. } = nodes[i].kind {
+                    sizes[m.buf_of[k] as usize] = 0;
+                }
+            }
+        }
+        for &n in &sizes {
             let buf = crate::limit::try_vec("compile", &[], n, T::zero(), caller)?;
             m.bufs.push(buf);
         }
@@ -397,6 +461,7 @@ impl<T: Scalar> Graph<T> {
                 _ => continue,
             };
             let b = m.buf_of[k] as usize;
+            // (nothing, into a buffer left empty)
             for (d, &v) in m.bufs[b].iter_mut().zip(init.iter()) {
                 *d = v;
             }
@@ -406,6 +471,36 @@ impl<T: Scalar> Graph<T> {
         m.set_rows(most_rows.unwrap_or(0));
         Ok(m)
     }
+}
+
+/// How `build` makes a machine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// With the buffer plan, copying the leaves' values (`compile`).
+    Plan,
+    /// Every step its own buffer (`compile_unplanned`).
+    Unplanned,
+    /// With the plan, leaving the parameters' buffers empty for `into_machine` to move
+    /// their values into.
+    Move,
+}
+
+/// The elements of `a` in row-major order, in a vector of exactly their number: `a`'s
+/// own storage when it holds them so (no copy), else a copy.
+fn row_major<T: Scalar>(a: ArrayD<T>, caller: Caller) -> Result<Vec<T>> {
+    let n = a.len();
+    if !a.is_standard_layout() {
+        let mut v = crate::limit::try_vec("compile", &[], n, T::zero(), caller)?;
+        v.iter_mut().zip(a.iter()).for_each(|(d, &x)| *d = x);
+        return Ok(v);
+    }
+    // in standard layout, the elements are `n` in a row from the offset (none if empty)
+    let (mut v, offset) = a.into_raw_vec_and_offset();
+    let at = offset.unwrap_or(0);
+    v.truncate(at + n);
+    v.drain(..at);
+    v.shrink_to_fit();
+    Ok(v)
 }
 
 /// Which nodes a machine of `wanted` holds (nonzero): what they read, the values of the

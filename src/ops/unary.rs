@@ -238,6 +238,12 @@ impl crate::ops::BinaryFn for SigmoidGrad {
 }
 
 /// `max(x, 0)`; d/dx = 1 where x > 0, else 0. NaN stays NaN.
+///
+/// The gradient reads the output, not `x`: `relu(x) > 0` exactly where `x > 0` (a NaN is
+/// neither), so the mask is the same bit for bit, and `x` need not outlive the forward
+/// pass. The output usually lives until the backward pass anyway (the next layer's weight
+/// gradient reads it), and `x` (a bias-add's result) then dies at `relu`, which computes
+/// in place over it: an MLP keeps one activation per layer, not two.
 #[derive(Debug)]
 pub struct Relu;
 impl UnaryFn for Relu {
@@ -251,11 +257,11 @@ impl UnaryFn for Relu {
     }
     fn vjp<'g, T: Scalar>(
         &self,
-        x: Tensor<'g, T>,
         _: Tensor<'g, T>,
+        out: Tensor<'g, T>,
         g: Tensor<'g, T>,
     ) -> Tensor<'g, T> {
-        x.binary(ReluGrad, g)
+        out.binary(ReluGrad, g)
     }
 }
 
