@@ -6,8 +6,8 @@
 //! buffers, at 1 and 2 threads. Throughput is in FLOP/s (2 per multiply-add).
 //!
 //! ```text
-//! cargo bench --bench gemm                   # about 2 minutes
-//! cargo bench --bench gemm -- --quick        # a rough figure in about 30 s
+//! cargo bench --bench gemm                   # about 1.5 minutes
+//! cargo bench --bench gemm -- --quick        # a rough figure in about 20 s
 //! cargo bench --bench gemm -- 'gemm-L-t2/'   # one group
 //! ```
 //!
