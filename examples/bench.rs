@@ -16,6 +16,14 @@
 //! `-- cnn` runs the cnn-step configuration `lenet` (`bench_cnn/mod.rs`) at 1 and 2
 //! threads, each in a child process (`-- cnn lenet 2` for one):
 //! `cnn-step cfg=lenet threads=1 median_us=… peak_rss_kb=…`.
+//!
+//! `-- gemm` times the matrix products of one M and one L step (`bench_gemm/shapes.rs`)
+//! through tapegrad's GEMM and matrixmultiply's `sgemm`, at 1 and 2 threads, each in a
+//! child process (`-- gemm 2` for one), one line per product and a total per step:
+//! `gemm cfg=L role=forward layer=1 shape=256x784x1024 ta=0 tb=0 threads=1 tapegrad_us=…
+//! matrixmultiply_us=… tapegrad_gflops=… ratio=…` (`ratio`: tapegrad's time over
+//! matrixmultiply's), `gemm-total cfg=L threads=1 …`. `cargo bench --bench gemm` is the
+//! criterion version.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -28,6 +36,8 @@ use tapegrad::Dim;
 
 #[path = "bench_cnn/mod.rs"]
 mod cnn;
+#[path = "bench_gemm/mod.rs"]
+mod gemm;
 
 /// Layer sizes and batch of a configuration.
 fn config(name: &str) -> Option<(&'static [usize], usize)> {
@@ -289,6 +299,9 @@ fn overhead() -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("gemm") {
+        return gemm::main(&args[1..]);
+    }
     type Bench = fn() -> Result<(), Box<dyn std::error::Error>>;
     let special: Option<(&str, Bench)> = match args.first().map(String::as_str) {
         Some("overhead") => Some(("overhead", overhead)),

@@ -126,6 +126,9 @@ impl Reference for f64 {
 }
 
 fn main() -> ExitCode {
+    // One thread for matrixmultiply too (its `threading` feature, on for examples, reads
+    // this once, at its first product; unset it takes every physical core).
+    std::env::set_var("MATMUL_NUM_THREADS", "1");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: gemm_count <tapegrad|matrixmultiply> <f32|f64> <m> <k> <n> <reps>";
     let parsed = (|| -> Result<f64, String> {

@@ -77,6 +77,10 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+#[doc(hidden)]
+#[path = "bench_api.rs"]
+pub mod __bench;
 mod autodiff;
 pub mod check;
 pub mod data;

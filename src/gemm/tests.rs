@@ -1,8 +1,11 @@
 //! Tests of the GEMM: against a triple loop, at every block boundary, every kernel,
-//! both orientations, and bit-identity across thread counts.
+//! both orientations, and bit-identity across thread counts; against matrixmultiply in
+//! `reference`.
 use super::*;
 use alloc::vec;
 use alloc::vec::Vec;
+
+mod reference;
 
 /// The kernel versions this CPU runs.
 fn isas() -> Vec<Isa> {
