@@ -187,7 +187,7 @@ impl Plan {
 /// 1024 5.1 → 2.5 ms; some processes there ran the small products slower on 2 threads than
 /// on 1 (see the crew's notes), so the split starts where a piece is still several
 /// microseconds of work.
-const PAR_MIN: usize = 1 << 20;
+const PAR_MIN: usize = 1 << 23;
 
 fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan {
     let tiles = |rows: usize, cols: usize| {
