@@ -43,12 +43,17 @@ fn check_shapes(logits: &Shape, ids: &Shape) -> core::result::Result<(), String>
     Ok(())
 }
 
-/// `(max, sum of exp(x - max))` of one row.
-fn row_stats<T: Scalar>(row: &[T]) -> (T, T) {
-    let max = row.iter().fold(
+/// The largest value of a row, NaN if it holds one.
+fn row_max<T: Scalar>(row: &[T]) -> T {
+    row.iter().fold(
         T::neg_infinity(),
         |m, &v| if v > m || v.is_nan() { v } else { m },
-    );
+    )
+}
+
+/// `(max, sum of exp(x - max))` of one row.
+fn row_stats<T: Scalar>(row: &[T]) -> (T, T) {
+    let max = row_max(row);
     let sum = super::pairwise::sum_by(0, row.len(), &|i| (row[i] - max).exp());
     (max, sum)
 }
@@ -131,10 +136,15 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
             .zip(out.slice().chunks_exact_mut(c.max(1)));
         for (n, ((row, o), &id)) in rows.zip(ids).enumerate() {
             let k = to_index("cross_entropy_grad", "class", id, n, c)?;
-            let (max, sum) = row_stats(row);
-            let inv = scale / sum;
+            // `row_stats`, with each exponential computed once and kept in `o`: the same
+            // terms summed in the same tree (`pairwise::sum` is `sum_by` bit for bit)
+            let max = row_max(row);
             for (o, &v) in o.iter_mut().zip(row) {
-                *o = (v - max).exp() * inv;
+                *o = (v - max).exp();
+            }
+            let inv = scale / super::pairwise::sum(o);
+            for o in o.iter_mut() {
+                *o = *o * inv;
             }
             o[k] = o[k] - scale;
         }
