@@ -211,7 +211,7 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     let kc = k.min(blk.kc);
     let (per_thread, shared) = if madds == 0 {
         (0, 0)
-    } else if t > 1 && !swap {
+    } else if cfg!(feature = "rayon") && t > 1 && !swap {
         // each thread its block of `a`; one panel of `b` for all
         let a_len = rows.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
         let b_len = n.min(blk.nc).div_ceil(blk.nr) * blk.nr * kc;
@@ -336,7 +336,7 @@ fn gemm_with<T: Scalar>(
         return;
     }
     let mut p = plan::<T>(blk, m, k, n, threads);
-    while p.threads > 1 && p.len() > scratch.len() {
+    while cfg!(feature = "rayon") && p.threads > 1 && p.len() > scratch.len() {
         p = plan::<T>(blk, m, k, n, p.threads - 1);
     }
     assert!(scratch.len() >= p.len(), "gemm scratch too short");
@@ -439,7 +439,12 @@ fn pack_rhs<T: Scalar>(nr: usize, dst: &mut [T], x: View<T>, rows: usize, p0: us
 #[derive(Clone, Copy)]
 enum Rhs<'a, T> {
     View(View<'a, T>),
-    Packed { bp: &'a [T], pc: usize },
+    // Only a split product packs for its threads: without threads, one loop nest.
+    #[cfg(feature = "rayon")]
+    Packed {
+        bp: &'a [T],
+        pc: usize,
+    },
 }
 
 /// Runs the kernel version `isa` on `c[i * rsc + j * csc] = Σ_p a(i, p) · b(j, p)`.
@@ -635,6 +640,7 @@ mod x86 {
 /// the caller packed it), then [`block`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(feature = "rayon"), allow(clippy::infallible_destructuring_match))]
 fn run<T: Scalar, const MR: usize, const NR: usize>(
     micro: impl Fn(&[T], &[T], &mut [T], usize, bool),
     blk: Blocking,
@@ -650,8 +656,10 @@ fn run<T: Scalar, const MR: usize, const NR: usize>(
     let skip = scratch.as_ptr().align_offset(ALIGN).min(align - 1);
     let b = match b {
         Rhs::View(b) => b,
+        #[cfg(feature = "rayon")]
         Rhs::Packed { bp, pc } => {
             let ap = &mut scratch[skip..];
+            let c = (c, 0);
             return block::<T, MR, NR>(&micro, blk, (m, k, n), a, pc, bp, c, (rsc, csc), ap);
         }
     };
@@ -662,15 +670,16 @@ fn run<T: Scalar, const MR: usize, const NR: usize>(
         for (pc, kc) in blocks(k, blk.kc) {
             let bp = &mut bp[..nc.div_ceil(NR) * NR * kc];
             pack::<T, NR>(bp, b.from(jc), nc, pc, kc);
-            let c = &mut c[jc * csc..];
+            let c = (&mut *c, jc * csc);
             block::<T, MR, NR>(&micro, blk, (m, kc, nc), a, pc, bp, c, (rsc, csc), ap);
         }
     }
 }
 
 /// `c (+)= a · b` for all `m` rows of `a` (depths `pc..pc + kc`) and the `nc` columns
-/// packed in `bp`: the loop over `mc` rows, packing `a` into `ap`, then over the `nr`- and
-/// `mr`-wide strips calling the micro-kernel `micro`. Adds to `c` unless `pc` is 0.
+/// packed in `bp`, into `c.0` from element `c.1` on: the loop over `mc` rows, packing `a`
+/// into `ap`, then over the `nr`- and `mr`-wide strips calling the micro-kernel `micro`.
+/// Adds to `c` unless `pc` is 0.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn block<T: Scalar, const MR: usize, const NR: usize>(
@@ -680,7 +689,7 @@ fn block<T: Scalar, const MR: usize, const NR: usize>(
     a: View<T>,
     pc: usize,
     bp: &[T],
-    c: &mut [T],
+    (c, c0): (&mut [T], usize),
     (rsc, csc): (usize, usize),
     ap: &mut [T],
 ) {
@@ -693,7 +702,7 @@ fn block<T: Scalar, const MR: usize, const NR: usize>(
             for ir in (0..mc).step_by(MR) {
                 let (i, ap) = (ic + ir, &ap[ir * kc..][..MR * kc]);
                 let tile = (MR.min(m - i), NR.min(nc - jr));
-                let c = &mut c[i * rsc + jr * csc..];
+                let c = &mut c[c0 + i * rsc + jr * csc..];
                 if csc == 1 && tile == (MR, NR) {
                     micro(ap, bp, c, rsc, pc > 0);
                 } else {
