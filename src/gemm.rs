@@ -22,6 +22,8 @@ use crate::scalar::Scalar;
 #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
 mod neon;
 mod thin;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod transpose;
 use thin::is_thin;
 
 /// Micro-kernel tile (`mr × nr`) and cache blocking (`kc`, `mc`, `nc`) of one kernel.
@@ -749,6 +751,11 @@ fn pack<T: Scalar, const W: usize>(dst: &mut [T], x: View<T>, rows: usize, p0: u
                 }
             }
         } else {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if w == W && transpose::applies::<T>(W) {
+                transpose::panel(panel, x, r, p0, kc, W);
+                continue;
+            }
             if w < W {
                 panel.fill(T::zero());
             }
