@@ -2,7 +2,9 @@
 //!
 //! Work is split over at most [`threads()`] pieces, and only above sizes where splitting
 //! measured faster; each element is computed by the same instructions whatever the split,
-//! so results are bit-identical at any thread count.
+//! so results are bit-identical at any thread count. The pieces go to a crew of helper
+//! threads of the crate's own (`par/crew.rs`), or to rayon's pool when the crew is busy
+//! with another thread's kernel.
 
 #[cfg(feature = "rayon")]
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +20,12 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Sets how many threads kernels may use: 1 runs everything on the calling thread, 0 (the
 /// default) uses as many as rayon's global pool has. Takes effect at the next kernel; it
 /// can be changed at any time. Without the `rayon` feature everything runs on the caller.
+///
+/// The first kernel split over threads starts `n - 1` helper threads, which live as long
+/// as the process. Between pieces they wait spinning, for about 300 µs after their last
+/// piece, then sleep: while a training loop runs they keep their CPUs busy (a hand-off
+/// then costs well under a microsecond, against tens of microseconds to wake a sleeping
+/// thread). Set 1 where other work needs those CPUs more, or power matters.
 pub fn set_threads(n: usize) {
     #[cfg(feature = "rayon")]
     THREADS.store(n, Ordering::Relaxed);
