@@ -5,7 +5,8 @@ use super::*;
 use alloc::vec;
 use alloc::vec::Vec;
 
-mod reference;
+/// matrixmultiply as the reference, also of the NEON kernel's tests.
+pub(super) mod reference;
 
 /// The kernel versions this CPU runs.
 fn isas() -> Vec<Isa> {

@@ -1,6 +1,7 @@
 //! The NEON kernel against the portable fused kernel (bits) and against matrixmultiply's
 //! NEON sgemm and dgemm (values), on the shapes of `gemm/tests.rs`: block boundaries of
 //! tiny and real blockings, thin products, every transpose.
+use super::super::tests::reference::Reference;
 use super::super::{gemm_with, Blocking, Isa};
 use crate::scalar::Scalar;
 use alloc::vec;
@@ -19,63 +20,6 @@ fn values<T: Scalar>(len: usize, seed: u64) -> Vec<T> {
         })
         .collect()
 }
-
-/// matrixmultiply's general product for `T`.
-trait Reference: Scalar + approx::AbsDiffEq<Epsilon = Self> {
-    /// `c[m, n] = a · b` with the strides (rows, columns) of each matrix.
-    #[allow(clippy::too_many_arguments)]
-    fn reference(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        sa: [isize; 2],
-        b: &[Self],
-        sb: [isize; 2],
-        c: &mut [Self],
-    );
-}
-
-macro_rules! reference {
-    ($t:ty, $gemm:path) => {
-        impl Reference for $t {
-            fn reference(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: &[$t],
-                sa: [isize; 2],
-                b: &[$t],
-                sb: [isize; 2],
-                c: &mut [$t],
-            ) {
-                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-                // SAFETY: the strides address `a` as `[m, k]` and `b` as `[k, n]` inside
-                // their lengths (checked above), `c` as `[m, n]` row-major.
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        sa[0],
-                        sa[1],
-                        b.as_ptr(),
-                        sb[0],
-                        sb[1],
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
-            }
-        }
-    };
-}
-reference!(f32, matrixmultiply::sgemm);
-reference!(f64, matrixmultiply::dgemm);
 
 /// `gemm_with` on the NEON kernel against matrixmultiply, element by element within twice
 /// the error bound of a length-`k` sum (each differs from the exact sum by at most one).

@@ -14,7 +14,9 @@ use approx::abs_diff_eq;
 use core::mem::size_of;
 
 /// matrixmultiply's general product for `T`.
-trait Reference: Scalar + approx::AbsDiffEq<Epsilon = Self> {
+pub(in crate::gemm) trait Reference:
+    Scalar + approx::AbsDiffEq<Epsilon = Self>
+{
     /// `c[m, n] = a · b` (row-major `c`) with the strides (rows, columns) of `a` as
     /// `[m, k]` and of `b` as `[k, n]`.
     #[allow(clippy::too_many_arguments)]
