@@ -1,6 +1,7 @@
 //! Our GEMM (`src/gemm.rs`, through the hidden `tapegrad::__bench::gemm_f32`) beside
 //! matrixmultiply's `sgemm` on the products of one mlp-step training step: the 8 of L
-//! (784-1024-1024-10, batch 256) and the 5 of M (784-128-10, batch 64), forward `x · W`,
+//! (784-1024-1024-10, batch 256), the 5 of M (784-128-10, batch 64) and the 5 of S
+//! (64-32-10, batch 32), forward `x · W`,
 //! weight gradients `xᵀ · dy` and input gradients `dy · Wᵀ` with the transposes tapegrad's
 //! `matmul` VJP reads in place (`examples/bench_gemm/shapes.rs`), f32, preallocated
 //! buffers, at 1 and 2 threads. Throughput is in FLOP/s (2 per multiply-add).

@@ -17,7 +17,7 @@
 //! threads, each in a child process (`-- cnn lenet 2` for one):
 //! `cnn-step cfg=lenet threads=1 median_us=… peak_rss_kb=…`.
 //!
-//! `-- gemm` times the matrix products of one M and one L step (`bench_gemm/shapes.rs`)
+//! `-- gemm` times the matrix products of one S, one M and one L step (`bench_gemm/shapes.rs`)
 //! through tapegrad's GEMM and matrixmultiply's `sgemm`, at 1 and 2 threads, each in a
 //! child process (`-- gemm 2` for one), one line per product and a total per step:
 //! `gemm cfg=L role=forward layer=1 shape=256x784x1024 ta=0 tb=0 threads=1 tapegrad_us=…

@@ -21,8 +21,8 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// default) uses as many as rayon's global pool has. Takes effect at the next kernel; it
 /// can be changed at any time. Without the `rayon` feature everything runs on the caller.
 ///
-/// The first kernel split over threads starts `n - 1` helper threads, which live as long
-/// as the process. Between pieces they wait spinning, for about 300 µs after their last
+/// Compiling a machine, or the first kernel split over threads, starts `n - 1` helper
+/// threads, which live as long as the process. Between pieces they wait spinning, for about 300 µs after their last
 /// piece, then sleep: while a training loop runs they keep their CPUs busy (a hand-off
 /// then costs well under a microsecond, against tens of microseconds to wake a sleeping
 /// thread). Set 1 where other work needs those CPUs more, or power matters.
@@ -44,6 +44,13 @@ pub fn threads() -> usize {
     }
     #[cfg(not(feature = "rayon"))]
     1
+}
+
+/// Starts the helper threads [`threads()`] asks for, if they are not running yet (a
+/// machine calls it when compiled, so that no run starts them: starting one allocates).
+pub(crate) fn prepare() {
+    #[cfg(feature = "rayon")]
+    crew::prepare(threads().saturating_sub(1));
 }
 
 /// Elements below which an elementwise kernel stays on one thread.

@@ -1,5 +1,5 @@
-//! `bench -- gemm`: the products of one mlp-step training step (`shapes.rs`: the 5 of M,
-//! the 8 of L) through tapegrad's GEMM and matrixmultiply's `sgemm`, one line each:
+//! `bench -- gemm`: the products of one mlp-step training step (`shapes.rs`: the 5 of S,
+//! the 5 of M, the 8 of L) through tapegrad's GEMM and matrixmultiply's `sgemm`, one line each:
 //!
 //! `gemm cfg=L role=forward layer=1 shape=256x784x1024 ta=0 tb=0 threads=1 tapegrad_us=…
 //! matrixmultiply_us=… tapegrad_gflops=… ratio=…`

@@ -35,7 +35,8 @@ impl Gemm {
 }
 
 /// Layer sizes and batch of the mlp-step configurations these products come from.
-pub const CONFIGS: [(&str, &[usize], usize); 2] = [
+pub const CONFIGS: [(&str, &[usize], usize); 3] = [
+    ("S", &[64, 32, 10], 32),
     ("M", &[784, 128, 10], 64),
     ("L", &[784, 1024, 1024, 10], 256),
 ];

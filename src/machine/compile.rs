@@ -469,6 +469,8 @@ impl<T: Scalar> Graph<T> {
         // Shapes are recorded at their own bounds; inputs of different bounds meet at the
         // smallest one.
         m.set_rows(most_rows.unwrap_or(0));
+        // Start the threads kernels split over now, so that no run allocates them.
+        crate::par::prepare();
         Ok(m)
     }
 }

@@ -182,6 +182,13 @@ fn ensure(want: usize) -> bool {
     CREW.spawned.load(Acquire) > 0
 }
 
+/// Starts helpers until there are `helpers` (see `par::prepare`).
+pub(super) fn prepare(helpers: usize) {
+    if helpers > 0 {
+        ensure(helpers);
+    }
+}
+
 /// Runs `job(k)` for every `k` in `0..pieces` on the calling thread and up to `helpers`
 /// crew threads, and returns when all have run; `false` (nothing run) if the crew is
 /// led by another thread, this is a crew thread, or `pieces` is over [`MAX_PIECES`].
