@@ -1,7 +1,7 @@
 //! The NEON kernel against the portable fused kernel (bits) and against matrixmultiply's
 //! NEON sgemm and dgemm (values), on the shapes of `gemm/tests.rs`: block boundaries of
 //! tiny and real blockings, thin products, every transpose.
-use super::super::tests::reference::Reference;
+use super::super::tests::reference::{want_and_bound, Reference};
 use super::super::{gemm_with, Blocking, Isa};
 use crate::scalar::Scalar;
 use alloc::vec;
@@ -25,21 +25,7 @@ fn values<T: Scalar>(len: usize, seed: u64) -> Vec<T> {
 /// the error bound of a length-`k` sum (each differs from the exact sum by at most one).
 fn against<T: Reference>(blk: Blocking, (m, k, n): (usize, usize, usize), a_t: bool, b_t: bool) {
     let (a, b) = (values::<T>(m * k, 3), values::<T>(k * n, 4));
-    let sa = if a_t {
-        [1, m as isize]
-    } else {
-        [k as isize, 1]
-    };
-    let sb = if b_t {
-        [1, k as isize]
-    } else {
-        [n as isize, 1]
-    };
-    let mut want = vec![T::zero(); m * n];
-    T::reference(m, k, n, &a, sa, &b, sb, &mut want);
-    let abs = |x: &[T]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
-    let mut bound = vec![T::zero(); m * n];
-    T::reference(m, k, n, &abs(&a), sa, &abs(&b), sb, &mut bound);
+    let (want, bound) = want_and_bound((m, k, n), (&a, a_t), (&b, b_t));
     let threads = 1;
     let mut scratch = vec![T::zero(); super::super::scratch_len_with::<T>(blk, m, k, n, threads)];
     let mut got = vec![T::nan(); m * n];

@@ -73,6 +73,32 @@ macro_rules! reference {
 reference!(f32, matrixmultiply::sgemm);
 reference!(f64, matrixmultiply::dgemm);
 
+/// matrixmultiply's `op(a) · op(b)` (`a` stored `[k, m]` if transposed, `b` `[n, k]`),
+/// and the same product of the absolute values, `Σ|a||b|`, which bounds the error.
+pub(in crate::gemm) fn want_and_bound<T: Reference>(
+    (m, k, n): (usize, usize, usize),
+    (a, a_t): (&[T], bool),
+    (b, b_t): (&[T], bool),
+) -> (Vec<T>, Vec<T>) {
+    // element (i, p) of a transposed `a` at `p * m + i`
+    let sa = if a_t {
+        [1, m as isize]
+    } else {
+        [k as isize, 1]
+    };
+    let sb = if b_t {
+        [1, k as isize]
+    } else {
+        [n as isize, 1]
+    };
+    let mut want = vec![T::zero(); m * n];
+    T::reference(m, k, n, a, sa, b, sb, &mut want);
+    let abs = |x: &[T]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
+    let mut bound = vec![T::zero(); m * n];
+    T::reference(m, k, n, &abs(a), sa, &abs(b), sb, &mut bound);
+    (want, bound)
+}
+
 /// `gemm_with` (`product`: sentinels past every buffer checked) against matrixmultiply,
 /// element by element. Either result differs from the exact sum by at most
 /// `γ_k Σ|a||b|` (`γ_k ≈ k ε / 2`, with or without fused multiply-adds, in any order), so
@@ -87,22 +113,7 @@ fn against<T: Reference>(
     b_t: bool,
 ) {
     let (a, b, got) = product::<T>(isa, blk, threads, (m, k, n), a_t, b_t);
-    // `a` stored `[k, m]` when transposed: element (i, p) at `p * m + i`
-    let sa = if a_t {
-        [1, m as isize]
-    } else {
-        [k as isize, 1]
-    };
-    let sb = if b_t {
-        [1, k as isize]
-    } else {
-        [n as isize, 1]
-    };
-    let mut want = vec![T::zero(); m * n];
-    T::reference(m, k, n, &a, sa, &b, sb, &mut want);
-    let abs = |x: &[T]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
-    let mut bound = vec![T::zero(); m * n];
-    T::reference(m, k, n, &abs(&a), sa, &abs(&b), sb, &mut bound);
+    let (want, bound) = want_and_bound((m, k, n), (&a, a_t), (&b, b_t));
     let eps = T::epsilon() * T::of((k + 1) as f64);
     for (i, ((&got, &want), &bound)) in got.iter().zip(&want).zip(&bound).enumerate() {
         assert!(
