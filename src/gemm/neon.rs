@@ -148,7 +148,7 @@ fn same_ref<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
 }
 
 /// The `MR × NR` tile whose row `i` is `c[i * rsc..][..NR]` `=`, or if `load` `+=`, the
-/// product of packed panels (`super::micro`'s contract), in NEON registers. Tiles whose
+/// product of packed panels (`super::kernel::micro`'s contract), in NEON registers. Tiles whose
 /// rows and columns are not whole numbers of vectors take the portable kernel, fused, with
 /// the same bits.
 #[inline(never)]
@@ -169,7 +169,7 @@ pub(super) fn micro<T: Scalar, const MR: usize, const NR: usize>(
             return tile::<f64, MR, NR, 2>(ap, bp, c, rsc, load);
         }
     }
-    super::micro::<T, MR, NR, true>(ap, bp, c, rsc, load)
+    super::kernel::micro::<T, MR, NR, true>(ap, bp, c, rsc, load)
 }
 
 /// `micro` for one element type `E` with `L` lanes: `MR` a multiple of `L`, `NR / L` (at

@@ -118,7 +118,7 @@ fn same_bits<T: Scalar, const MR: usize, const NR: usize>() {
             let start = values::<T>(MR * rsc, 7);
             let (mut neon, mut portable) = (start.clone(), start.clone());
             super::micro::<T, MR, NR>(&ap, &bp, &mut neon, rsc, load);
-            super::super::micro::<T, MR, NR, true>(&ap, &bp, &mut portable, rsc, load);
+            super::super::kernel::micro::<T, MR, NR, true>(&ap, &bp, &mut portable, rsc, load);
             let bits = |c: &[T]| {
                 c.iter()
                     .map(|x| x.to_f64().map(f64::to_bits))
