@@ -9,7 +9,9 @@
 //! cargo run --release --example digits_predict [weights.safetensors]
 //! ```
 //!
-//! The weights go to `target/digits.safetensors` unless a path is given, with the test
+//! The weights go to `target/digits.safetensors` unless a path is given (with the
+//! per-pixel mean and deviation of the standardisation as the buffers `input.mean` and
+//! `input.std`, so that `serve/` can take raw pixels), with the test
 //! accuracy beside them (`.accuracy`) for `digits_predict` to check. Exits with status 1
 //! if the test accuracy is below 97%.
 //!
@@ -44,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         y_train,
         x_test,
         y_test,
+        mean,
+        std,
     } = data.sets(&train, &test);
     println!(
         "{} images: {} to train on, {} held out for the test",
@@ -104,6 +108,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    // The standardisation travels with the weights, for a program that sees raw pixels.
+    m.set_buffer(model.mean, &mean)?;
+    m.set_buffer(model.std, &std)?;
     m.save(&path)?;
     std::fs::write(
         common::accuracy_path(&path),

@@ -12,8 +12,12 @@
 //! axis (zeros shifted in). Prints loss, train and test accuracy per epoch, and the time; exits with
 //! status 1 if the test accuracy is below 98.5% (the MLP of `digits.rs` gets 97.5%).
 //!
+//! Saves the weights to `target/digits_cnn.safetensors` unless a path is given, with the
+//! standardisation's mean and deviation as the buffers `input.mean` and `input.std` (shape
+//! `[1]`), so that `serve/` can take raw pixels.
+//!
 //! ```text
-//! cargo run --release --example digits_cnn
+//! cargo run --release --example digits_cnn [weights.safetensors]
 //! ```
 
 #[path = "digits_common/mod.rs"]
@@ -22,7 +26,7 @@ mod common;
 use std::error::Error;
 use std::time::Instant;
 
-use common::{correct, Digits, BATCH, CLASSES, TRAIN_SEED};
+use common::{correct, Digits, BATCH, CLASSES, MEAN, STD, TRAIN_SEED};
 use tapegrad::data::Batches;
 use tapegrad::ndarray::{Array1, Array2, Array4, ArrayView4, ArrayViewMut4, Axis};
 use tapegrad::nn::{Conv2d, Linear};
@@ -36,10 +40,18 @@ const EPOCHS: usize = 30;
 const LR: f64 = 3e-3;
 const DROPOUT: f64 = 0.3;
 const TARGET: f64 = 0.985;
+/// Where the weights go unless a path is given on the command line.
+const WEIGHTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/digits_cnn.safetensors"
+);
 
-/// The network on batches of up to [`BATCH`] images.
+/// The network on batches of up to [`BATCH`] images; the buffers `mean` and `std` take
+/// no part in the computation: they carry the standardisation into the saved weights.
 struct Cnn<'g> {
     x: Tensor<'g, f32>,
+    mean: Tensor<'g, f32>,
+    std: Tensor<'g, f32>,
     y: Tensor<'g, f32>,
     logits: Tensor<'g, f32>,
     loss: Tensor<'g, f32>,
@@ -60,6 +72,8 @@ impl<'g> Cnn<'g> {
         let logits = fc.forward(h.dropout(DROPOUT));
         Cnn {
             x,
+            mean: g.buffer(MEAN, Array1::<f32>::zeros(1)),
+            std: g.buffer(STD, Array1::<f32>::ones(1)),
             y,
             logits,
             loss: logits.cross_entropy(y),
@@ -190,6 +204,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         test.len(),
         start.elapsed()
     );
+    m.set_buffer(model.mean, &tapegrad::ndarray::arr1(&[stats.0]))?;
+    m.set_buffer(model.std, &tapegrad::ndarray::arr1(&[stats.1]))?;
+    let path = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| std::path::PathBuf::from(WEIGHTS), Into::into);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    m.save(&path)?;
+    println!("weights saved to {}", path.display());
     if accuracy < TARGET {
         eprintln!(
             "error: test accuracy {:.1}% is below the {:.1}% target",

@@ -7,8 +7,9 @@
 //! cargo run --release --example digits_predict [weights.safetensors]
 //! ```
 //!
-//! Exits with status 1 if the weights file is missing, or if the accuracy is not the one
-//! the training run recorded beside the weights.
+//! Exits with status 1 if the weights file is missing, if the standardisation saved in it
+//! is not the training rows', or if the accuracy is not the one the training run recorded
+//! beside the weights.
 
 #[path = "digits_common/mod.rs"]
 mod common;
@@ -38,7 +39,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let data = Digits::load()?;
     let (train, test) = data.split()?;
-    let Sets { x_test, y_test, .. } = data.sets(&train, &test);
+    let Sets {
+        x_test,
+        y_test,
+        mean,
+        std,
+        ..
+    } = data.sets(&train, &test);
 
     // The same graph as training, compiled without gradients.
     let g = Graph::<f32>::new();
@@ -46,6 +53,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut m = g.compile(&[model.logits], &[])?;
     m.load(&path)?;
     println!("weights loaded from {}", path.display());
+    // The standardisation saved beside the weights (what serve/ applies to raw pixels)
+    // must be the one recomputed here from the training rows.
+    if m.value(model.mean)? != mean.view().into_dyn() || m.value(model.std)? != std.view().into_dyn()
+    {
+        eprintln!(
+            "error: the standardisation saved in {} ({} and {}) is not the training rows'",
+            path.display(),
+            common::MEAN,
+            common::STD
+        );
+        exit(1);
+    }
 
     let predicted = model.predict(&mut m, &x_test, &y_test)?;
     let right = correct(&predicted, &y_test);

@@ -31,6 +31,11 @@ pub const CLASSES: usize = 10;
 /// finds the same test set without replaying training.
 pub const SPLIT_SEED: u64 = 1998;
 pub const TEST_FRACTION: f64 = 0.2;
+/// The names of the buffers that carry the input standardisation inside the weights file
+/// (`x = (pixels / 16 - mean) / std`, per pixel for the MLP, one pair for the CNN), so that
+/// a program holding only the weights (serve/) turns raw pixels into the model's inputs.
+pub const MEAN: &str = "input.mean";
+pub const STD: &str = "input.std";
 /// Seed of the initial weights and of the batch order.
 pub const TRAIN_SEED: u64 = 7;
 /// The most rows a step runs (the inputs' run-time axis): training batches of 32, the
@@ -113,22 +118,30 @@ impl Digits {
             y_train,
             x_test,
             y_test,
+            mean,
+            std,
         }
     }
 }
 
-/// The model's inputs: standardised pixels and labels of the training and test rows.
+/// The model's inputs: standardised pixels and labels of the training and test rows, and
+/// the per-pixel mean and deviation they were standardised with.
 pub struct Sets {
     pub x_train: Array2<f32>,
     pub y_train: Array1<f32>,
     pub x_test: Array2<f32>,
     pub y_test: Array1<f32>,
+    pub mean: Array1<f32>,
+    pub std: Array1<f32>,
 }
 
 /// The network on batches of up to [`BATCH`] rows: pixels `x`, labels `y`, their
-/// `logits` and mean `loss`.
+/// `logits` and mean `loss`; the buffers `mean` and `std` ([`MEAN`], [`STD`]) take no
+/// part in the computation: they carry the standardisation into the saved weights.
 pub struct Model<'g> {
     pub mlp: Mlp<'g, f32>,
+    pub mean: Tensor<'g, f32>,
+    pub std: Tensor<'g, f32>,
     pub x: Tensor<'g, f32>,
     pub y: Tensor<'g, f32>,
     pub logits: Tensor<'g, f32>,
@@ -149,6 +162,8 @@ impl<'g> Model<'g> {
             loss: logits.cross_entropy(y),
             logits,
             mlp,
+            mean: g.buffer(MEAN, Array1::<f32>::zeros(PIXELS)),
+            std: g.buffer(STD, Array1::<f32>::ones(PIXELS)),
             x,
             y,
         }
