@@ -41,10 +41,7 @@ const LR: f64 = 3e-3;
 const DROPOUT: f64 = 0.3;
 const TARGET: f64 = 0.985;
 /// Where the weights go unless a path is given on the command line.
-const WEIGHTS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/target/digits_cnn.safetensors"
-);
+const WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/digits_cnn.safetensors");
 
 /// The network on batches of up to [`BATCH`] images; the buffers `mean` and `std` take
 /// no part in the computation: they carry the standardisation into the saved weights.

@@ -55,7 +55,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("weights loaded from {}", path.display());
     // The standardisation saved beside the weights (what serve/ applies to raw pixels)
     // must be the one recomputed here from the training rows.
-    if m.value(model.mean)? != mean.view().into_dyn() || m.value(model.std)? != std.view().into_dyn()
+    if m.value(model.mean)? != mean.view().into_dyn()
+        || m.value(model.std)? != std.view().into_dyn()
     {
         eprintln!(
             "error: the standardisation saved in {} ({} and {}) is not the training rows'",
