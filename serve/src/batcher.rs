@@ -41,6 +41,10 @@ struct Job {
 struct Queue {
     jobs: VecDeque<Job>,
     rows: usize,
+    /// Workers gathering a batch (between their first request and their run), and the
+    /// rows they hold: a request that does not complete a batch need not wake one.
+    gathering: usize,
+    gathered: usize,
     /// Shutting down: run what is queued without waiting for more.
     draining: bool,
     /// Shut down: take nothing new; workers exit once the queue is empty.
@@ -133,8 +137,14 @@ impl Batcher {
         q.rows += n;
         q.jobs.push_back(Job { rows, n, reply });
         self.shared.metrics.pending(n as i64);
+        // Wake a worker only if none is gathering (an idle one takes it), or if a batch
+        // is full: a gathering worker takes the rest when its wait ends. One wake-up per
+        // batch rather than per request: context switches cost more than the model here.
+        let wake = q.gathering == 0 || q.rows + q.gathered >= self.shared.max_batch;
         drop(q);
-        self.shared.ready.notify_all();
+        if wake {
+            self.shared.ready.notify_all();
+        }
         Ok(answer)
     }
 
@@ -180,6 +190,7 @@ fn gather(shared: &Shared, jobs: &mut Vec<Job>) -> usize {
     }
     let deadline = Instant::now() + shared.max_wait;
     let mut n = 0;
+    q.gathering += 1;
     loop {
         while let Some(front) = q.jobs.front() {
             if n > 0 && n + front.n > shared.max_batch {
@@ -188,6 +199,7 @@ fn gather(shared: &Shared, jobs: &mut Vec<Job>) -> usize {
             if let Some(job) = q.jobs.pop_front() {
                 n += job.n;
                 q.rows -= job.n;
+                q.gathered += job.n;
                 jobs.push(job);
             }
         }
@@ -202,6 +214,8 @@ fn gather(shared: &Shared, jobs: &mut Vec<Job>) -> usize {
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
+    q.gathering -= 1;
+    q.gathered -= n;
     if !q.jobs.is_empty() {
         drop(q);
         shared.ready.notify_all(); // another worker may take what is left

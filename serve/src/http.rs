@@ -23,7 +23,8 @@ use serde_json::Value;
 use crate::batcher::{Batcher, Refused};
 use crate::config::ModelKind;
 use crate::metrics::Metrics;
-use crate::model::{Prediction, PIXELS};
+use crate::model::Prediction;
+use crate::parse::parse;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -100,73 +101,6 @@ async fn answer(app: &App, body: Result<Bytes, BytesRejection>) -> Response {
     }
 }
 
-const FORMS: &str = "expected {\"pixels\": [64 numbers]} or {\"batch\": [[64 numbers], ...]}";
-
-/// The rows of a request body, flat, and whether it was the batch form.
-fn parse(body: &[u8], max_batch: usize) -> Result<(Vec<f32>, bool), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        let text = String::from_utf8_lossy(body);
-        if ["NaN", "Infinity"].iter().any(|w| text.contains(w)) {
-            format!("invalid JSON ({e}): NaN and Infinity are not JSON numbers")
-        } else {
-            format!("invalid JSON: {e}")
-        }
-    })?;
-    let Value::Object(fields) = v else {
-        return Err(FORMS.into());
-    };
-    if let Some(k) = fields.keys().find(|k| *k != "pixels" && *k != "batch") {
-        return Err(format!("unknown field {k:?}; {FORMS}"));
-    }
-    match (fields.get("pixels"), fields.get("batch")) {
-        (Some(p), None) => {
-            let mut rows = Vec::with_capacity(PIXELS);
-            row(p, "pixels", &mut rows)?;
-            Ok((rows, false))
-        }
-        (None, Some(Value::Array(batch))) => {
-            if batch.is_empty() || batch.len() > max_batch {
-                return Err(format!(
-                    "batch: expected 1 to {max_batch} rows, got {}",
-                    batch.len()
-                ));
-            }
-            let mut rows = Vec::with_capacity(batch.len() * PIXELS);
-            for (i, r) in batch.iter().enumerate() {
-                row(r, &format!("batch[{i}]"), &mut rows)?;
-            }
-            Ok((rows, true))
-        }
-        (None, Some(_)) => Err(format!("batch: not an array; {FORMS}")),
-        (Some(_), Some(_)) => Err(format!("both pixels and batch given; {FORMS}")),
-        (None, None) => Err(format!("no pixels; {FORMS}")),
-    }
-}
-
-/// Appends the 64 values of the image `v` (called `what` in messages) to `rows`.
-fn row(v: &Value, what: &str, rows: &mut Vec<f32>) -> Result<(), String> {
-    let Value::Array(values) = v else {
-        return Err(format!("{what}: expected an array of {PIXELS} numbers"));
-    };
-    if values.len() != PIXELS {
-        return Err(format!(
-            "{what}: expected {PIXELS} numbers, got {}",
-            values.len()
-        ));
-    }
-    for (i, x) in values.iter().enumerate() {
-        let Some(x64) = x.as_f64() else {
-            return Err(format!("{what}[{i}]: {x} is not a number"));
-        };
-        let x32 = x64 as f32;
-        if !x32.is_finite() {
-            return Err(format!("{what}[{i}]: {x} is not a finite f32"));
-        }
-        rows.push(x32);
-    }
-    Ok(())
-}
-
 /// The answer's JSON: one prediction, or the batch form's list.
 fn render(predictions: &[Prediction], batch: bool) -> String {
     let mut out = String::with_capacity(32 + predictions.len() * 160);
@@ -235,61 +169,6 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn image(v: &str) -> String {
-        vec![v; PIXELS].join(",")
-    }
-
-    #[test]
-    fn both_forms_parse() {
-        let one = format!("{{\"pixels\":[{}]}}", image("16"));
-        let (rows, batch) = parse(one.as_bytes(), 4).unwrap();
-        assert_eq!((rows.len(), rows[0], batch), (PIXELS, 16.0, false));
-        let two = format!("{{\"batch\":[[{}],[{}]]}}", image("1"), image("2.5"));
-        let (rows, batch) = parse(two.as_bytes(), 4).unwrap();
-        assert_eq!((rows.len(), rows[PIXELS], batch), (2 * PIXELS, 2.5, true));
-    }
-
-    #[test]
-    fn mistakes_say_what_is_wrong() {
-        let short = vec!["0"; PIXELS - 1].join(",");
-        let mut nan = vec!["0"; PIXELS];
-        nan[5] = "NaN";
-        let mut huge = vec!["0"; PIXELS];
-        huge[7] = "1e39";
-        let mut text = vec!["0"; PIXELS];
-        text[2] = "\"x\"";
-        let five = format!("[{}]", image("0"));
-        let five = [five.as_str(); 5].join(",");
-        for (body, says) in [
-            ("{\"pixels\": [1, 2".to_string(), "invalid JSON"),
-            (
-                format!("{{\"pixels\":[{short}]}}"),
-                "expected 64 numbers, got 63",
-            ),
-            (format!("{{\"pixels\":[{}]}}", nan.join(",")), "NaN"),
-            (
-                format!("{{\"pixels\":[{}]}}", huge.join(",")),
-                "pixels[7]: 1e+39 is not a finite f32",
-            ),
-            (
-                format!("{{\"pixels\":[{}]}}", text.join(",")),
-                "pixels[2]: \"x\" is not a number",
-            ),
-            ("[1, 2]".to_string(), "expected {\"pixels\""),
-            ("{}".to_string(), "no pixels"),
-            ("{\"pixel\": []}".to_string(), "unknown field \"pixel\""),
-            ("{\"batch\": []}".to_string(), "expected 1 to 4 rows, got 0"),
-            (
-                format!("{{\"batch\":[{five}]}}"),
-                "expected 1 to 4 rows, got 5",
-            ),
-            ("{\"batch\": 3}".to_string(), "batch: not an array"),
-        ] {
-            let e = parse(body.as_bytes(), 4).unwrap_err();
-            assert!(e.contains(says), "{body}: {e}");
-        }
-    }
 
     #[test]
     fn answers_are_json() {

@@ -23,6 +23,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod parse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
