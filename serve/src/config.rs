@@ -44,6 +44,8 @@ pub struct Config {
     pub max_body: usize,
     /// The most rows waiting for a worker; a request beyond it is a 503.
     pub max_queue: usize,
+    /// tokio's threads (HTTP and JSON); 0: one per CPU.
+    pub http_threads: usize,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             max_wait_us: 500,
             max_body: 64 * 1024,
             max_queue: 4096,
+            http_threads: 0,
         }
     }
 }
@@ -65,6 +68,7 @@ impl Default for Config {
 pub const USAGE: &str = "\
 usage: serve [--model mlp|cnn] [--weights PATH] [--addr HOST:PORT] [--workers N]
              [--max-batch B] [--max-wait-us U] [--max-body BYTES] [--max-queue ROWS]
+             [--http-threads N]
 
   --model        the network in the weights file: mlp (default) or cnn
   --weights      safetensors file from `cargo run --release --example digits` (or
@@ -75,6 +79,7 @@ usage: serve [--model mlp|cnn] [--weights PATH] [--addr HOST:PORT] [--workers N]
   --max-wait-us  how long a worker with fewer rows waits for more; default 500
   --max-body     largest request body in bytes (larger: 413); default 65536
   --max-queue    most rows waiting for a worker (more: 503); default 4096
+  --http-threads tokio's threads for HTTP and JSON; default 0: one per CPU
 ";
 
 /// A command line `serve` cannot run with.
@@ -124,6 +129,9 @@ impl Config {
                     c.max_wait_us = value.parse().map_err(|_| bad("expected microseconds"))?
                 }
                 "--max-body" => c.max_body = count(&value).ok_or_else(|| bad("expected bytes"))?,
+                "--http-threads" => {
+                    c.http_threads = value.parse().map_err(|_| bad("expected N >= 0"))?
+                }
                 "--max-queue" => {
                     c.max_queue = count(&value).ok_or_else(|| bad("expected ROWS >= 1"))?
                 }

@@ -78,9 +78,11 @@ pub fn start(config: &Config, weights: &[u8], signals: bool) -> Result<Server, E
         workers: config.workers,
     };
     let router = http::router(app, config.max_body);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.http_threads > 0 {
+        runtime.worker_threads(config.http_threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("serve-http".into())
