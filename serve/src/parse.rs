@@ -54,7 +54,7 @@ impl<'de> Visitor<'de> for Body {
     type Value = (Vec<f32>, bool);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&FORMS["expected ".len()..])
+        f.write_str(FORMS.strip_prefix("expected ").unwrap_or(FORMS))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
