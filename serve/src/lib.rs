@@ -54,9 +54,16 @@ pub struct Server {
 /// answered (the workers stop waiting for fuller batches), then the workers are joined.
 ///
 /// # Errors
-/// Weights that are not the model's, an address that cannot be bound, threads that cannot
+/// A queue smaller than a batch, weights that are not the model's, an address that cannot be bound, threads that cannot
 /// be started.
 pub fn start(config: &Config, weights: &[u8], signals: bool) -> Result<Server, Error> {
+    if config.max_queue < config.max_batch {
+        return Err(format!(
+            "--max-queue {} is below --max-batch {}: a full batch request could never queue",
+            config.max_queue, config.max_batch
+        )
+        .into());
+    }
     let models = (0..config.workers)
         .map(|_| Model::load(config.model, config.max_batch, weights))
         .collect::<Result<Vec<_>, _>>()?;
