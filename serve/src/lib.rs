@@ -54,8 +54,8 @@ pub struct Server {
 /// answered (the workers stop waiting for fuller batches), then the workers are joined.
 ///
 /// # Errors
-/// A queue smaller than a batch, weights that are not the model's, an address that cannot be bound, threads that cannot
-/// be started.
+/// A queue smaller than a batch, weights that are not the model's, an address that
+/// cannot be bound, threads that cannot be started.
 pub fn start(config: &Config, weights: &[u8], signals: bool) -> Result<Server, Error> {
     if config.max_queue < config.max_batch {
         return Err(format!(
