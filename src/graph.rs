@@ -361,7 +361,7 @@ impl<T: Scalar> Graph<T> {
 
     /// [`full`](Graph::full), not generic: one copy in a firmware.
     #[inline(never)]
-    fn full_at(&self, shape: Shape, value: T, caller: Caller) -> Tensor<'_, T> {
+    pub(crate) fn full_at(&self, shape: Shape, value: T, caller: Caller) -> Tensor<'_, T> {
         match crate::init::filled("full", shape.clone(), caller, &mut || value) {
             // the array's shape: a run-time axis is taken at its bound
             Ok(a) => {

@@ -4,7 +4,8 @@
 //! Inputs are ellipses, parameters and buffers boxes with their names, constants small
 //! boxes (a one-element constant shows its value); an op shows its name and shape, with
 //! the run-time axis written `≤B`. Nodes recorded by [`Graph::grad`] are drawn red and
-//! dashed, each run of them inside a dashed cluster labelled `grad`; invalid nodes (a
+//! dashed, each run of them inside a dashed cluster labelled `grad` (all but the zeros it
+//! gives a tensor the output does not depend on: see `grad_with`); invalid nodes (a
 //! recording error) are filled red; the outputs of [`Graph::to_dot_of`] have a double
 //! border. Each node's tooltip (hover in an SVG) says where it was recorded.
 
