@@ -17,6 +17,11 @@
 //! threads, each in a child process (`-- cnn lenet 2` for one):
 //! `cnn-step cfg=lenet threads=1 median_us=… peak_rss_kb=…`.
 //!
+//! `-- infer` times inference (feed, run, read the logits) of the digits MLP and CNN
+//! (`bench_infer/mod.rs`) at batch 1 and 64 on machines compiled for up to 64 rows, at 1
+//! and 2 threads, each in a child process (`-- infer 2` for one):
+//! `infer model=mlp batch=1 threads=1 median_us=… system=tapegrad`.
+//!
 //! `-- gemm` times the matrix products of one S, one M and one L step (`bench_gemm/shapes.rs`)
 //! through tapegrad's GEMM and matrixmultiply's `sgemm`, at 1 and 2 threads, each in a
 //! child process (`-- gemm 2` for one), one line per product and a total per step:
@@ -38,6 +43,8 @@ use tapegrad::Dim;
 mod cnn;
 #[path = "bench_gemm/mod.rs"]
 mod gemm;
+#[path = "bench_infer/mod.rs"]
+mod infer;
 
 /// Layer sizes and batch of a configuration.
 fn config(name: &str) -> Option<(&'static [usize], usize)> {
@@ -317,6 +324,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let [infer, threads] = &args[..] {
+        if infer == "infer" {
+            let threads = threads.parse().unwrap_or(1);
+            return match infer::run(threads) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bench infer {threads}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     if let [cnn, cfg, threads] = &args[..] {
         if cnn == "cnn" {
             let threads = threads.parse().unwrap_or(1);
@@ -343,10 +362,14 @@ fn main() -> ExitCode {
         eprintln!("cannot find this program to run the configurations");
         return ExitCode::FAILURE;
     };
-    if args.first().map(String::as_str) == Some("cnn") {
+    let first = args.first().map(String::as_str);
+    if first == Some("cnn") || first == Some("infer") {
         let mut ok = true;
         for threads in ["1", "2"] {
-            let status = Command::new(&me).args(["cnn", "lenet", threads]).status();
+            let status = match first {
+                Some("cnn") => Command::new(&me).args(["cnn", "lenet", threads]).status(),
+                _ => Command::new(&me).args(["infer", threads]).status(),
+            };
             ok &= matches!(status, Ok(s) if s.success());
         }
         return if ok {

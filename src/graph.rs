@@ -17,6 +17,7 @@ use crate::shared::Shared;
 use crate::weights::Layout;
 
 mod buffer;
+mod dot;
 mod handle;
 mod id;
 
@@ -83,8 +84,39 @@ pub(crate) struct Node<T: Scalar> {
     pub(crate) inputs: Vec<NodeId>,
     pub(crate) shape: Shape,
     /// Where the user recorded it; for a gradient node, where the op it differentiates
-    /// was recorded. The machine reports a run-time error of its kernel here.
-    pub(crate) caller: Caller,
+    /// was recorded (the machine reports a run-time error of its kernel here), with
+    /// [`GRAD_MARK`] set in its column. Read through [`Node::caller`].
+    at: Caller,
+}
+
+/// The top bit of a node's caller's column marks a node recorded by `grad` (for
+/// [`Graph::to_dot`]): a flag kept in a bit no column uses rather than in a field, so that
+/// a node does not grow (a device's graph is short of RAM).
+const GRAD_MARK: u32 = 1 << 31;
+
+impl Caller {
+    /// This caller, marking the nodes recorded with it as recorded by `grad`.
+    pub(crate) fn in_grad(self) -> Caller {
+        Caller {
+            column: self.column | GRAD_MARK,
+            ..self
+        }
+    }
+}
+
+impl<T: Scalar> Node<T> {
+    /// Where the node was recorded (see the field `at`).
+    pub(crate) fn caller(&self) -> Caller {
+        Caller {
+            column: self.at.column & !GRAD_MARK,
+            ..self.at
+        }
+    }
+
+    /// Whether `grad` recorded the node.
+    pub(crate) fn is_grad(&self) -> bool {
+        self.at.column & GRAD_MARK != 0
+    }
 }
 
 pub(crate) struct Inner<T: Scalar> {
@@ -329,7 +361,7 @@ impl<T: Scalar> Graph<T> {
 
     /// [`full`](Graph::full), not generic: one copy in a firmware.
     #[inline(never)]
-    fn full_at(&self, shape: Shape, value: T, caller: Caller) -> Tensor<'_, T> {
+    pub(crate) fn full_at(&self, shape: Shape, value: T, caller: Caller) -> Tensor<'_, T> {
         match crate::init::filled("full", shape.clone(), caller, &mut || value) {
             // the array's shape: a run-time axis is taken at its bound
             Ok(a) => {
@@ -414,12 +446,12 @@ impl<T: Scalar> Graph<T> {
     ) -> Tensor<'_, T> {
         let mut inner = self.inner.borrow_mut();
         let id = NodeId(inner.nodes.len() as u32);
-        let caller = inner.vjp_of.unwrap_or(caller);
+        let at = inner.vjp_of.unwrap_or(caller);
         inner.nodes.push(Node {
             kind,
             inputs,
             shape,
-            caller,
+            at,
         });
         Tensor::new(self, id)
     }

@@ -225,7 +225,7 @@ impl<T: Scalar> Graph<T> {
                         "its run-time axis holds up to {} rows, but the inputs take up to {rows}",
                         node.shape.bound().unwrap_or(0)
                     ),
-                    caller: node.caller,
+                    caller: node.caller(),
                 });
             }
         }
@@ -368,7 +368,7 @@ impl<T: Scalar> Graph<T> {
         memory.unplanned = memory.unplanned.saturating_add(memory.scratch);
         let numel = order.iter().map(|&i| nodes[i].shape.numel()).collect();
         let shapes = order.iter().map(|&i| nodes[i].shape.clone()).collect();
-        let callers = order.iter().map(|&i| nodes[i].caller).collect();
+        let callers = order.iter().map(|&i| nodes[i].caller()).collect();
         let runs: Vec<RunStep> = order
             .iter()
             .enumerate()

@@ -33,6 +33,7 @@ mod kernel;
 mod options;
 #[cfg(test)]
 mod tests;
+mod unfold;
 
 pub use options::{Conv1dOptions, Conv2dOptions};
 

@@ -203,7 +203,7 @@ fn no_second_order<T: Scalar>(logits: Tensor<'_, T>) -> Tensor<'_, T> {
         shape.clone(),
         crate::error::Caller::here(),
     );
-    let caller = graph.nodes()[stand_in.id.index()].caller;
+    let caller = graph.nodes()[stand_in.id.index()].caller();
     graph.record_error(crate::error::Error::Shape {
         op: "cross_entropy_grad",
         shapes: vec![shape],

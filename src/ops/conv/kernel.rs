@@ -16,6 +16,7 @@
 //! whole batch for one product (5 MB of columns for LeNet's first layer) measured slower. A 1×1 kernel with
 //! stride 1 and no padding reads the input as its own columns.
 
+use super::unfold::{col2im_add, im2col};
 use super::{Geom, Sizes};
 use crate::gemm::{gemm, scratch_len};
 use crate::scalar::Scalar;
@@ -81,101 +82,6 @@ fn split<T: Scalar>(
     }
     #[cfg(not(feature = "rayon"))]
     let _ = (y_per, x_per);
-}
-
-/// Unfolds channels `c0..c0 + cg` of one sample `x` `[C, H, W]` into `cols` `[K, P]`, rows
-/// `ld` apart.
-fn im2col<T: Scalar>(g: &Geom, z: &Sizes, x: &[T], c0: usize, cols: &mut [T], ld: usize) {
-    let [sh, sw] = g.stride;
-    let [ph, pw] = g.padding;
-    let [dh, dw] = g.dilation;
-    let (ow, hw) = (z.ow, z.h * z.w);
-    let mut r = 0;
-    for c in c0..c0 + z.cg {
-        let xc = &x[c * hw..(c + 1) * hw];
-        for i in 0..z.kh {
-            for j in 0..z.kw {
-                let row = &mut cols[r * ld..r * ld + z.p()];
-                let (lo, hi) = valid(j * dw, pw, sw, z.w, ow);
-                for oy in 0..z.oh {
-                    let o = &mut row[oy * ow..(oy + 1) * ow];
-                    let iy = oy * sh + i * dh;
-                    if iy < ph || iy - ph >= z.h {
-                        o.fill(T::zero());
-                        continue;
-                    }
-                    let xr = &xc[(iy - ph) * z.w..(iy - ph + 1) * z.w];
-                    o[..lo].fill(T::zero());
-                    o[hi..].fill(T::zero());
-                    if sw == 1 {
-                        let s = lo + j * dw - pw;
-                        o[lo..hi].copy_from_slice(&xr[s..s + hi - lo]);
-                    } else {
-                        for (ox, o) in o.iter_mut().enumerate().take(hi).skip(lo) {
-                            *o = xr[ox * sw + j * dw - pw];
-                        }
-                    }
-                }
-                r += 1;
-            }
-        }
-    }
-}
-
-/// The output columns `lo..hi` whose tap at offset `off` lands inside an input row of
-/// `w`: `0 <= ox*s + off - pad < w`.
-fn valid(off: usize, pad: usize, s: usize, w: usize, ow: usize) -> (usize, usize) {
-    let lo = if pad > off {
-        (pad - off).div_ceil(s)
-    } else {
-        0
-    }
-    .min(ow);
-    let hi = if w + pad > off {
-        (w + pad - off).div_ceil(s)
-    } else {
-        0
-    };
-    (lo, hi.min(ow).max(lo))
-}
-
-/// Adds `cols` `[K, P]` (rows `ld` apart) back onto channels `c0..c0 + cg` of one sample's
-/// `dx` `[C, H, W]`: the adjoint of [`im2col`].
-fn col2im_add<T: Scalar>(g: &Geom, z: &Sizes, cols: &[T], c0: usize, dx: &mut [T], ld: usize) {
-    let [sh, sw] = g.stride;
-    let [ph, pw] = g.padding;
-    let [dh, dw] = g.dilation;
-    let (ow, hw) = (z.ow, z.h * z.w);
-    let mut r = 0;
-    for c in c0..c0 + z.cg {
-        let xc = &mut dx[c * hw..(c + 1) * hw];
-        for i in 0..z.kh {
-            for j in 0..z.kw {
-                let row = &cols[r * ld..r * ld + z.p()];
-                let (lo, hi) = valid(j * dw, pw, sw, z.w, ow);
-                for oy in 0..z.oh {
-                    let iy = oy * sh + i * dh;
-                    if iy < ph || iy - ph >= z.h {
-                        continue;
-                    }
-                    let o = &row[oy * ow..(oy + 1) * ow];
-                    let xr = &mut xc[(iy - ph) * z.w..(iy - ph + 1) * z.w];
-                    if sw == 1 {
-                        let s = lo + j * dw - pw;
-                        for (x, &v) in xr[s..s + hi - lo].iter_mut().zip(&o[lo..hi]) {
-                            *x = *x + v;
-                        }
-                    } else {
-                        for (ox, &v) in o.iter().enumerate().take(hi).skip(lo) {
-                            let ix = ox * sw + j * dw - pw;
-                            xr[ix] = xr[ix] + v;
-                        }
-                    }
-                }
-                r += 1;
-            }
-        }
-    }
 }
 
 /// `c[m, n] = a[m, k] · b[n, k]ᵀ`. A few rows (at most two of the GEMM's thin products
