@@ -235,3 +235,14 @@ fn mixed_grads_match_finite_differences() {
 fn pools_grads_match_finite_differences() {
     grads_match_finite_differences("pools", &["a", "b"]);
 }
+
+#[test]
+fn pools1d_match_pytorch() {
+    matches_pytorch::<f32>("pools1d", &["a", "b"], 1e-5);
+    matches_pytorch::<f64>("pools1d", &["a", "b"], 1e-5);
+}
+
+#[test]
+fn pools1d_grads_match_finite_differences() {
+    grads_match_finite_differences("pools1d", &["a", "b"]);
+}

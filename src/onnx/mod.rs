@@ -28,6 +28,14 @@
 //! # }
 //! ```
 //!
+//! ## Training and evaluation
+//! A machine compiled with gradients starts in training mode
+//! ([`Machine::set_training`](crate::Machine::set_training)): an imported batch
+//! normalization then normalizes with each batch's statistics and updates its running
+//! ones (with PyTorch's momentum, `1 - momentum` of ONNX), as PyTorch's `model.train()`.
+//! Call `set_training(false)` to evaluate as the exported model does, or to fine-tune
+//! with the statistics frozen. (An ONNX model exported for inference holds no dropout.)
+//!
 //! ## Opsets
 //! The default domain (`""` or `"ai.onnx"`) at opset 7 to 22. An opset outside that
 //! range is an [`Error::Onnx`] naming it; a node of another domain is an error naming the
@@ -66,7 +74,7 @@
 //! `T`, as class ids are).
 
 mod attr;
-mod convert;
+pub(crate) mod convert;
 mod import;
 pub mod proto;
 mod value;

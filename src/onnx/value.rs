@@ -92,7 +92,7 @@ impl Const {
         ArrayD::from_shape_vec(IxDyn(&self.dims), v).map_err(|e| e.to_string())
     }
 
-    /// Keeps the elements `keep` picks, by flat index, with new `dims`.
+    /// The elements at the flat indices `idx`, with new `dims`.
     pub fn pick(&self, dims: Vec<usize>, idx: &[usize]) -> Const {
         let data = match &self.data {
             Data::F(v) => Data::F(idx.iter().map(|&i| v[i]).collect()),
@@ -202,8 +202,7 @@ pub(crate) fn decode(t: &TensorProto) -> R<Const> {
     Ok(c)
 }
 
-/// Resolves a possibly negative `axis` of a rank-`rank` tensor (`rank + 1` positions when
-/// `insert`).
+/// Resolves a possibly negative `axis` of a rank-`rank` tensor.
 pub(crate) fn axis(a: i64, rank: usize) -> R<usize> {
     let r = rank as i64;
     let i = if a < 0 { a + r } else { a };

@@ -4,7 +4,7 @@
 
 mod math;
 mod nn;
-mod shape;
+pub(crate) mod shape;
 
 use alloc::format;
 use alloc::vec::Vec;

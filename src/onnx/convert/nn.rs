@@ -112,18 +112,20 @@ pub(super) fn conv<'g, T: Scalar>(ctx: &mut Ctx<'g, '_, T>, node: &NodeProto) ->
         .filter(|&g| g >= 1)
         .ok_or_else(|| format!("group {groups} must be >= 1"))?;
     Ok(Value::T(if d == 2 {
-        let mut o = Conv2dOptions::default();
-        o.stride = [s.strides[0], s.strides[1]];
-        o.padding = [s.pads[0], s.pads[1]];
-        o.dilation = [s.dilations[0], s.dilations[1]];
-        o.groups = groups;
+        let o = Conv2dOptions {
+            stride: [s.strides[0], s.strides[1]],
+            padding: [s.pads[0], s.pads[1]],
+            dilation: [s.dilations[0], s.dilations[1]],
+            groups,
+        };
         x.conv2d(w, b, o)
     } else {
-        let mut o = Conv1dOptions::default();
-        o.stride = s.strides[0];
-        o.padding = s.pads[0];
-        o.dilation = s.dilations[0];
-        o.groups = groups;
+        let o = Conv1dOptions {
+            stride: s.strides[0],
+            padding: s.pads[0],
+            dilation: s.dilations[0],
+            groups,
+        };
         x.conv1d(w, b, o)
     }))
 }

@@ -15,7 +15,7 @@ use crate::{Scalar, Shape, Tensor};
 /// The shape `x` takes for ONNX reshape `target` (entries: extents, `0` to copy the
 /// input's extent unless `allowzero`, one `-1` to infer, [`BATCH`] for the run-time axis).
 /// With a run-time batch axis in `x`, the result must keep it as its first axis.
-fn target_shape(x: &Shape, target: &[i64], allowzero: bool) -> R<Shape> {
+pub(crate) fn target_shape(x: &Shape, target: &[i64], allowzero: bool) -> R<Shape> {
     let dims = x.dims();
     let run = x.run_axis();
     // fixed extents of the input: everything but the run-time axis
