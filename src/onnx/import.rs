@@ -53,17 +53,17 @@ impl<'g, 'm, T: Scalar> Ctx<'g, 'm, T> {
         match self.lookup(name)?.clone() {
             Value::T(t) => Ok(t),
             Value::C(c) => Ok(self.g.constant(c.array::<T>()?)),
-            Value::Init => {
-                let (t, c) = self.init(name)?;
+            Value::Init(src) => {
+                let (t, c) = self.init(&src)?;
                 let ty = DataType::try_from(t.data_type).unwrap_or(DataType::Undefined);
                 let x = if matches!(ty, DataType::Float | DataType::Double) {
-                    let p = self.g.param(name, c.array::<T>()?);
+                    let p = self.g.param(&src, c.array::<T>()?);
                     self.params.push(p);
                     p
                 } else {
                     self.g.constant(c.array::<T>()?)
                 };
-                self.set(name, Value::T(x));
+                self.set_all(&src, x);
                 Ok(x)
             }
         }
@@ -72,11 +72,11 @@ impl<'g, 'm, T: Scalar> Ctx<'g, 'm, T> {
     /// `name` as a graph buffer (state that is saved with the weights but not trained):
     /// batch normalization's running statistics.
     pub fn buffer(&mut self, name: &str) -> R<Tensor<'g, T>> {
-        match self.lookup(name)? {
-            Value::Init => {
-                let (_, c) = self.init(name)?;
-                let b = self.g.buffer(name, c.array::<T>()?);
-                self.set(name, Value::T(b));
+        match self.lookup(name)?.clone() {
+            Value::Init(src) => {
+                let (_, c) = self.init(&src)?;
+                let b = self.g.buffer(&src, c.array::<T>()?);
+                self.set_all(&src, b);
                 Ok(b)
             }
             _ => self.tensor(name),
@@ -87,7 +87,7 @@ impl<'g, 'm, T: Scalar> Ctx<'g, 'm, T> {
     pub fn konst(&self, name: &str) -> R<Const> {
         match self.lookup(name)? {
             Value::C(c) => Ok(c.clone()),
-            Value::Init => Ok(self.init(name)?.1),
+            Value::Init(src) => Ok(self.init(src)?.1),
             Value::T(_) => Err(format!(
                 "input {name:?} must be known at import time (an initializer or a Constant), \
                  but it is computed by the graph"
@@ -97,7 +97,7 @@ impl<'g, 'm, T: Scalar> Ctx<'g, 'm, T> {
 
     /// Whether `name` is known at import time.
     pub fn is_const(&self, name: &str) -> bool {
-        matches!(self.env.get(name), Some(Value::C(_) | Value::Init))
+        matches!(self.env.get(name), Some(Value::C(_) | Value::Init(_)))
     }
 
     /// The value of `name`, as it stands.
@@ -105,9 +105,12 @@ impl<'g, 'm, T: Scalar> Ctx<'g, 'm, T> {
         self.lookup(name).cloned()
     }
 
-    fn set(&mut self, name: &str, v: Value<'g, T>) {
-        if let Some(slot) = self.env.get_mut(name) {
-            *slot = v;
+    /// Every name that still refers to initializer `src` now refers to `x`.
+    fn set_all(&mut self, src: &str, x: Tensor<'g, T>) {
+        for v in self.env.values_mut() {
+            if matches!(v, Value::Init(s) if s == src) {
+                *v = Value::T(x);
+            }
         }
     }
 }
@@ -192,7 +195,7 @@ pub(crate) fn import<'g, T: Scalar>(
     };
     for t in &graph.initializer {
         ctx.inits.insert(&t.name, t);
-        ctx.env.insert(&t.name, Value::Init);
+        ctx.env.insert(&t.name, Value::Init(t.name.clone()));
     }
     let mut inputs = Vec::new();
     for v in &graph.input {

@@ -109,9 +109,10 @@ pub(crate) enum Value<'g, T: Scalar> {
     T(Tensor<'g, T>),
     /// Known at import time (a `Constant`, a folded shape computation).
     C(Const),
-    /// An initializer not used yet: it becomes a parameter, a buffer or a constant
-    /// depending on the first node that reads it.
-    Init,
+    /// An initializer (by its name; an `Identity` may pass it on under another) not
+    /// used yet: it becomes a parameter, a buffer or a constant depending on the first
+    /// node that reads it.
+    Init(String),
 }
 
 /// The number of elements of `dims`, or an error if it overflows.

@@ -2,6 +2,7 @@
 //! tapegrad ops (or folds values known at import time). A converter's error is a reason
 //! in words; the import walk adds the op and the node.
 
+mod join;
 mod math;
 mod nn;
 pub(crate) mod shape;
@@ -63,8 +64,8 @@ pub(crate) fn convert<'g, T: Scalar>(
         "Flatten" => one(shape::flatten(ctx, node)?),
         "Reshape" => one(shape::reshape(ctx, node)?),
         "Transpose" => one(shape::transpose(ctx, node)?),
-        "Concat" => one(shape::concat(ctx, node)?),
-        "Gather" => one(shape::gather(ctx, node)?),
+        "Concat" => one(join::concat(ctx, node)?),
+        "Gather" => one(join::gather(ctx, node)?),
         "Shape" => one(shape::shape(ctx, node)?),
         "Unsqueeze" | "Squeeze" => one(shape::squeeze(ctx, node)?),
         "Constant" => one(shape::constant(node)?),
