@@ -240,3 +240,45 @@ fn an_initializer_passed_through_identity_is_one_parameter() {
         Some(&[2.0, 6.0][..])
     );
 }
+
+#[test]
+fn gemm_honours_alpha_beta_and_both_transposes() {
+    // y = 0.5 A' B' + 2 C with A = a [2, 1] (A' = [1, 2]), B = w [3, 2] (B' = [2, 3])
+    // and C = c [3] broadcast
+    let p = model(
+        17,
+        vec![],
+        vec![
+            floats("a", &[2, 1], &[1.0, 2.0]),
+            floats("w", &[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]),
+            floats("c", &[3], &[10.0, 20.0, 30.0]),
+        ],
+        vec![node(
+            "Gemm",
+            "fc",
+            &["a", "w", "c"],
+            &["y"],
+            vec![
+                attr("alpha", AttributeType::Float, |a| a.f = 0.5),
+                attr("beta", AttributeType::Float, |a| a.f = 2.0),
+                int("transA", 1),
+                int("transB", 1),
+            ],
+        )],
+        &["y"],
+    );
+    let g = Graph::<f64>::new();
+    let net = Model::from_proto(p)
+        .unwrap()
+        .import(&g, &ImportOptions::default())
+        .unwrap();
+    let y = net.output("y").unwrap();
+    let mut m = g.compile(&[y], &[]).unwrap();
+    m.run().unwrap();
+    // A' B' = [1, 2] . [[1, 0, 1], [0, 1, 1]] = [1, 2, 3]; 0.5 [1, 2, 3] + 2 [10, 20, 30]
+    assert_eq!(
+        m.value(y).unwrap().as_slice(),
+        Some(&[20.5, 41.0, 61.5][..])
+    );
+    assert_eq!(net.params.len(), 3);
+}
