@@ -277,6 +277,18 @@ pub enum Error {
         /// Where it was called.
         caller: Caller,
     },
+    /// An ONNX model could not be read or imported (feature `onnx`): bytes that are not a
+    /// model, an opset or domain outside the supported range, an operator or attribute
+    /// the importer does not support, or a node whose shapes do not fit.
+    #[cfg(feature = "onnx")]
+    Onnx {
+        /// The node's operator (`"Conv"`), or empty for the model as a whole.
+        op: String,
+        /// The node's name (or `#i`, its position, when unnamed), or empty for the model.
+        node: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A tensor in a weights file does not fit the machine: missing, of another shape or
     /// dtype, or (when loading strictly) not a parameter of the machine. Nothing was loaded.
     Weights {
@@ -471,6 +483,14 @@ impl fmt::Display for Error {
                 Sci(*analytic),
                 Sci(*numeric)
             ),
+            #[cfg(feature = "onnx")]
+            Error::Onnx { op, reason, .. } if op.is_empty() => {
+                write!(f, "ONNX model: {reason}")
+            }
+            #[cfg(feature = "onnx")]
+            Error::Onnx { op, node, reason } => {
+                write!(f, "ONNX node {node:?} ({op}): {reason}")
+            }
             Error::Io {
                 path,
                 reason,

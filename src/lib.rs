@@ -72,6 +72,8 @@
 //!   `alloc`; weights still load from and save to bytes ([`weights`]).
 //! - `rayon` (default): large matrix products and elementwise kernels split over threads
 //!   ([`set_threads`]); results are bit-identical at any thread count.
+//! - `onnx` (off by default; implies `std`): `tapegrad::onnx` imports an ONNX model into
+//!   a graph whose initializers are trainable parameters (it adds the `prost` dependency).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -93,6 +95,8 @@ mod limit;
 mod machine;
 pub mod nn;
 mod num;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 mod par;
