@@ -18,7 +18,7 @@ set -uo pipefail
 seconds="${1:-60}"
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-targets="${TARGETS:-weights graphs feeds}"
+targets="${TARGETS:-weights graphs feeds onnx}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 export TAPEGRAD_FUZZ_TAME="${TAPEGRAD_FUZZ_TAME:-0}"
 
