@@ -202,6 +202,8 @@ const SHORT: usize = 64;
 /// under a condition, so that the compiler neither calls `memcpy` for them nor turns the
 /// loop back into one call. For the digits CNN (8×8 and 4×4 maps) the library calls, a
 /// few hundred per run of tens of elements each, cost more than the copies.
+// The loops by index, under a condition, are what keeps them from becoming library calls.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
     let n = dst.len();
@@ -229,6 +231,7 @@ fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
 }
 
 /// `dst = 0`, as [`copy`] copies.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn zero<T: Scalar>(dst: &mut [T]) {
     let n = dst.len();
