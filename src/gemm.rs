@@ -19,6 +19,10 @@ use core::mem::size_of;
 
 use crate::scalar::Scalar;
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod direct;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(crate) use direct::gemm_small;
 mod kernel;
 #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
 mod neon;

@@ -16,7 +16,7 @@
 //! whole batch for one product (5 MB of columns for LeNet's first layer) measured slower. A 1×1 kernel with
 //! stride 1 and no padding reads the input as its own columns.
 
-use super::unfold::{col2im_add, im2col};
+use super::unfold::{col2im_add, im2col, padded_len};
 use super::{Geom, Sizes};
 use crate::gemm::{gemm, scratch_len};
 use crate::scalar::Scalar;
@@ -103,6 +103,19 @@ fn dots<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], 
     }
 }
 
+/// `c[m, n] = a[m, k] · b[k, n]`, the forward's product: read in place where that applies
+/// (`gemm::gemm_small`: a small product on AVX-512, the same bits), else the packed GEMM.
+/// The digits CNN's inference at batch 1, one thread, spent a fifth of its time packing
+/// the weights and the columns of products of 16 to 64 rows (`bench -- infer`).
+#[allow(clippy::too_many_arguments)]
+fn product<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], s: &mut [T]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if crate::gemm::gemm_small(m, k, n, a, b, c) {
+        return;
+    }
+    gemm(m, k, n, a, false, b, false, c, s);
+}
+
 /// Rows of the GEMM's thin products (`gemm::thin::THIN`).
 const THIN: usize = 4;
 
@@ -126,7 +139,16 @@ fn forward_piece<T: Scalar>(g: &Geom, z: &Sizes) -> usize {
     } else {
         (z.k() * z.p() * s, z.og * z.p() * s)
     };
-    cols + tmp + scratch_len::<T>(z.og, z.k(), z.p() * s, 1)
+    cols + tmp + pad_len(g, z) + scratch_len::<T>(z.og, z.k(), z.p() * s, 1)
+}
+
+/// The forward's scratch for a padded channel (`unfold::im2col_padded`).
+fn pad_len(g: &Geom, z: &Sizes) -> usize {
+    if direct(g, z) {
+        0
+    } else {
+        padded_len(g, z)
+    }
 }
 
 /// Scratch of [`forward`]: one piece's columns, product and GEMM panels per thread.
@@ -169,6 +191,7 @@ pub(super) fn forward<T: Scalar>(
         &|_, y, s, x| {
             if block == 1 {
                 let (cols, gs) = s.split_at_mut(if dir { 0 } else { k * p });
+                let (pad, gs) = gs.split_at_mut(pad_len(g, z));
                 for (yn, xn) in y.chunks_exact_mut(y_per).zip(x.chunks_exact(x_per)) {
                     for gi in 0..g.groups {
                         let wg = &w[gi * og * k..(gi + 1) * og * k];
@@ -177,8 +200,8 @@ pub(super) fn forward<T: Scalar>(
                             let xg = &xn[gi * k * p..(gi + 1) * k * p];
                             gemm(og, k, p, wg, false, xg, false, yg, gs);
                         } else {
-                            im2col(g, z, xn, gi * z.cg, cols, p);
-                            gemm(og, k, p, wg, false, cols, false, yg, gs);
+                            im2col(g, z, xn, gi * z.cg, cols, p, pad);
+                            product(og, k, p, wg, cols, yg, gs);
                         }
                     }
                     add_bias(yn);
@@ -187,6 +210,7 @@ pub(super) fn forward<T: Scalar>(
             }
             let (cols, rest) = s.split_at_mut(k * p * block);
             let (tmp, gs) = rest.split_at_mut(og * p * block);
+            let (pad, gs) = gs.split_at_mut(pad_len(g, z));
             let blocks = y.chunks_mut(y_per * block).zip(x.chunks(x_per * block));
             for (yb, xb) in blocks {
                 let n = yb.len() / y_per;
@@ -194,9 +218,9 @@ pub(super) fn forward<T: Scalar>(
                 for gi in 0..g.groups {
                     let wg = &w[gi * og * k..(gi + 1) * og * k];
                     for (j, xn) in xb.chunks_exact(x_per).enumerate() {
-                        im2col(g, z, xn, gi * z.cg, &mut cols[j * p..], ld);
+                        im2col(g, z, xn, gi * z.cg, &mut cols[j * p..], ld, pad);
                     }
-                    gemm(og, k, ld, wg, false, cols, false, tmp, gs);
+                    product(og, k, ld, wg, cols, tmp, gs);
                     for (j, yn) in yb.chunks_exact_mut(y_per).enumerate() {
                         for o in 0..og {
                             let dst = &mut yn[(gi * og + o) * p..(gi * og + o + 1) * p];
@@ -342,7 +366,7 @@ pub(super) fn weight_grad<T: Scalar>(
                         let xg = &xn[gi * k * p..(gi + 1) * k * p];
                         dots(og, p, k, gg, xg, pg, gs);
                     } else {
-                        im2col(g, z, xn, gi * z.cg, cols, p);
+                        im2col(g, z, xn, gi * z.cg, cols, p, &mut []);
                         dots(og, p, k, gg, cols, pg, gs);
                     }
                 }

@@ -243,6 +243,19 @@ impl Geom {
 #[cfg(feature = "rayon")]
 const PARALLEL_MIN: usize = 1 << 15;
 
+/// Whether [`planes`] splits `planes` planes of `work` input elements over threads.
+pub(super) fn splits(planes: usize, work: usize) -> bool {
+    #[cfg(feature = "rayon")]
+    {
+        crate::par::threads() > 1 && planes > 1 && work >= PARALLEL_MIN
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = (planes, work);
+        false
+    }
+}
+
 /// Calls `f(n, out_plane)` for each of the `planes` planes of `len` elements of `out`;
 /// on several threads, whole planes each, when `work` (input elements read) is large
 /// enough. A plane's values do not depend on the split: bit-identical at any thread count.
@@ -259,7 +272,7 @@ pub(super) fn planes<T: Scalar>(
     #[cfg(feature = "rayon")]
     {
         let t = crate::par::threads();
-        if t > 1 && planes > 1 && work >= PARALLEL_MIN {
+        if splits(planes, work) {
             let per = planes.div_ceil(t);
             crate::par::pieces(out, per * len, &mut [], 0, &[], 0, &|k, o, _, _| {
                 for (i, p) in o.chunks_exact_mut(len).enumerate() {
