@@ -46,12 +46,7 @@ fn reference(key: &str) -> Result<ArrayD<f32>, Box<dyn Error>> {
 fn main() -> Result<(), Box<dyn Error>> {
     let model = Model::from_file(format!("{FIXTURES}/cnn.onnx"))?;
     let g = Graph::<f32>::new();
-    let net = model.import(
-        &g,
-        &ImportOptions {
-            batch: Dim::upto(BATCH),
-        },
-    )?;
+    let net = model.import(&g, &ImportOptions::default().batch(Dim::upto(BATCH)))?;
     let (x, logits) = (net.input("x")?, net.output("logits")?);
     let y = g.input("y", Dim::upto(BATCH));
     let loss = logits.cross_entropy(y);

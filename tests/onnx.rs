@@ -36,12 +36,7 @@ fn matches_pytorch<T: Scalar>(name: &str, outputs: &[&str], tol: f64) {
     assert_eq!(model.opset(), 17);
     let g = Graph::<T>::new();
     let net = model
-        .import(
-            &g,
-            &ImportOptions {
-                batch: Dim::upto(8),
-            },
-        )
+        .import(&g, &ImportOptions::default().batch(Dim::upto(8)))
         .unwrap();
     assert!(net.input("x").unwrap().shape().run_axis() == Some(0));
     let ys: Vec<_> = outputs.iter().map(|o| net.output(o).unwrap()).collect();
@@ -119,12 +114,7 @@ fn finetune(name: &str) -> (f32, f32) {
     let model = Model::from_file(fixture(&format!("{name}.onnx"))).unwrap();
     let g = Graph::<f32>::new();
     let net = model
-        .import(
-            &g,
-            &ImportOptions {
-                batch: Dim::upto(5),
-            },
-        )
+        .import(&g, &ImportOptions::default().batch(Dim::upto(5)))
         .unwrap();
     let y = g.input("y", Dim::upto(5));
     let loss = net.output("logits").unwrap().cross_entropy(y);
@@ -168,12 +158,7 @@ fn grads_match_finite_differences(name: &str, outputs: &[&str]) {
     let model = Model::from_file(fixture(&format!("{name}.onnx"))).unwrap();
     let g = Graph::<f64>::new();
     let net = model
-        .import(
-            &g,
-            &ImportOptions {
-                batch: Dim::upto(5),
-            },
-        )
+        .import(&g, &ImportOptions::default().batch(Dim::upto(5)))
         .unwrap();
     // a scalar that weighs each output element differently
     let mut loss = None;

@@ -37,12 +37,7 @@ fn identity_dropout_constant_squeeze_unsqueeze() {
     let model = Model::from_proto(p).unwrap();
     let g = Graph::<f64>::new();
     let net = model
-        .import(
-            &g,
-            &ImportOptions {
-                batch: Dim::upto(4),
-            },
-        )
+        .import(&g, &ImportOptions::default().batch(Dim::upto(4)))
         .unwrap();
     let y = net.output("y").unwrap();
     assert_eq!(y.shape(), Shape::from((Dim::upto(4), 3)));
@@ -192,12 +187,7 @@ fn the_run_time_batch_axis_follows_reshape_rules() {
     let g = Graph::<f32>::new();
     let net = Model::from_proto(p)
         .unwrap()
-        .import(
-            &g,
-            &ImportOptions {
-                batch: Dim::upto(3),
-            },
-        )
+        .import(&g, &ImportOptions::default().batch(Dim::upto(3)))
         .unwrap();
     assert_eq!(
         net.output("y").unwrap().shape(),

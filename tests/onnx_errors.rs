@@ -162,12 +162,7 @@ fn corrupt_bytes_are_errors_not_panics() {
         Err(_) => errors += 1,
         Ok(m) => {
             let g = Graph::<f32>::new();
-            match m.import(
-                &g,
-                &ImportOptions {
-                    batch: Dim::upto(2),
-                },
-            ) {
+            match m.import(&g, &ImportOptions::default().batch(Dim::upto(2))) {
                 Ok(_) => imported += 1,
                 Err(_) => errors += 1,
             }

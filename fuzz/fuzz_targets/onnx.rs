@@ -13,12 +13,7 @@ use tapegrad::Scalar;
 
 fn one<T: Scalar>(model: &Model) {
     let g = Graph::<T>::new();
-    let Ok(net) = model.import(
-        &g,
-        &ImportOptions {
-            batch: Dim::upto(3),
-        },
-    ) else {
+    let Ok(net) = model.import(&g, &ImportOptions::default().batch(Dim::upto(3))) else {
         return;
     };
     let outputs: Vec<_> = net.outputs.iter().map(|(_, t)| *t).collect();

@@ -14,7 +14,7 @@
 //! # fn main() -> Result<()> {
 //! let model = Model::from_file("tests/fixtures/onnx/mlp.onnx")?;
 //! let g = Graph::<f32>::new();
-//! let net = model.import(&g, &ImportOptions { batch: Dim::upto(32) })?;
+//! let net = model.import(&g, &ImportOptions::default().batch(Dim::upto(32)))?;
 //! let (x, logits) = (net.input("x")?, net.output("logits")?);
 //! let y = g.input("y", Dim::upto(32));
 //! let loss = logits.cross_entropy(y);
@@ -104,8 +104,16 @@ pub struct Model {
     opset: i64,
 }
 
-/// Settings for [`Model::import`].
+/// Settings for [`Model::import`], built from the default:
+///
+/// ```
+/// use tapegrad::onnx::ImportOptions;
+/// use tapegrad::Dim;
+/// let opts = ImportOptions::default().batch(Dim::upto(32));
+/// assert_eq!(opts.batch, Dim::upto(32));
+/// ```
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct ImportOptions {
     /// The bound of the run-time batch axis that a dynamic first extent of a graph input
     /// becomes.
@@ -118,6 +126,15 @@ impl Default for ImportOptions {
         ImportOptions {
             batch: Dim::upto(64),
         }
+    }
+}
+
+impl ImportOptions {
+    /// With this bound for the run-time batch axis (a dynamic first extent of a graph
+    /// input becomes `batch`).
+    pub fn batch(mut self, batch: Dim) -> Self {
+        self.batch = batch;
+        self
     }
 }
 
