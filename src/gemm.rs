@@ -22,7 +22,7 @@ use crate::scalar::Scalar;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod direct;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-pub(crate) use direct::gemm_small;
+pub(crate) use direct::{gemm_small, small_fits};
 mod kernel;
 #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
 mod neon;

@@ -24,6 +24,17 @@ const MR: usize = 8;
 /// panels stay in cache.
 const B_MAX: usize = 1 << 14;
 
+/// Whether [`gemm_small`] runs an `[m, k] · [k, n]` product of `T` here (operands of
+/// those sizes).
+pub(crate) fn small_fits<T: Scalar>(m: usize, k: usize, n: usize) -> bool {
+    size_of::<T>() == 4
+        && m % MR == 0
+        && n % 16 == 0
+        && k.saturating_mul(n) <= B_MAX
+        && !is_thin(m, k, n)
+        && Isa::get() == Isa::Avx512
+}
+
 /// Computes `c = a · b` (`a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, row-major, `c`
 /// overwritten) in place if it applies here: f32 on an AVX-512 CPU (the kernel `gemm`
 /// runs there, fused), not a thin product, `m` a multiple of 8 rows, `n` of 16 columns,
@@ -36,15 +47,8 @@ pub(crate) fn gemm_small<T: Scalar>(
     b: &[T],
     c: &mut [T],
 ) -> bool {
-    let fits = size_of::<T>() == 4
-        && m % MR == 0
-        && n % 16 == 0
-        && k.saturating_mul(n) <= B_MAX
-        && !is_thin(m, k, n)
-        && a.len() >= m * k
-        && b.len() >= k * n
-        && c.len() >= m * n;
-    if !fits || Isa::get() != Isa::Avx512 {
+    let fits = small_fits::<T>(m, k, n) && a.len() >= m * k && b.len() >= k * n && c.len() >= m * n;
+    if !fits {
         return false;
     }
     // SAFETY: `Isa::Avx512` is only chosen where the CPU has AVX-512F, AVX2 and FMA.

@@ -130,8 +130,19 @@ fn forward_block(z: &Sizes) -> usize {
     (512 / z.p().max(1)).clamp(1, z.n.max(1))
 }
 
+/// The forward's samples per product: one where a sample's product runs in place
+/// (`gemm::small_fits`: the digits CNN at batch 64, one thread, 1.11 -> 0.95 ms), else
+/// [`forward_block`].
+fn forward_samples<T: Scalar>(z: &Sizes) -> usize {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if crate::gemm::small_fits::<T>(z.og, z.k(), z.p()) {
+        return 1;
+    }
+    forward_block(z)
+}
+
 fn forward_piece<T: Scalar>(g: &Geom, z: &Sizes) -> usize {
-    let s = forward_block(z);
+    let s = forward_samples::<T>(z);
     let (cols, tmp) = if direct(g, z) && s == 1 {
         (0, 0)
     } else if s == 1 {
@@ -170,7 +181,7 @@ pub(super) fn forward<T: Scalar>(
     let (k, p, og) = (z.k(), z.p(), z.og);
     let (x_per, y_per) = (z.c * z.h * z.w, z.o * p);
     let dir = direct(g, z);
-    let block = forward_block(z);
+    let block = forward_samples::<T>(z);
     let add_bias = |yn: &mut [T]| {
         if let Some(b) = bias {
             for (row, &b) in yn.chunks_exact_mut(p).zip(b) {
