@@ -285,6 +285,13 @@ pub(crate) fn gemm<T: Scalar>(
     c: &mut [T],
     scratch: &mut [T],
 ) {
+    // a small product on AVX-512 (the S configuration's first layer and its weight
+    // gradient): read in place, without packing; the packed kernel's bits. (One thread:
+    // not for a product the packed GEMM would split.)
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if !b_t && m * k * n < PAR_MIN && direct::gemm_small_t(m, k, n, a, a_t, b, c) {
+        return;
+    }
     let isa = Isa::get();
     let threads = crate::par::threads();
     gemm_with(

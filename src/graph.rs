@@ -127,6 +127,20 @@ pub(crate) struct Inner<T: Scalar> {
     pub(crate) vjp_of: Option<Caller>,
 }
 
+impl<T: Scalar> Drop for Inner<T> {
+    fn drop(&mut self) {
+        drop_errors(core::mem::take(&mut self.errors));
+    }
+}
+
+/// Drops the errors a graph holds, out of line: the drop code of [`Error`] (a cold path,
+/// most graphs hold none) is then linked once, not copied into every drop of a graph
+/// (measured: 450 B of the WebAssembly module).
+#[inline(never)]
+fn drop_errors(errors: Vec<Error>) {
+    drop(errors);
+}
+
 /// A recorded computation: an arena of nodes that tensors point into.
 ///
 /// Build it once with [`Graph::input`], [`Graph::param`] and the methods of [`Tensor`];

@@ -97,6 +97,21 @@ pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
     }
 }
 
+/// `f(run)` over consecutive runs of `o` that together cover it once, on the crew's
+/// threads for a long `o`: for a kernel that computes many elements at once.
+pub(crate) fn runs<T: Scalar>(o: &mut [T], f: impl Fn(&mut [T]) + Sync) {
+    #[cfg(feature = "rayon")]
+    {
+        let t = threads();
+        if t > 1 && o.len() >= ELEMENTWISE_MIN {
+            let chunk = o.len().div_ceil(t);
+            pieces(o, chunk, &mut [], 0, &[], 0, &|_, o, _, _| f(o));
+            return;
+        }
+    }
+    f(o)
+}
+
 /// A piece's work: its index and its parts of the three slices given to [`pieces`].
 #[cfg(feature = "rayon")]
 pub(crate) type Piece<'f, T> = dyn Fn(usize, &mut [T], &mut [T], &[T]) + Sync + 'f;

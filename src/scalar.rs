@@ -31,6 +31,16 @@ pub trait Scalar:
     fn root(self) -> Self {
         Float::sqrt(self)
     }
+
+    /// `exp` of every element, in place. For `f32` on an x86-64 host with `std` and AVX2,
+    /// vectorised (`ops/vexp.rs`); elsewhere `Float::exp` per element.
+    #[doc(hidden)]
+    #[inline(never)]
+    fn exp_in_place(x: &mut [Self]) {
+        for v in x {
+            *v = v.exp();
+        }
+    }
 }
 
 /// `n` as `T`, converted directly (no `f64` on the way: on an `f32`-only FPU that would be
@@ -43,6 +53,12 @@ pub(crate) fn count<T: Scalar>(n: usize) -> T {
 
 impl Scalar for f32 {
     const NAME: &'static str = "f32";
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline]
+    fn exp_in_place(x: &mut [Self]) {
+        crate::ops::vexp::exp_slice(x);
+    }
 
     #[cfg(all(target_arch = "arm", target_feature = "fpregs", not(feature = "std")))]
     #[inline]

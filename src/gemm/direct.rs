@@ -47,16 +47,32 @@ pub(crate) fn gemm_small<T: Scalar>(
     b: &[T],
     c: &mut [T],
 ) -> bool {
+    gemm_small_t(m, k, n, a, false, b, c)
+}
+
+/// [`gemm_small`] with `a` stored transposed if `a_t` (`[k, m]`, as the weight gradient
+/// `xᵀ · dy` reads `x`).
+pub(crate) fn gemm_small_t<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    c: &mut [T],
+) -> bool {
     let fits = small_fits::<T>(m, k, n) && a.len() >= m * k && b.len() >= k * n && c.len() >= m * n;
     if !fits {
         return false;
     }
+    // element (r, p) of `a` at r * rs + p * cs
+    let strides = if a_t { (1, m) } else { (k, 1) };
     // SAFETY: `Isa::Avx512` is only chosen where the CPU has AVX-512F, AVX2 and FMA.
     unsafe {
         if n % 32 == 0 {
-            tiles::<T, 32>((m, k, n), a, b, c);
+            tiles::<T, 32>((m, k, n), a, strides, b, c);
         } else {
-            tiles::<T, 16>((m, k, n), a, b, c);
+            tiles::<T, 16>((m, k, n), a, strides, b, c);
         }
     }
     true
@@ -67,41 +83,44 @@ pub(crate) fn gemm_small<T: Scalar>(
 unsafe fn tiles<T: Scalar, const NR: usize>(
     (m, k, n): (usize, usize, usize),
     a: &[T],
+    (rs, cs): (usize, usize),
     b: &[T],
     c: &mut [T],
 ) {
     for j in (0..n).step_by(NR) {
         for i in (0..m).step_by(MR) {
+            let a = &a[i * rs..];
             // SAFETY: the CPU has what the kernel needs (this function's contract).
-            unsafe { tile::<T, NR>(&a[i * k..], k, &b[j..], (k, n), &mut c[i * n + j..]) };
+            unsafe { tile::<T, NR>(a, (rs, cs), &b[j..], (k, n), &mut c[i * n + j..]) };
         }
     }
 }
 
-/// `c[r * n..][..NR] = Σ_p a[r * k + p] · b[p * n..][..NR]` for the rows `r < MR`: the
-/// loops of `kernel::micro` (columns outermost, rows unrolled, `acc` in registers) with
-/// `a` and `b` read where they lie.
+/// `c[r * n..][..NR] = Σ_p a[r * rs + p * cs] · b[p * n..][..NR]` for the rows `r < MR`:
+/// the loops of `kernel::micro` (columns outermost, rows unrolled, `acc` in registers)
+/// with `a` and `b` read where they lie.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline(never)]
 unsafe fn tile<T: Scalar, const NR: usize>(
     a: &[T],
-    lda: usize,
+    (rs, cs): (usize, usize),
     b: &[T],
     (k, n): (usize, usize),
     c: &mut [T],
 ) {
-    // The loop reads `a[r * lda + p]` and `b[p * n..][..NR]` unchecked: a bounds check per
-    // element read (LLVM kept all eight rows' checks) halved the kernel's speed.
-    // (`gemm_small` checked the lengths; `k > 0` as the product is not thin)
-    let a_ok = a.len() >= (MR - 1) * lda + k && lda >= k;
-    assert!(k > 0 && a_ok && b.len() >= (k - 1) * n + NR && n >= NR);
+    // The loop reads `a[r * rs + p * cs]` and `b[p * n..][..NR]` unchecked: a bounds check
+    // per element read (LLVM kept all eight rows' checks) halved the kernel's speed.
+    // (`gemm_small_t` checked the lengths; `k > 0` as the product is not thin)
+    assert!(k > 0 && a.len() > (MR - 1) * rs + (k - 1) * cs);
+    assert!(b.len() >= (k - 1) * n + NR && n >= NR);
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc = [[T::zero(); NR]; MR];
     for p in 0..k {
         let mut ap = [T::zero(); MR];
         for (r, v) in ap.iter_mut().enumerate() {
-            // SAFETY: r * lda + p < (MR - 1) * lda + k <= a.len(), checked above.
-            *v = unsafe { *pa.add(r * lda + p) };
+            // SAFETY: r * rs + p * cs <= (MR - 1) * rs + (k - 1) * cs < a.len(), checked
+            // above.
+            *v = unsafe { *pa.add(r * rs + p * cs) };
         }
         // SAFETY: p * n + NR <= (k - 1) * n + NR <= b.len(), checked above.
         let bp: [T; NR] = unsafe { pb.add(p * n).cast::<[T; NR]>().read_unaligned() };
@@ -124,8 +143,9 @@ mod tests {
 
     /// Against the packed GEMM on the AVX-512 kernel, bit for bit: the digits CNN's
     /// products at batch 1 (16×9×64, 32×144×64, 64×288×16: a depth past the packed
-    /// kernel's `kc` of 256), both tile widths, values with signed zeros, and a `c` whose
-    /// cells start as garbage, between sentinels.
+    /// kernel's `kc` of 256), the S configuration's (32×64×32, and 64×32×32 with `a`
+    /// transposed), each with `a` straight and transposed, both tile widths, values with
+    /// signed zeros, and a `c` whose cells start as garbage, between sentinels.
     #[test]
     fn equals_the_packed_gemm() {
         if Isa::get() != Isa::Avx512 {
@@ -137,8 +157,10 @@ mod tests {
             (64, 288, 16),
             (8, 5, 48),
             (24, 300, 32),
+            (32, 64, 32),
+            (64, 32, 32),
         ];
-        for (m, k, n) in cases {
+        for ((m, k, n), a_t) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
             let val = |i: usize, s: usize| -> f32 {
                 let v = ((i * 7919 + s * 104_729) % 2001) as f32 / 1000.0 - 1.0;
                 // a few signed zeros: `0 · x` chains whose sign the order decides
@@ -151,7 +173,19 @@ mod tests {
             let a: Vec<f32> = (0..m * k).map(|i| val(i, 1)).collect();
             let b: Vec<f32> = (0..k * n).map(|i| val(i, 2)).collect();
             let mut got = vec![f32::NAN; m * n + 3];
-            assert!(super::gemm_small(m, k, n, &a, &b, &mut got[..m * n]));
+            if a_t {
+                assert!(super::gemm_small_t(
+                    m,
+                    k,
+                    n,
+                    &a,
+                    true,
+                    &b,
+                    &mut got[..m * n]
+                ));
+            } else {
+                assert!(super::gemm_small(m, k, n, &a, &b, &mut got[..m * n]));
+            }
             assert!(got[m * n..].iter().all(|v| v.is_nan()), "wrote past c");
             let mut want = vec![0.0f32; m * n];
             let blk = Isa::Avx512.blocking::<f32>();
@@ -164,14 +198,14 @@ mod tests {
                 k,
                 n,
                 &a,
-                false,
+                a_t,
                 &b,
                 false,
                 &mut want,
                 &mut s,
             );
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&got[..m * n]), bits(&want), "{m}x{k}x{n}");
+            assert_eq!(bits(&got[..m * n]), bits(&want), "{m}x{k}x{n} a_t {a_t}");
         }
         // what it leaves to the packed GEMM
         let (a, b, mut c) = (

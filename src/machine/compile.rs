@@ -157,7 +157,8 @@ impl<T: Scalar> Graph<T> {
         let mut m = self.build(outputs, pairs, None, Build::Move, caller)?;
         // Every parameter is in the machine, its buffer its own and left empty by `build`;
         // the graph's nodes are dropped one by one, as their values move.
-        for (i, node) in self.inner.into_inner().nodes.into_iter().enumerate() {
+        let nodes = core::mem::take(&mut self.inner.into_inner().nodes);
+        for (i, node) in nodes.into_iter().enumerate() {
             let k = m.slot.get(i).copied().filter(|&k| k != ABSENT);
             if let (Kind::Param { init, .. }, Some(k)) = (node.kind, k) {
                 let b = m.buf_of[k as usize] as usize;

@@ -57,24 +57,15 @@ impl<T: Scalar, F: BinaryFn> Op<T> for Binary<F> {
 
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let f = |a, b| self.0.f(a, b);
-        match x.in_out() {
-            Some(0) => {
-                let b = x.slice(1);
-                let scalar = b.len() == 1;
-                crate::par::each(out.slice(), |o, i| {
-                    *o = f(*o, b[if scalar { 0 } else { i }])
-                });
-                return Ok(());
-            }
-            Some(_) => {
-                let a = x.slice(0);
-                let scalar = a.len() == 1;
-                crate::par::each(out.slice(), |o, i| {
-                    *o = f(a[if scalar { 0 } else { i }], *o)
-                });
-                return Ok(());
-            }
-            None => {}
+        if let Some(k) = x.in_out() {
+            // the output holds input k's values; the other input is full or one value
+            let other = x.slice(1 - k);
+            let scalar = other.len() == 1;
+            crate::par::each(out.slice(), |o, i| {
+                let v = other[if scalar { 0 } else { i }];
+                *o = if k == 0 { f(*o, v) } else { f(v, *o) };
+            });
+            return Ok(());
         }
         let (a, b) = (x.slice(0), x.slice(1));
         let out_shape = out.shape;

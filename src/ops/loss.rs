@@ -51,11 +51,18 @@ fn row_max<T: Scalar>(row: &[T]) -> T {
     )
 }
 
-/// `(max, sum of exp(x - max))` of one row.
-fn row_stats<T: Scalar>(row: &[T]) -> (T, T) {
-    let max = row_max(row);
-    let sum = super::pairwise::sum_by(0, row.len(), &|i| (row[i] - max).exp());
-    (max, sum)
+/// `o = exp(x - max)` row by row (rows of `c`, as many as `max` holds), each row's `max`
+/// into `max`: the exponentials all at once (vectorised for f32 on x86-64 with std).
+#[inline(never)]
+fn exps<T: Scalar>(x: &[T], c: usize, o: &mut [T], max: &mut [T]) {
+    for (r, m) in max.iter_mut().enumerate() {
+        let row = &x[r * c..][..c];
+        *m = row_max(row);
+        for (o, &v) in o[r * c..][..c].iter_mut().zip(row) {
+            *o = v - *m;
+        }
+    }
+    T::exp_in_place(&mut o[..max.len() * c]);
 }
 
 /// Mean softmax cross-entropy of logits `[N, C]` against class ids `[N]`.
@@ -73,22 +80,25 @@ impl<T: Scalar> Op<T> for CrossEntropy {
     fn takes_run_axis(&self) -> bool {
         true
     }
+    fn scratch(&self, s: &[&Shape]) -> usize {
+        // the rows' losses and the exponentials (as much as the gradient's output)
+        s[0].numel() + s[0].dim(0)
+    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids) = (x.slice(0), x.slice(1));
-        let c = x.shape(0).dim(1);
-        for (n, &id) in ids.iter().enumerate() {
-            to_index("cross_entropy", "class", id, n, c)?;
+        let (n, c) = (ids.len(), x.shape(0).dim(1));
+        let (o, scratch) = out.with_scratch();
+        let (losses, e) = scratch.split_at_mut(n);
+        exps(logits, c, e, losses);
+        for (r, &id) in ids.iter().enumerate() {
+            let k = to_index("cross_entropy", "class", id, r, c)?;
+            // -log softmax(x)[k] = log sum exp(x - max) - (x[k] - max)
+            let sum = super::pairwise::sum(&e[r * c..][..c]);
+            losses[r] = sum.ln() - (logits[r * c + k] - losses[r]);
         }
         // the rows' losses summed pairwise, as long sums are (`pairwise.rs`)
-        let total = super::pairwise::sum_by(0, ids.len(), &|n| {
-            let row = &logits[n * c..(n + 1) * c];
-            let k = to_index("cross_entropy", "class", ids[n], n, c).unwrap_or(0);
-            let (max, sum) = row_stats(row);
-            // -log softmax(x)[k] = log sum exp(x - max) - (x[k] - max)
-            sum.ln() - (row[k] - max)
-        });
-        let n = ids.len();
-        out.slice()[0] = total / crate::scalar::count::<T>(n); // 0 / 0 = NaN for an empty batch
+        let total = super::pairwise::sum(&losses[..n]);
+        o[0] = total / crate::scalar::count::<T>(n); // 0 / 0 = NaN for an empty batch
         Ok(())
     }
     fn vjp<'g>(
@@ -127,21 +137,21 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
     fn takes_run_axis(&self) -> bool {
         true
     }
+    fn scratch(&self, s: &[&Shape]) -> usize {
+        // the rows' maxima
+        s[0].dim(0)
+    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids, g) = (x.slice(0), x.slice(1), x.slice(2)[0]);
         let c = x.shape(0).dim(1);
         let scale = g / crate::scalar::count::<T>(ids.len());
-        let rows = logits
-            .chunks_exact(c.max(1))
-            .zip(out.slice().chunks_exact_mut(c.max(1)));
-        for (n, ((row, o), &id)) in rows.zip(ids).enumerate() {
-            let k = to_index("cross_entropy_grad", "class", id, n, c)?;
-            // `row_stats`, with each exponential computed once and kept in `o`: the same
-            // terms summed in the same tree (`pairwise::sum` is `sum_by` bit for bit)
-            let max = row_max(row);
-            for (o, &v) in o.iter_mut().zip(row) {
-                *o = (v - max).exp();
-            }
+        // each exponential computed once and kept in the output; each row's terms summed
+        // in `cross_entropy`'s tree
+        let (o, max) = out.with_scratch();
+        exps(logits, c, o, &mut max[..ids.len()]);
+        for (r, &id) in ids.iter().enumerate() {
+            let k = to_index("cross_entropy_grad", "class", id, r, c)?;
+            let o = &mut o[r * c..][..c];
             let inv = scale / super::pairwise::sum(o);
             for o in o.iter_mut() {
                 *o = *o * inv;
@@ -150,6 +160,7 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
         }
         Ok(())
     }
+
     #[cfg(tapegrad_no_second_order)]
     fn vjp<'g>(
         &self,
@@ -320,6 +331,51 @@ mod tests {
             let d = g.grad(loss, &[t[0]]).unwrap()[0];
             (d * t[0].square()).sum()
         });
+    }
+
+    /// In f32 (the vectorised exponentials on x86-64 hosts), loss and gradient within a
+    /// few ulps of f64's, for rows of 1 to 300 classes, fed fewer rows than the bound.
+    #[test]
+    fn f32_matches_f64_for_any_class_count() {
+        use crate::prelude::*;
+        use crate::Dim;
+        fn run<T: crate::scalar::Scalar>(
+            x: &ndarray::Array2<f64>,
+            ids: &[f64],
+        ) -> (f64, alloc::vec::Vec<f64>) {
+            let (n, c) = x.dim();
+            let g = Graph::<T>::new();
+            let rows = g.input("rows", (Dim::upto(n + 3), c));
+            let ids_in = g.input("ids", Dim::upto(n + 3));
+            // a zero bias, so that the logits are an op's value with a gradient
+            let bias = g.param("bias", ndarray::Array1::<T>::zeros(c));
+            let logits = rows + bias;
+            let loss = logits.cross_entropy(ids_in);
+            let d = g.grad(loss, &[rows, bias]).unwrap();
+            let mut m = g.compile(&[loss], &d).unwrap();
+            let ids = ndarray::Array1::from_iter(ids.iter().map(|&v| T::of(v)));
+            m.feed(ids_in, &ids).unwrap();
+            m.feed(rows, &x.mapv(T::of)).unwrap();
+            m.run().unwrap();
+            let f = |v: &T| v.to_f64().unwrap();
+            let mut grad: alloc::vec::Vec<f64> = m.value(d[0]).unwrap().iter().map(f).collect();
+            grad.extend(m.value(d[1]).unwrap().iter().map(f));
+            assert_eq!(grad.len(), (n + 1) * c);
+            (f(&m.item(loss).unwrap()), grad)
+        }
+        for (c, seed) in [(1, 1), (3, 2), (10, 3), (17, 4), (300, 5)] {
+            let n = 7;
+            let x = rand_array(&[n, c], seed, -20.0, 20.0)
+                .into_dimensionality::<ndarray::Ix2>()
+                .unwrap();
+            let ids: alloc::vec::Vec<f64> = (0..n).map(|r| ((r * 5) % c) as f64).collect();
+            let (l32, g32) = run::<f32>(&x, &ids);
+            let (l64, g64) = run::<f64>(&x, &ids);
+            approx::assert_relative_eq!(l32, l64, max_relative = 1e-5, epsilon = 1e-6);
+            for (a, b) in g32.iter().zip(&g64) {
+                assert_abs_diff_eq!(*a, *b, epsilon = 1e-6);
+            }
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ mod strided;
 
 pub(crate) use strided::gather_signed;
 mod unary;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(crate) mod vexp;
 
 pub use binary::{Binary, BinaryFn};
 pub use conv::{Conv, Conv1dOptions, Conv2dOptions, ConvBiasGrad, ConvInputGrad, ConvWeightGrad};

@@ -47,6 +47,12 @@ pub(crate) fn sum<T: Scalar>(x: &[T]) -> T {
         let (a, b) = x.split_at(split(x.len()));
         return sum(a) + sum(b);
     }
+    if x.len() <= LANES {
+        // a short row (a few classes): the tree over the used lanes only
+        return sum_chunks(0, x.len(), &|at, chunk: &mut [T]| {
+            chunk.copy_from_slice(&x[at..at + chunk.len()]);
+        });
+    }
     let mut acc = [T::zero(); LANES];
     let mut chunks = x.chunks_exact(LANES);
     for c in &mut chunks {

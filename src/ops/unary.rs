@@ -26,6 +26,17 @@ pub trait UnaryFn: Debug + Send + Sync + 'static {
         out: Tensor<'g, T>,
         grad_out: Tensor<'g, T>,
     ) -> Tensor<'g, T>;
+    /// Whether the kernel computes runs of elements with [`f_slice`](UnaryFn::f_slice)
+    /// rather than [`f`](UnaryFn::f) one at a time (the built-in `exp`: vectorised).
+    #[doc(hidden)]
+    const SLICES: bool = false;
+    /// The values of a run of elements, in place; called only if [`SLICES`](UnaryFn::SLICES).
+    #[doc(hidden)]
+    fn f_slice<T: Scalar>(&self, x: &mut [T]) {
+        for v in x {
+            *v = self.f(*v);
+        }
+    }
 }
 
 /// An elementwise op made from a [`UnaryFn`].
@@ -43,7 +54,12 @@ impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
         true
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
-        if x.in_out() == Some(0) {
+        if F::SLICES {
+            if x.in_out() != Some(0) {
+                out.slice().copy_from_slice(x.slice(0));
+            }
+            crate::par::runs(out.slice(), |run| self.0.f_slice(run));
+        } else if x.in_out() == Some(0) {
             crate::par::each(out.slice(), |o, _| *o = self.0.f(*o));
         } else {
             crate::par::zip(out.slice(), x.slice(0), |o, a, _| *o = self.0.f(a));
@@ -88,6 +104,10 @@ impl UnaryFn for Exp {
     const NAME: &'static str = "exp";
     fn f<T: Scalar>(&self, x: T) -> T {
         x.exp()
+    }
+    const SLICES: bool = true;
+    fn f_slice<T: Scalar>(&self, x: &mut [T]) {
+        T::exp_in_place(x);
     }
     fn vjp<'g, T: Scalar>(
         &self,

@@ -133,6 +133,10 @@ fn forward_block(z: &Sizes) -> usize {
 /// The forward's samples per product: one where a sample's product runs in place
 /// (`gemm::small_fits`: the digits CNN at batch 64, one thread, 1.11 -> 0.95 ms), else
 /// [`forward_block`].
+#[cfg_attr(
+    not(all(feature = "std", target_arch = "x86_64")),
+    allow(clippy::extra_unused_type_parameters)
+)]
 fn forward_samples<T: Scalar>(z: &Sizes) -> usize {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if crate::gemm::small_fits::<T>(z.og, z.k(), z.p()) {
