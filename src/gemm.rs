@@ -194,10 +194,15 @@ impl Plan {
 /// spin) per block of `kc` depths, and the packed panel of `b` crossing between cores.
 /// Measured on a 2-vCPU AVX-512 virtual machine (Zen 4), 2 threads against 1: 64 × 784 ×
 /// 128 (2²² multiply-adds) 135 → 95 µs, 256 × 1024 × 10 (2²¹) 187 → 105 µs, 1024 × 256 ×
-/// 1024 5.1 → 2.5 ms; some processes there ran the small products slower on 2 threads than
-/// on 1 (see the crew's notes), so the split starts where a piece is still several
-/// microseconds of work.
-const PAR_MIN: usize = 1 << 23;
+/// 1024 5.1 → 2.5 ms; the M configuration's step (two products of 2²²·⁶) 280 → 232–238
+/// µs (best of 40 batches of 200 steps, five processes each; 2²³ left M on one thread).
+/// There, for seconds at a time, the M step at 2 threads took 580–740 µs (2.3× its time
+/// on one thread) with its threads pinned to different CPUs, steal time unchanged, while
+/// the step on one thread slowed too in the same minutes (280 → 330+ µs): the host's, not
+/// a cost of the split; pieces four times finer did not help.
+/// A product called inside a piece of another split kernel runs whole on that piece's
+/// thread (`par::kernel_threads`).
+const PAR_MIN: usize = 1 << 20;
 
 fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan {
     let tiles = |rows: usize, cols: usize| {
@@ -293,7 +298,7 @@ pub(crate) fn gemm<T: Scalar>(
         return;
     }
     let isa = Isa::get();
-    let threads = crate::par::threads();
+    let threads = crate::par::kernel_threads();
     gemm_with(
         isa,
         isa.blocking::<T>(),

@@ -46,6 +46,17 @@ pub fn threads() -> usize {
     1
 }
 
+/// How many threads a kernel may split over here: [`threads()`], but 1 inside a piece of
+/// a kernel already split over the crew (a convolution's samples, whose products then
+/// run whole on the piece's thread).
+pub(crate) fn kernel_threads() -> usize {
+    #[cfg(feature = "rayon")]
+    if crew::in_piece() {
+        return 1;
+    }
+    threads()
+}
+
 /// Starts the helper threads [`threads()`] asks for, if they are not running yet (a
 /// machine calls it when compiled, so that no run starts them: starting one allocates).
 pub(crate) fn prepare() {
@@ -61,7 +72,7 @@ const ELEMENTWISE_MIN: usize = 1 << 16;
 pub(crate) fn zip<T: Scalar>(o: &mut [T], a: &[T], f: impl Fn(&mut T, T, usize) + Sync) {
     #[cfg(feature = "rayon")]
     {
-        let t = threads();
+        let t = kernel_threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
             let chunk = o.len().div_ceil(t);
             pieces(o, chunk, &mut [], 0, a, chunk, &|c, o, _, a| {
@@ -81,7 +92,7 @@ pub(crate) fn zip<T: Scalar>(o: &mut [T], a: &[T], f: impl Fn(&mut T, T, usize) 
 pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
     #[cfg(feature = "rayon")]
     {
-        let t = threads();
+        let t = kernel_threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
             let chunk = o.len().div_ceil(t);
             pieces(o, chunk, &mut [], 0, &[], 0, &|c, o, _, _| {
@@ -102,7 +113,7 @@ pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
 pub(crate) fn runs<T: Scalar>(o: &mut [T], f: impl Fn(&mut [T]) + Sync) {
     #[cfg(feature = "rayon")]
     {
-        let t = threads();
+        let t = kernel_threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
             let chunk = o.len().div_ceil(t);
             pieces(o, chunk, &mut [], 0, &[], 0, &|_, o, _, _| f(o));

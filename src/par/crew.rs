@@ -17,10 +17,14 @@
 //! CPU by the scheduler still make progress. The bits of every piece are its own, whoever
 //! runs it.
 //!
-//! Caveat, measured and not understood: on the 2-vCPU virtual machine above, about one
-//! process in four to eight ran the M configuration's step (products of 2²² multiply-adds)
-//! twice as slowly on 2 threads as on 1, with both threads busy on different CPUs; a
-//! profiler attached, or timers inside the crew, made that mode disappear.
+//! Caveat, measured: on the 2-vCPU virtual machine above, the M configuration's step
+//! (products of 2²²·⁶ multiply-adds) on 2 threads runs, for seconds at a time, 2.3× its
+//! time on 1 thread (580–740 µs against 235–250 the rest of the time), about one second in
+//! eight. It does so with the two threads pinned to different CPUs and with pieces four
+//! times finer (so the leader could take a slow helper's share); steal time does not move;
+//! and the step on one thread slows in the same minutes too (280 → 330+ µs). The host's
+//! memory or cores are shared with other work, and a split product, whose packed panel
+//! crosses between cores, feels it most.
 //!
 //! One thread at a time leads the crew (hands out pieces); a call that finds the crew
 //! taken, or comes from a helper running a piece, gets `false` and splits another way.
@@ -88,6 +92,16 @@ static CREW: Crew = Crew {
 thread_local! {
     /// Set on the crew's own threads.
     static HELPER: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread runs a piece of a job.
+    static IN_PIECE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is running a piece of the crew's job: a kernel called there runs
+/// on it alone (the job's pieces already use the other threads; a split would have to go
+/// to rayon's pool, whose threads wake in tens of microseconds and then share the CPUs
+/// with the crew's).
+pub(super) fn in_piece() -> bool {
+    IN_PIECE.with(Cell::get)
 }
 
 fn pack(number: u64, pieces: usize, next: usize) -> u64 {
@@ -121,9 +135,11 @@ fn work() -> usize {
             let f = unsafe { *(job as *const Job<'_>) };
             // A piece that panics still counts as done, so that the leader, which
             // re-raises the panic, never waits for it nor returns while others run.
+            let outer = IN_PIECE.with(|p| p.replace(true));
             if catch_unwind(AssertUnwindSafe(|| f(next))).is_err() {
                 CREW.panicked.store(true, Relaxed);
             }
+            IN_PIECE.with(|p| p.set(outer));
             CREW.done.fetch_add(1, Release);
             ran += 1;
         }
@@ -305,5 +321,20 @@ mod tests {
         assert_eq!(refused.load(Relaxed), 4);
         assert!(!run(super::MAX_PIECES + 1, 1, &|_| {}));
         assert!(!run(2, 0, &|_| {}));
+    }
+
+    #[test]
+    fn kernels_inside_a_piece_run_on_its_thread_alone() {
+        // `par::kernel_threads`, which the GEMM and the elementwise loops ask, is 1 in
+        // every piece (leader's and helpers'); the mark is gone after the job
+        let inside = AtomicUsize::new(0);
+        lead(6, 1, &|_| {
+            assert!(super::in_piece());
+            if crate::par::kernel_threads() == 1 {
+                inside.fetch_add(1, Relaxed);
+            }
+        });
+        assert_eq!(inside.load(Relaxed), 6);
+        assert!(!super::in_piece());
     }
 }

@@ -37,7 +37,7 @@ fn madds(z: &Sizes) -> usize {
 
 /// Pieces the batch is split into, at most `fit` (pieces whose scratch fits).
 fn pieces(z: &Sizes, fit: usize) -> usize {
-    let t = crate::par::threads();
+    let t = crate::par::kernel_threads();
     if cfg!(feature = "rayon") && t > 1 && madds(z) >= PAR_MIN {
         t.min(z.n).min(fit).max(1)
     } else {

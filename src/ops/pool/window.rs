@@ -247,7 +247,7 @@ const PARALLEL_MIN: usize = 1 << 15;
 pub(super) fn splits(planes: usize, work: usize) -> bool {
     #[cfg(feature = "rayon")]
     {
-        crate::par::threads() > 1 && planes > 1 && work >= PARALLEL_MIN
+        crate::par::kernel_threads() > 1 && planes > 1 && work >= PARALLEL_MIN
     }
     #[cfg(not(feature = "rayon"))]
     {
@@ -271,7 +271,7 @@ pub(super) fn planes<T: Scalar>(
     let out = &mut out[..n];
     #[cfg(feature = "rayon")]
     {
-        let t = crate::par::threads();
+        let t = crate::par::kernel_threads();
         if splits(planes, work) {
             let per = planes.div_ceil(t);
             crate::par::pieces(out, per * len, &mut [], 0, &[], 0, &|k, o, _, _| {
