@@ -5,7 +5,8 @@
 # `epoch N loss_bits XXXXXXXX` lines of a host built without `std` (tapegrad's portable
 # kernels and the `libm` crate, as on the devices) must equal each target's. (The default
 # host build differs in the last bits from epoch 2 on: its AVX2 kernels fuse multiply-adds
-# and std's expf/logf are the C library's.)
+# and std's logf, and expf outside cross_entropy and the exp op on x86-64 (which compute it
+# vectorised in tapegrad), are the C library's.)
 #   edge/trace-check.sh            the hosts against every source in SOURCES
 # To add a target, write a function `trace_NAME` that prints that target's whole output
 # on stdout (anything may surround the trace lines) and add NAME to SOURCES.

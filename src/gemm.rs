@@ -200,8 +200,8 @@ impl Plan {
 /// on one thread) with its threads pinned to different CPUs, steal time unchanged, while
 /// the step on one thread slowed too in the same minutes (280 → 330+ µs): the host's, not
 /// a cost of the split; pieces four times finer did not help.
-/// A product called inside a piece of another split kernel runs whole on that piece's
-/// thread (`par::kernel_threads`).
+/// A product called inside a piece of another split kernel run on the crew runs whole on
+/// that piece's thread (`par::kernel_threads`).
 const PAR_MIN: usize = 1 << 20;
 
 fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan {
@@ -294,7 +294,10 @@ pub(crate) fn gemm<T: Scalar>(
     // gradient): read in place, without packing; the packed kernel's bits. (One thread:
     // not for a product the packed GEMM would split.)
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if !b_t && m * k * n < PAR_MIN && direct::gemm_small_t(m, k, n, a, a_t, b, c) {
+    if !b_t
+        && m.saturating_mul(k).saturating_mul(n) < PAR_MIN
+        && direct::gemm_small_t(m, k, n, a, a_t, b, c)
+    {
         return;
     }
     let isa = Isa::get();

@@ -32,8 +32,8 @@ pub trait Scalar:
         Float::sqrt(self)
     }
 
-    /// `exp` of every element, in place. For `f32` on an x86-64 host with `std` and AVX2,
-    /// vectorised (`ops/vexp.rs`); elsewhere `Float::exp` per element.
+    /// `exp` of every element, in place. For `f32` on an x86-64 host with `std`, AVX2 and
+    /// FMA, vectorised (`ops/vexp.rs`); elsewhere `Float::exp` per element.
     #[doc(hidden)]
     #[inline(never)]
     fn exp_in_place(x: &mut [Self]) {

@@ -11,7 +11,7 @@
 //! broadcasting against `[cols]` and `[rows, 1]` parameters, matmuls, softmax and
 //! reductions; a loss, its gradients, and the gradient of the sum of a gradient. Some
 //! cases take a matmul past the GEMM's threshold for splitting over threads (`PAR_MIN` in
-//! src/gemm.rs, 2^23 multiply-adds).
+//! src/gemm.rs, 2^20 multiply-adds).
 
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -52,7 +52,7 @@ const OPS: u8 = 20;
 
 fn prog(big: bool) -> impl Strategy<Value = Prog> {
     let sizes = if big {
-        // x [64, 1024] · w0 [1024, 128]: 2^23 multiply-adds, at the threshold, split over
+        // x [64, 1024] · w0 [1024, 128]: 2^23 multiply-adds, past the threshold, split over
         // 2 threads (forward, and both products of its gradient)
         (Just(64usize), Just(128usize), Just(1024usize)).boxed()
     } else {

@@ -1,5 +1,7 @@
-//! Small products read in place: `c[m, n] = a[m, k] · b[k, n]`, both row-major, without
-//! packing either operand, for a convolution's forward at a small batch (`w · cols`).
+//! Small products read in place: `c[m, n] = a[m, k] · b[k, n]`, both row-major (`a` may
+//! be stored transposed, `[k, m]`), without packing either operand: a convolution's
+//! forward at a small batch (`w · cols`), and any small enough product `gemm` is given
+//! (the S configuration's first layer `x · W1` and its weight gradient `xᵀ · dy`).
 //!
 //! There, packing is most of the product's cost besides the multiply-adds: the weights
 //! are transposed into panels on every call (`transpose::blocks`), the columns copied into

@@ -51,18 +51,31 @@ fn row_max<T: Scalar>(row: &[T]) -> T {
     )
 }
 
-/// `o = exp(x - max)` row by row (rows of `c`, as many as `max` holds), each row's `max`
-/// into `max`: the exponentials all at once (vectorised for f32 on x86-64 with std).
+/// Logits whose exponentials the forward holds at once, at most (a block of rows): its
+/// scratch stays small for a large vocabulary.
+const EXP_BLOCK: usize = 1024;
+
+/// Rows of `c` logits in a block of the forward: as many as fit in [`EXP_BLOCK`], at
+/// least one, at most `n`.
+fn block_rows(n: usize, c: usize) -> usize {
+    (EXP_BLOCK / c.max(1)).min(n).max(1)
+}
+
+/// `o = exp(x - max)` for `rows` rows of `c`, each row's `max` into `max` where it has
+/// room: the exponentials all at once (vectorised for f32 on x86-64 with std).
 #[inline(never)]
-fn exps<T: Scalar>(x: &[T], c: usize, o: &mut [T], max: &mut [T]) {
-    for (r, m) in max.iter_mut().enumerate() {
+fn exps<T: Scalar>(x: &[T], c: usize, rows: usize, o: &mut [T], max: &mut [T]) {
+    for r in 0..rows {
         let row = &x[r * c..][..c];
-        *m = row_max(row);
+        let m = row_max(row);
         for (o, &v) in o[r * c..][..c].iter_mut().zip(row) {
-            *o = v - *m;
+            *o = v - m;
+        }
+        if let Some(slot) = max.get_mut(r) {
+            *slot = m;
         }
     }
-    T::exp_in_place(&mut o[..max.len() * c]);
+    T::exp_in_place(&mut o[..rows * c]);
 }
 
 /// Mean softmax cross-entropy of logits `[N, C]` against class ids `[N]`.
@@ -81,20 +94,30 @@ impl<T: Scalar> Op<T> for CrossEntropy {
         true
     }
     fn scratch(&self, s: &[&Shape]) -> usize {
-        // the rows' losses and the exponentials (as much as the gradient's output)
-        s[0].numel() + s[0].dim(0)
+        // the rows' losses, and the exponentials of a block of rows
+        let (n, c) = (s[0].dim(0), s[0].dim(1));
+        // block_rows(n, c) * c, at most
+        n + (n * c).min(EXP_BLOCK.max(c))
     }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids) = (x.slice(0), x.slice(1));
         let (n, c) = (ids.len(), x.shape(0).dim(1));
         let (o, scratch) = out.with_scratch();
         let (losses, e) = scratch.split_at_mut(n);
-        exps(logits, c, e, losses);
+        let per = block_rows(n, c);
+        let mut b = per;
         for (r, &id) in ids.iter().enumerate() {
+            if b == per {
+                // the next block's exponentials
+                let rows = per.min(n - r);
+                exps(&logits[r * c..], c, rows, e, &mut losses[r..]);
+                b = 0;
+            }
             let k = to_index("cross_entropy", "class", id, r, c)?;
             // -log softmax(x)[k] = log sum exp(x - max) - (x[k] - max)
-            let sum = super::pairwise::sum(&e[r * c..][..c]);
+            let sum = super::pairwise::sum(&e[b * c..][..c]);
             losses[r] = sum.ln() - (logits[r * c + k] - losses[r]);
+            b += 1;
         }
         // the rows' losses summed pairwise, as long sums are (`pairwise.rs`)
         let total = super::pairwise::sum(&losses[..n]);
@@ -137,18 +160,14 @@ impl<T: Scalar> Op<T> for CrossEntropyGrad {
     fn takes_run_axis(&self) -> bool {
         true
     }
-    fn scratch(&self, s: &[&Shape]) -> usize {
-        // the rows' maxima
-        s[0].dim(0)
-    }
     fn forward(&self, x: &Inputs<'_, T>, out: &mut Out<'_, T>) -> Result<()> {
         let (logits, ids, g) = (x.slice(0), x.slice(1), x.slice(2)[0]);
         let c = x.shape(0).dim(1);
         let scale = g / crate::scalar::count::<T>(ids.len());
         // each exponential computed once and kept in the output; each row's terms summed
         // in `cross_entropy`'s tree
-        let (o, max) = out.with_scratch();
-        exps(logits, c, o, &mut max[..ids.len()]);
+        let o = out.slice();
+        exps(logits, c, ids.len(), o, &mut []);
         for (r, &id) in ids.iter().enumerate() {
             let k = to_index("cross_entropy_grad", "class", id, r, c)?;
             let o = &mut o[r * c..][..c];

@@ -268,6 +268,25 @@ mod tests {
             let shifted = sum_by(5, n, &|i| x[i - 5]).to_bits();
             assert_eq!(shifted, want, "n {n}");
         }
+        // a short sum (at most LANES terms, the short path) against the lanes padded with
+        // zeros and added as a full tree: what a device computed before the short path
+        for n in 0..=LANES {
+            for seed in 0..50u32 {
+                let x: Vec<f32> = (0..n)
+                    .map(|i| match (i as u32 * 7 + seed) % 11 {
+                        0 => -0.0,
+                        1 => 1e30,
+                        2 => -1e30,
+                        v => (v as f32 + 0.37) / (seed as f32 + 1.3) - 2.1,
+                    })
+                    .collect();
+                let mut lanes = [0.0f32; LANES];
+                lanes[..n].copy_from_slice(&x);
+                let padded = super::lanes_total(&lanes);
+                assert_eq!(sum(&x).to_bits(), padded.to_bits(), "n {n} seed {seed}");
+                assert_eq!(sum_by(0, n, &|i| x[i]).to_bits(), padded.to_bits());
+            }
+        }
         // signed zeros: a sum of -0s is +0 in the lanes (they start at +0), short or long
         for n in 1..=2 * LANES + 1 {
             let x = alloc::vec![-0.0f32; n];

@@ -70,10 +70,11 @@ const W: usize = 32;
 
 /// `exp` of every element of `x`, in place, vectorised where the CPU allows.
 pub(crate) fn exp_slice(x: &mut [f32]) {
-    if is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (just checked), which implies AVX2 and FMA.
+    let fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    if fma && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (just checked).
         unsafe { exp_avx512(x) }
-    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    } else if fma {
         // SAFETY: the CPU has AVX2 and FMA (just checked).
         unsafe { exp_avx2(x) }
     } else {
@@ -94,6 +95,9 @@ fn blocks(x: &mut [f32]) {
         }
     }
     let tail = chunks.into_remainder();
+    if tail.is_empty() {
+        return;
+    }
     let mut b = [0.0f32; W];
     b[..tail.len()].copy_from_slice(tail);
     for v in &mut b {

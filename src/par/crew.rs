@@ -302,6 +302,10 @@ mod tests {
         }));
         assert!(r.is_err());
         assert_eq!(ran.load(Relaxed), 8);
+        assert!(
+            !super::in_piece(),
+            "the mark is gone after a panicking piece"
+        );
         let after = AtomicUsize::new(0);
         lead(4, 1, &|_| {
             after.fetch_add(1, Relaxed);
