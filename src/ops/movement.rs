@@ -420,6 +420,11 @@ impl<'g, T: Scalar> Tensor<'g, T> {
 
     /// The `len` entries of `axis` starting at `start` (PyTorch's `narrow`; a negative
     /// axis counts from the back).
+    ///
+    /// Its gradient is the incoming one padded with zeros to the input's whole shape: a
+    /// tensor read a step at a time by many `narrow`s gets back that many whole-size
+    /// gradients, summed. Where a computation allows, narrow its input rather than a large
+    /// intermediate (the recurrent layers narrow the sequence, then project each step).
     #[track_caller]
     pub fn narrow<A: AxisArg>(self, axis: A, start: usize, len: usize) -> Tensor<'g, T> {
         let caller = Location::caller();

@@ -173,10 +173,13 @@ fn first_layer<'g, T: Scalar>(
             .fail(what, alloc::vec![s, w], reason, caller, Shape::scalar());
         return Err(());
     }
-    // one product for every step at once, read a step at a time
-    let gi = x.matmul_t(w_ih, false, true) + b_ih;
+    // Each step's input projected on its own. One product over every step, then read a
+    // step at a time, made the gradient quadratic in the length: each step's `narrow`
+    // gives back a zero-padded gradient of the whole sequence's projection, and those are
+    // summed (the motion example's GRU, 100 steps, batch 64: a training run 15.5–16.4 →
+    // 6.9–7.1 ms, its forward 4.72 → 4.58–4.62 ms).
     let steps = (0..s.dims()[time])
-        .map(|t| gi.narrow(time, t, 1).squeeze(time))
+        .map(|t| project(x.narrow(time, t, 1).squeeze(time), w_ih, b_ih))
         .collect();
     Ok((time, steps))
 }
