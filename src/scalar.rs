@@ -41,6 +41,24 @@ pub trait Scalar:
             *v = v.exp();
         }
     }
+
+    /// The logistic sigmoid of every element, in place, where it is vectorised (`f32` on
+    /// an x86-64 host with `std`, AVX2 and FMA); `false`, nothing done, elsewhere.
+    #[doc(hidden)]
+    #[inline]
+    fn sigmoid_in_place(x: &mut [Self]) -> bool {
+        let _ = x;
+        false
+    }
+
+    /// `tanh` of every element, in place, where it is vectorised (as
+    /// [`sigmoid_in_place`](Scalar::sigmoid_in_place)); `false`, nothing done, elsewhere.
+    #[doc(hidden)]
+    #[inline]
+    fn tanh_in_place(x: &mut [Self]) -> bool {
+        let _ = x;
+        false
+    }
 }
 
 /// `n` as `T`, converted directly (no `f64` on the way: on an `f32`-only FPU that would be
@@ -58,6 +76,18 @@ impl Scalar for f32 {
     #[inline]
     fn exp_in_place(x: &mut [Self]) {
         crate::ops::vexp::exp_slice(x);
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline]
+    fn sigmoid_in_place(x: &mut [Self]) -> bool {
+        crate::ops::vexp::sigmoid_slice(x)
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline]
+    fn tanh_in_place(x: &mut [Self]) -> bool {
+        crate::ops::vexp::tanh_slice(x)
     }
 
     #[cfg(all(target_arch = "arm", target_feature = "fpregs", not(feature = "std")))]

@@ -1,4 +1,5 @@
-//! `exp` of many `f32`s at once, for x86-64 hosts with AVX2 and FMA (the `std` build).
+//! `exp`, the logistic sigmoid and `tanh` of many `f32`s at once, for x86-64 hosts with
+//! AVX2 and FMA (the `std` build).
 //!
 //! The C library's `expf` is called once per element and is not vectorised: in the S
 //! configuration's step its 640 calls (softmax cross-entropy over 32 × 10 logits, forward
@@ -17,15 +18,12 @@
 //!
 //! [`Scalar::exp_in_place`]: crate::scalar::Scalar::exp_in_place
 
-/// `exp(x)` for one `f32`, computed in `f64`: `x = k ln 2 + r` with `|r| <= ln 2 / 2`,
-/// `exp(x) = 2^k e^r`, `e^r` by its Taylor series to degree 11 (truncation below
-/// `7e-15` relative; evaluated by Estrin's scheme, four operations deep rather than
-/// Horner's eleven), `2^k` written into the exponent bits. The argument is first held to
-/// `[-104, 89]`: below, `exp` rounds to 0 in `f32`; above, to infinity; so the result is
-/// also right for the infinities and for every overflow and underflow, subnormals
-/// included (one rounding, from `f64` to `f32`). NaN gives NaN.
+/// `e^x` in `f64` for `x` in `[-104, 89]` (callers hold it there): `x = k ln 2 + r` with
+/// `|r| <= ln 2 / 2`, `e^x = 2^k e^r`, `e^r` by its Taylor series to degree 11 (truncation
+/// below `7e-15` relative; evaluated by Estrin's scheme, four operations deep rather than
+/// Horner's eleven), `2^k` written into the exponent bits.
 #[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
+fn exp_f64(xd: f64) -> f64 {
     // 1.5 * 2^52: added to a value of magnitude below 2^51, rounds it to an integer (to
     // nearest, ties to even) that the low bits of the sum then hold
     const SHIFT: f64 = 6_755_399_441_055_744.0;
@@ -43,7 +41,6 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
         1.0 / 3_628_800.0,
         1.0 / 39_916_800.0,
     ];
-    let xd = f64::from(x).clamp(-104.0, 89.0);
     let shifted = xd * core::f64::consts::LOG2_E + SHIFT;
     let k = shifted - SHIFT;
     let r = (-k).mul_add(core::f64::consts::LN_2, xd);
@@ -55,8 +52,16 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let p = s2.mul_add(r4 * r4, s1.mul_add(r4, s0));
     // the low bits of `shifted` are k (|k| <= 151) above SHIFT's own, whose low 12 bits
     // are 0: so (bits + 1023) << 52 is 2^k's bit pattern, 1023 + k in [872, 1152]
-    let scale = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
-    let y = (p * scale) as f32;
+    p * f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52)
+}
+
+/// `exp(x)` for one `f32`, computed in `f64` ([`exp_f64`]). The argument is first held to
+/// `[-104, 89]`: below, `exp` rounds to 0 in `f32`; above, to infinity; so the result is
+/// also right for the infinities and for every overflow and underflow, subnormals
+/// included (one rounding, from `f64` to `f32`). NaN gives NaN.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    let y = exp_f64(f64::from(x).clamp(-104.0, 89.0)) as f32;
     if x.is_nan() {
         x
     } else {
@@ -64,20 +69,74 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// The logistic sigmoid of one `f32`, in `f64`: `1 / (1 + e)` for `x >= 0` and
+/// `e / (1 + e)` below, `e = exp(-|x|)` (the op's formulas, without their rounding to
+/// `f32` between steps). `|x|` is held to 104, past which the result rounds to 1 or 0.
+#[inline(always)]
+pub(crate) fn sigmoid_f32(x: f32) -> f32 {
+    let xd = f64::from(x);
+    let e = exp_f64(-xd.abs().min(104.0));
+    let y = (if xd >= 0.0 { 1.0 } else { e } / (1.0 + e)) as f32;
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+/// `tanh` of one `f32`, in `f64`: `(1 - e) / (1 + e)` with `e = exp(-2|x|)`, the sign of
+/// `x`. `1 - e` cancels for small `|x|`, but in `f64` its relative error stays below
+/// `1e-11` for `|x| >= 2^-12`; below, `tanh(x) = x (1 - x²/3 + ...)` rounds to `x` itself
+/// or its neighbour, and `x` is returned (signed zeros kept). `|x|` is held to 10, past
+/// which `tanh` rounds to ±1.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    let a = f64::from(x).abs().min(10.0);
+    let e = exp_f64(-2.0 * a);
+    let t = ((1.0 - e) / (1.0 + e)) as f32;
+    if x.is_nan() || a < 1.0 / 4096.0 {
+        x
+    } else {
+        t.copysign(x)
+    }
+}
+
 /// Elements computed side by side: enough independent vectors to keep the FMA units busy
 /// (4 of AVX-512's 8 doubles, 8 of AVX2's 4).
 const W: usize = 32;
 
+/// One of the functions above, applied to slices.
+trait Kernel {
+    fn f(x: f32) -> f32;
+}
+
+struct Exp;
+impl Kernel for Exp {
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        exp_f32(x)
+    }
+}
+
+struct Sigmoid;
+impl Kernel for Sigmoid {
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        sigmoid_f32(x)
+    }
+}
+
+struct Tanh;
+impl Kernel for Tanh {
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        tanh_f32(x)
+    }
+}
+
 /// `exp` of every element of `x`, in place, vectorised where the CPU allows.
 pub(crate) fn exp_slice(x: &mut [f32]) {
-    let fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-    if fma && is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (just checked).
-        unsafe { exp_avx512(x) }
-    } else if fma {
-        // SAFETY: the CPU has AVX2 and FMA (just checked).
-        unsafe { exp_avx2(x) }
-    } else {
+    if !slice::<Exp>(x) {
         // without FMA, `mul_add` is a library call per use: the C library's `expf` is faster
         for v in x {
             *v = v.exp();
@@ -85,13 +144,37 @@ pub(crate) fn exp_slice(x: &mut [f32]) {
     }
 }
 
+/// The sigmoid of every element of `x`, in place, if the CPU has AVX2 and FMA.
+pub(crate) fn sigmoid_slice(x: &mut [f32]) -> bool {
+    slice::<Sigmoid>(x)
+}
+
+/// `tanh` of every element of `x`, in place, if the CPU has AVX2 and FMA.
+pub(crate) fn tanh_slice(x: &mut [f32]) -> bool {
+    slice::<Tanh>(x)
+}
+
+/// `K::f` of every element, vectorised; `false` (nothing done) on a CPU without AVX2 and
+/// FMA.
+fn slice<K: Kernel>(x: &mut [f32]) -> bool {
+    let fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    if fma && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (just checked).
+        unsafe { avx512::<K>(x) }
+    } else if fma {
+        // SAFETY: the CPU has AVX2 and FMA (just checked).
+        unsafe { avx2::<K>(x) }
+    }
+    fma
+}
+
 /// [`W`] elements at a time, the tail through a zero-padded block.
 #[inline(always)]
-fn blocks(x: &mut [f32]) {
+fn blocks<K: Kernel>(x: &mut [f32]) {
     let mut chunks = x.chunks_exact_mut(W);
     for c in &mut chunks {
         for v in c {
-            *v = exp_f32(*v);
+            *v = K::f(*v);
         }
     }
     let tail = chunks.into_remainder();
@@ -101,24 +184,24 @@ fn blocks(x: &mut [f32]) {
     let mut b = [0.0f32; W];
     b[..tail.len()].copy_from_slice(tail);
     for v in &mut b {
-        *v = exp_f32(*v);
+        *v = K::f(*v);
     }
     tail.copy_from_slice(&b[..tail.len()]);
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn exp_avx2(x: &mut [f32]) {
-    blocks(x)
+unsafe fn avx2<K: Kernel>(x: &mut [f32]) {
+    blocks::<K>(x)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn exp_avx512(x: &mut [f32]) {
-    blocks(x)
+unsafe fn avx512<K: Kernel>(x: &mut [f32]) {
+    blocks::<K>(x)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_f32, exp_slice};
+    use super::{exp_f32, exp_slice, sigmoid_slice, tanh_slice};
     use alloc::vec::Vec;
 
     /// Distance in units in the last place between two finite `f32`s of one sign.
@@ -151,6 +234,59 @@ mod tests {
         assert!(n > 3_000_000, "{n}");
         assert!(worst <= 1, "{differ} of {n} differ, by up to {worst} ulp");
         assert!(differ * 100_000 < n, "{differ} of {n} differ");
+    }
+
+    /// Sigmoid and tanh against their `f64` values rounded to `f32`, over every 6131st `f32`
+    /// of either sign up to 120 in magnitude (past where both saturate) and the tiny ones.
+    #[test]
+    fn sigmoid_and_tanh_within_one_ulp_of_the_rounded_f64_values() {
+        use super::{sigmoid_f32, tanh_f32};
+        let sigmoid = |x: f64| {
+            if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                x.exp() / (1.0 + x.exp())
+            }
+        };
+        let (mut n, mut differ) = (0u64, [0u64; 2]);
+        let top = 120.0f32.to_bits();
+        let xs = (0u32..=top)
+            .step_by(6131)
+            .flat_map(|b| [f32::from_bits(b), -f32::from_bits(b)]);
+        for x in xs {
+            for (k, (got, want)) in [
+                (sigmoid_f32(x), sigmoid(f64::from(x)) as f32),
+                (tanh_f32(x), f64::from(x).tanh() as f32),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if got.to_bits() != want.to_bits() {
+                    differ[k] += 1;
+                    assert!(ulps(got, want) <= 1, "f{k}({x}) = {got}, want {want}");
+                }
+            }
+            n += 1;
+        }
+        assert!(n > 300_000, "{n}");
+        // nearly always the correctly rounded value (every 7th f32 once: sigmoid 0, tanh 2
+        // of 320,864,258 differ)
+        assert!(
+            differ[0] * 10_000 < n && differ[1] * 10_000 < n,
+            "{differ:?} of {n}"
+        );
+        for (x, s, t) in [
+            (0.0f32, 0.5f32, 0.0f32),
+            (f32::INFINITY, 1.0, 1.0),
+            (f32::NEG_INFINITY, 0.0, -1.0),
+            (200.0, 1.0, 1.0),
+            (-200.0, 0.0, -1.0),
+        ] {
+            assert_eq!((sigmoid_f32(x), tanh_f32(x)), (s, t), "{x}");
+        }
+        assert_eq!(tanh_f32(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(tanh_f32(1e-30), 1e-30);
+        assert!(sigmoid_f32(f32::NAN).is_nan() && tanh_f32(f32::NAN).is_nan());
     }
 
     #[test]
@@ -191,12 +327,20 @@ mod tests {
                 .collect();
             let mut y = x.clone();
             exp_slice(&mut y);
-            for (a, b) in x.iter().zip(&y) {
+            let (mut s, mut t) = (x.clone(), x.clone());
+            let vector = sigmoid_slice(&mut s) && tanh_slice(&mut t);
+            for (i, (a, b)) in x.iter().zip(&y).enumerate() {
                 let want = exp_f32(*a);
                 assert!(
                     want.to_bits() == b.to_bits() || (want.is_nan() && b.is_nan()),
                     "n {n}: exp({a}) = {b}, want {want}"
                 );
+                if vector {
+                    for (got, want) in [(s[i], super::sigmoid_f32(*a)), (t[i], super::tanh_f32(*a))]
+                    {
+                        assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()));
+                    }
+                }
             }
         }
     }
