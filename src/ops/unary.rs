@@ -26,16 +26,17 @@ pub trait UnaryFn: Debug + Send + Sync + 'static {
         out: Tensor<'g, T>,
         grad_out: Tensor<'g, T>,
     ) -> Tensor<'g, T>;
-    /// Whether the kernel computes runs of elements with [`f_slice`](UnaryFn::f_slice)
-    /// rather than [`f`](UnaryFn::f) one at a time (the built-in `exp`: vectorised).
+    /// Whether the kernel offers runs of elements to [`f_slice`](UnaryFn::f_slice) before
+    /// computing them with [`f`](UnaryFn::f) one at a time (the built-in `exp`, `sigmoid`
+    /// and `tanh`, vectorised for `f32` on x86-64).
     #[doc(hidden)]
     const SLICES: bool = false;
-    /// The values of a run of elements, in place; called only if [`SLICES`](UnaryFn::SLICES).
+    /// The values of a run of elements, in place, where there is a kernel for them here;
+    /// `false`, nothing done, if not. Called only if [`SLICES`](UnaryFn::SLICES).
     #[doc(hidden)]
-    fn f_slice<T: Scalar>(&self, x: &mut [T]) {
-        for v in x {
-            *v = self.f(*v);
-        }
+    fn f_slice<T: Scalar>(&self, x: &mut [T]) -> bool {
+        let _ = x;
+        false
     }
 }
 
@@ -58,7 +59,13 @@ impl<T: Scalar, F: UnaryFn> Op<T> for Unary<F> {
             if x.in_out() != Some(0) {
                 out.slice().copy_from_slice(x.slice(0));
             }
-            crate::par::runs(out.slice(), |run| self.0.f_slice(run));
+            crate::par::runs(out.slice(), |run| {
+                if !self.0.f_slice(run) {
+                    for v in run {
+                        *v = self.0.f(*v);
+                    }
+                }
+            });
         } else if x.in_out() == Some(0) {
             crate::par::each(out.slice(), |o, _| *o = self.0.f(*o));
         } else {
@@ -106,8 +113,9 @@ impl UnaryFn for Exp {
         x.exp()
     }
     const SLICES: bool = true;
-    fn f_slice<T: Scalar>(&self, x: &mut [T]) {
+    fn f_slice<T: Scalar>(&self, x: &mut [T]) -> bool {
         T::exp_in_place(x);
+        true
     }
     fn vjp<'g, T: Scalar>(
         &self,
@@ -182,13 +190,9 @@ impl UnaryFn for Tanh {
         x.tanh()
     }
     const SLICES: bool = true;
-    fn f_slice<T: Scalar>(&self, x: &mut [T]) {
-        // vectorised for f32 on x86-64 (`ops/vexp.rs`), else one element at a time
-        if !T::tanh_in_place(x) {
-            for v in x {
-                *v = self.f(*v);
-            }
-        }
+    fn f_slice<T: Scalar>(&self, x: &mut [T]) -> bool {
+        // vectorised for f32 on x86-64 (`ops/vexp.rs`)
+        T::tanh_in_place(x)
     }
     fn vjp<'g, T: Scalar>(
         &self,
@@ -234,14 +238,9 @@ impl UnaryFn for Sigmoid {
         }
     }
     const SLICES: bool = true;
-    fn f_slice<T: Scalar>(&self, x: &mut [T]) {
-        // vectorised for f32 on x86-64 (`ops/vexp.rs`: these formulas in f64), else one
-        // element at a time
-        if !T::sigmoid_in_place(x) {
-            for v in x {
-                *v = self.f(*v);
-            }
-        }
+    fn f_slice<T: Scalar>(&self, x: &mut [T]) -> bool {
+        // vectorised for f32 on x86-64 (`ops/vexp.rs`: these formulas in f64)
+        T::sigmoid_in_place(x)
     }
     fn vjp<'g, T: Scalar>(
         &self,
