@@ -22,7 +22,7 @@ use crate::scalar::Scalar;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod direct;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-pub(crate) use direct::{gemm_small, small_fits};
+pub(crate) use direct::small_fits;
 mod kernel;
 #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
 mod neon;
@@ -291,12 +291,15 @@ pub(crate) fn gemm<T: Scalar>(
     scratch: &mut [T],
 ) {
     // a small product on AVX-512 (the S configuration's first layer and its weight
-    // gradient): read in place, without packing; the packed kernel's bits. (One thread:
-    // not for a product the packed GEMM would split.)
+    // gradient, a convolution's sample): read in place, without packing; the packed
+    // kernel's bits. Not above 2^20 multiply-adds, even on one thread: there the packed
+    // GEMM gains little from it (one thread, 4-7% on 512 x 128 x 128 and the like) and
+    // loses much where `b`'s rows are 4 KiB apart and short (512 x 8 x 1024: 77 -> 45
+    // GFLOP/s).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if !b_t
         && m.saturating_mul(k).saturating_mul(n) < PAR_MIN
-        && direct::gemm_small_t(m, k, n, a, a_t, b, c)
+        && direct::gemm_small(m, k, n, a, a_t, b, c)
     {
         return;
     }

@@ -37,24 +37,12 @@ pub(crate) fn small_fits<T: Scalar>(m: usize, k: usize, n: usize) -> bool {
         && Isa::get() == Isa::Avx512
 }
 
-/// Computes `c = a · b` (`a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, row-major, `c`
-/// overwritten) in place if it applies here: f32 on an AVX-512 CPU (the kernel `gemm`
-/// runs there, fused), not a thin product, `m` a multiple of 8 rows, `n` of 16 columns,
-/// `b` small. Returns whether it did; if not, the caller runs `gemm`.
+/// Computes `c = op(a) · b` (`a` `[m, k]` or, if `a_t`, stored `[k, m]` as the weight
+/// gradient `xᵀ · dy` reads `x`; `b` `[k, n]`; `c` `[m, n]`; row-major, `c` overwritten)
+/// in place if it applies here: f32 on an AVX-512 CPU (the kernel `gemm` runs there,
+/// fused), not a thin product, `m` a multiple of 8 rows, `n` of 16 columns, `b` small.
+/// Returns whether it did; if not, the caller runs the packed GEMM.
 pub(crate) fn gemm_small<T: Scalar>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> bool {
-    gemm_small_t(m, k, n, a, false, b, c)
-}
-
-/// [`gemm_small`] with `a` stored transposed if `a_t` (`[k, m]`, as the weight gradient
-/// `xᵀ · dy` reads `x`).
-pub(crate) fn gemm_small_t<T: Scalar>(
     m: usize,
     k: usize,
     n: usize,
@@ -112,7 +100,7 @@ unsafe fn tile<T: Scalar, const NR: usize>(
 ) {
     // The loop reads `a[r * rs + p * cs]` and `b[p * n..][..NR]` unchecked: a bounds check
     // per element read (LLVM kept all eight rows' checks) halved the kernel's speed.
-    // (`gemm_small_t` checked the lengths; `k > 0` as the product is not thin)
+    // (`gemm_small` checked the lengths; `k > 0` as the product is not thin)
     assert!(k > 0 && a.len() > (MR - 1) * rs + (k - 1) * cs);
     assert!(b.len() >= (k - 1) * n + NR && n >= NR);
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -175,19 +163,7 @@ mod tests {
             let a: Vec<f32> = (0..m * k).map(|i| val(i, 1)).collect();
             let b: Vec<f32> = (0..k * n).map(|i| val(i, 2)).collect();
             let mut got = vec![f32::NAN; m * n + 3];
-            if a_t {
-                assert!(super::gemm_small_t(
-                    m,
-                    k,
-                    n,
-                    &a,
-                    true,
-                    &b,
-                    &mut got[..m * n]
-                ));
-            } else {
-                assert!(super::gemm_small(m, k, n, &a, &b, &mut got[..m * n]));
-            }
+            assert!(super::gemm_small(m, k, n, &a, a_t, &b, &mut got[..m * n]));
             assert!(got[m * n..].iter().all(|v| v.is_nan()), "wrote past c");
             let mut want = vec![0.0f32; m * n];
             let blk = Isa::Avx512.blocking::<f32>();
@@ -216,19 +192,22 @@ mod tests {
             vec![0.0; 64 * 64],
         );
         assert!(
-            !super::gemm_small(7, 9, 64, &a, &b, &mut c),
+            !super::gemm_small(7, 9, 64, &a, false, &b, &mut c),
             "rows not a multiple of 8"
         );
         assert!(
-            !super::gemm_small(8, 9, 24, &a, &b, &mut c),
+            !super::gemm_small(8, 9, 24, &a, false, &b, &mut c),
             "columns not of 16"
         );
-        assert!(!super::gemm_small(8, 4, 64, &a, &b, &mut c), "thin");
+        assert!(!super::gemm_small(8, 4, 64, &a, false, &b, &mut c), "thin");
         let (a64, b64, mut c64) = (
             vec![1.0f64; 64 * 64],
             vec![1.0f64; 64 * 64],
             vec![0.0; 4096],
         );
-        assert!(!super::gemm_small(8, 9, 64, &a64, &b64, &mut c64), "f64");
+        assert!(
+            !super::gemm_small(8, 9, 64, &a64, false, &b64, &mut c64),
+            "f64"
+        );
     }
 }
