@@ -123,6 +123,30 @@ pub(crate) fn runs<T: Scalar>(o: &mut [T], f: impl Fn(&mut [T]) + Sync) {
     f(o)
 }
 
+/// `f(o, s, a)` over consecutive runs of `o` and the same runs of `s` and `a` (each as long
+/// as `o`, or `s` empty), on the crew's threads for a long `o`: an optimizer's update of
+/// a parameter `o` from its gradient `a` and its state `s`. Split like [`zip`], so the
+/// leader takes the first run: the rows of a weight gradient the leader computed in a
+/// split product.
+pub(crate) fn runs3<T: Scalar>(
+    o: &mut [T],
+    s: &mut [T],
+    a: &[T],
+    f: impl Fn(&mut [T], &mut [T], &[T]) + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    {
+        let t = kernel_threads();
+        if t > 1 && o.len() >= ELEMENTWISE_MIN {
+            let chunk = o.len().div_ceil(t);
+            let sc = if s.is_empty() { 0 } else { chunk };
+            pieces(o, chunk, s, sc, a, chunk, &|_, o, s, a| f(o, s, a));
+            return;
+        }
+    }
+    f(o, s, a)
+}
+
 /// A piece's work: its index and its parts of the three slices given to [`pieces`].
 #[cfg(feature = "rayon")]
 pub(crate) type Piece<'f, T> = dyn Fn(usize, &mut [T], &mut [T], &[T]) + Sync + 'f;

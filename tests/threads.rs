@@ -1,11 +1,13 @@
 //! Results are bit-identical whatever the thread count: kernels split work so that each
-//! element is computed by the same instructions in the same order.
+//! element is computed by the same instructions in the same order, and so are the
+//! optimizers' updates.
 
 use rand::{Rng, SeedableRng};
 use tapegrad::prelude::*;
 
 /// Loss and every gradient of one step of a 300-512-10 MLP on a batch of 256: large enough
-/// that the GEMMs and elementwise kernels go parallel when allowed.
+/// that the GEMMs and elementwise kernels go parallel when allowed; then the parameters
+/// after three SGD steps.
 fn step_values(threads: usize) -> Vec<Vec<f32>> {
     tapegrad::set_threads(threads);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -30,6 +32,17 @@ fn step_values(threads: usize) -> Vec<Vec<f32>> {
     let mut out = vec![vec![m.item(loss).unwrap()]];
     for (_, gr) in &grads {
         out.push(m.value(gr).unwrap().iter().copied().collect());
+    }
+    // Then the optimizers' updates, which split a parameter of 2^16 elements or more (w1:
+    // 153,600) over the threads: plain SGD with weight decay, then two steps with momentum.
+    Sgd::new(0.05).weight_decay(1e-3).step(&mut m, &grads).unwrap();
+    let mut momentum = Sgd::new(0.05).momentum(0.9).nesterov(true);
+    for _ in 0..2 {
+        m.run().unwrap();
+        momentum.step(&mut m, &grads).unwrap();
+    }
+    for p in &params {
+        out.push(m.value(p).unwrap().iter().copied().collect());
     }
     out
 }

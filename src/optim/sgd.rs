@@ -156,10 +156,12 @@ impl<T: Scalar> Optimizer<T> for Sgd {
         if self.momentum == 0.0 {
             m.check_pairs(pairs, WHAT, caller)?;
             return m.each_pair(pairs, caller, move |pg| {
-                for (p, &g) in pg.param.iter_mut().zip(pg.grad) {
-                    let d = if decay { g + wd * *p } else { g };
-                    *p = *p - lr * d;
-                }
+                crate::par::runs3(pg.param, &mut [], pg.grad, |p, _, g| {
+                    for (p, &g) in p.iter_mut().zip(g) {
+                        let d = if decay { g + wd * *p } else { g };
+                        *p = *p - lr * d;
+                    }
+                })
             });
         }
         let mu = T::of(self.momentum);
@@ -167,13 +169,14 @@ impl<T: Scalar> Optimizer<T> for Sgd {
         let nesterov = self.nesterov;
         let (step, bufs) = self.state.buffers(m, pairs, 1, WHAT, caller)?;
         m.each_pair(pairs, caller, move |pg| {
-            let buf = &mut bufs[pg.index];
-            for ((p, &g), b) in pg.param.iter_mut().zip(pg.grad).zip(buf.iter_mut()) {
-                let d = if decay { g + wd * *p } else { g };
-                *b = if step == 1 { d } else { mu * *b + keep * d };
-                let d = if nesterov { d + mu * *b } else { *b };
-                *p = *p - lr * d;
-            }
+            crate::par::runs3(pg.param, &mut bufs[pg.index], pg.grad, |p, b, g| {
+                for ((p, &g), b) in p.iter_mut().zip(g).zip(b) {
+                    let d = if decay { g + wd * *p } else { g };
+                    *b = if step == 1 { d } else { mu * *b + keep * d };
+                    let d = if nesterov { d + mu * *b } else { *b };
+                    *p = *p - lr * d;
+                }
+            })
         })
     }
 }
