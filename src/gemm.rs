@@ -180,6 +180,9 @@ struct Plan {
     /// Elements of one packed panel of `op(b)` that the threads pack together and share
     /// (a split product, not swapped); 0 when each thread packs its own.
     shared: usize,
+    /// Depths of that panel: all of `k` where the panel of all depths is small
+    /// ([`SHARED_ALL`]), else at most the blocking's `kc`.
+    kc: usize,
 }
 
 impl Plan {
@@ -191,7 +194,8 @@ impl Plan {
 
 /// Multiply-adds from which a product may be split over threads. The split costs two
 /// hand-offs to the crew (`par/crew.rs`, well under a microsecond each while its threads
-/// spin) per block of `kc` depths, and the packed panel of `b` crossing between cores.
+/// spin) per product, or per block of `kc` depths when the packed panel of `b` is large
+/// ([`SHARED_ALL`]), and that panel crossing between cores.
 /// Measured on a 2-vCPU AVX-512 virtual machine (Zen 4), 2 threads against 1: 64 × 784 ×
 /// 128 (2²² multiply-adds) 135 → 95 µs, 256 × 1024 × 10 (2²¹) 187 → 105 µs, 1024 × 256 ×
 /// 1024 5.1 → 2.5 ms; the M configuration's step (two products of 2²²·⁶) 280 → 232–238
@@ -223,14 +227,17 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     let rows = (m.div_ceil(t).div_ceil(unit) * unit).min(m);
     let t = m.div_ceil(rows.max(1));
     let align = ALIGN / size_of::<T>();
-    let kc = k.min(blk.kc);
+    let mut kc = k.min(blk.kc);
     let (per_thread, shared) = if madds == 0 {
         (0, 0)
     } else if cfg!(feature = "rayon") && t > 1 && !swap {
         // each thread its block of `a`; one panel of `b` for all
+        let width = n.min(blk.nc).div_ceil(blk.nr) * blk.nr;
+        if width.saturating_mul(k).saturating_mul(size_of::<T>()) <= SHARED_ALL {
+            kc = k;
+        }
         let a_len = rows.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
-        let b_len = n.min(blk.nc).div_ceil(blk.nr) * blk.nr * kc;
-        (align - 1 + a_len, align - 1 + b_len)
+        (align - 1 + a_len, align - 1 + width * kc)
     } else {
         (packs::<T>(blk, swap, rows, k, n), 0)
     };
@@ -240,8 +247,18 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
         rows,
         per_thread,
         shared,
+        kc,
     }
 }
+
+/// Bytes up to which a split product packs the shared panel of `op(b)` for all its depths
+/// at once, so that its threads meet twice per product rather than twice per `kc` block.
+/// The M configuration's forward product 64 × 784 × 128 (a 392 KiB panel instead of four
+/// of 128 KiB): its step at 2 threads 214-216 -> 199-201 µs, at 1 thread unchanged (the
+/// step's other products are not split). 512 KiB: half a Zen 4 core's L2; the L
+/// configuration's panels (1,024 columns) stay per block, and its peak RSS under 25 MiB
+/// (all depths at once: 27.4 MiB).
+const SHARED_ALL: usize = 512 << 10;
 
 /// Elements of the packed panels of one thread computing `rows` rows of a product of
 /// depth `k` and `n` columns, swapped or not (non-decreasing in each size).

@@ -35,7 +35,10 @@ fn step_values(threads: usize) -> Vec<Vec<f32>> {
     }
     // Then the optimizers' updates, which split a parameter of 2^16 elements or more (w1:
     // 153,600) over the threads: plain SGD with weight decay, then two steps with momentum.
-    Sgd::new(0.05).weight_decay(1e-3).step(&mut m, &grads).unwrap();
+    Sgd::new(0.05)
+        .weight_decay(1e-3)
+        .step(&mut m, &grads)
+        .unwrap();
     let mut momentum = Sgd::new(0.05).momentum(0.9).nesterov(true);
     for _ in 0..2 {
         m.run().unwrap();

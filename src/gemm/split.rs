@@ -7,7 +7,7 @@ use super::{dispatch, Blocking, Isa, Plan, Rhs, View, ALIGN};
 use crate::scalar::Scalar;
 
 /// A product split over `p.threads` threads by rows of `c`, as BLIS splits it: for each
-/// block of `kc` depths and `nc` columns, the threads first pack the panel of `op(b)`
+/// block of `p.kc` depths and `nc` columns, the threads first pack the panel of `op(b)`
 /// together, each a share of its `nr`-wide strips, then each multiplies its rows by the
 /// whole panel, packing only its own rows of `a`. Each thread packing all of `op(b)` for
 /// itself (the swapped split still does) would copy it once per thread: for the L
@@ -30,7 +30,7 @@ pub(super) fn split_sharing_b<T: Scalar>(
     let skip = bs.as_ptr().align_offset(ALIGN).min(align - 1);
     let bs = &mut bs[skip..];
     for (jc, nc) in blocks(n, blk.nc) {
-        for (pc, kc) in blocks(k, blk.kc) {
+        for (pc, kc) in blocks(k, p.kc) {
             // strips per thread, packed side by side: strip `s` starts at `s * nr * kc`
             let strips = nc.div_ceil(blk.nr);
             let per = strips.div_ceil(p.threads) * blk.nr;

@@ -321,18 +321,24 @@ fn empty_products() {
 fn bit_identical_across_threads() {
     let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for isa in isas() {
-        for (blk, mkn) in [
-            (tiny::<f32>(isa), (40, 11, PAR_MIN.div_ceil(440))),
+        for (blk, mkn, all_depths) in [
+            // the threads share one packed panel of all depths (`SHARED_ALL`)
+            (tiny::<f32>(isa), (40, 11, PAR_MIN.div_ceil(440)), true),
             (
                 isa.blocking::<f32>(),
                 (97, 300, PAR_MIN.div_ceil(97 * 300).max(61)),
+                true,
             ),
+            // a panel too large for that: packed and multiplied per block of `kc` depths
+            (isa.blocking::<f32>(), (17, 300, 1100), false),
         ] {
             for (a_t, b_t) in [(false, false), (true, true)] {
                 let one = check::<f32>(isa, blk, 1, mkn, a_t, b_t);
                 for t in [2, 3] {
                     if cfg!(feature = "rayon") {
-                        assert!(plan::<f32>(blk, mkn.0, mkn.1, mkn.2, t).threads > 1);
+                        let p = plan::<f32>(blk, mkn.0, mkn.1, mkn.2, t);
+                        assert!(p.threads > 1);
+                        assert_eq!(p.kc == mkn.1, all_depths, "{mkn:?}");
                     }
                     let (_, _, c) = product::<f32>(isa, blk, t, mkn, a_t, b_t);
                     assert_eq!(bits(&c), bits(&one));
