@@ -125,9 +125,7 @@ pub(crate) fn runs<T: Scalar>(o: &mut [T], f: impl Fn(&mut [T]) + Sync) {
 
 /// `f(o, s, a)` over consecutive runs of `o` and the same runs of `s` and `a` (each as long
 /// as `o`, or `s` empty), on the crew's threads for a long `o`: an optimizer's update of
-/// a parameter `o` from its gradient `a` and its state `s`. Split like [`zip`], so the
-/// leader takes the first run: the rows of a weight gradient the leader computed in a
-/// split product.
+/// a parameter `o` from its gradient `a` and its state `s`. Split like [`zip`].
 pub(crate) fn runs3<T: Scalar>(
     o: &mut [T],
     s: &mut [T],
