@@ -123,9 +123,10 @@ pub(crate) fn runs<T: Scalar>(o: &mut [T], f: impl Fn(&mut [T]) + Sync) {
     f(o)
 }
 
-/// `f(o, s, a)` over consecutive runs of `o` and the same runs of `s` and `a` (each as long
-/// as `o`, or `s` empty), on the crew's threads for a long `o`: an optimizer's update of
-/// a parameter `o` from its gradient `a` and its state `s`. Split like [`zip`].
+/// `f(o, s, a)` over consecutive runs of `o` and the same runs of `a` (as long as `o`) and
+/// of `s` (which holds the same number of elements, 0 or more, for each element of `o`),
+/// on the crew's threads for a long `o`: an optimizer's update of a parameter `o` from
+/// its gradient `a` and its state `s`. Split like [`zip`].
 pub(crate) fn runs3<T: Scalar>(
     o: &mut [T],
     s: &mut [T],
@@ -137,7 +138,7 @@ pub(crate) fn runs3<T: Scalar>(
         let t = kernel_threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
             let chunk = o.len().div_ceil(t);
-            let sc = if s.is_empty() { 0 } else { chunk };
+            let sc = chunk * (s.len() / o.len());
             pieces(o, chunk, s, sc, a, chunk, &|_, o, s, a| f(o, s, a));
             return;
         }

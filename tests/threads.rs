@@ -7,7 +7,7 @@ use tapegrad::prelude::*;
 
 /// Loss and every gradient of one step of a 300-512-10 MLP on a batch of 256: large enough
 /// that the GEMMs and elementwise kernels go parallel when allowed; then the parameters
-/// after three SGD steps.
+/// after five steps of SGD and Adam.
 fn step_values(threads: usize) -> Vec<Vec<f32>> {
     tapegrad::set_threads(threads);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -34,15 +34,21 @@ fn step_values(threads: usize) -> Vec<Vec<f32>> {
         out.push(m.value(gr).unwrap().iter().copied().collect());
     }
     // Then the optimizers' updates, which split a parameter of 2^16 elements or more (w1:
-    // 153,600) over the threads: plain SGD with weight decay, then two steps with momentum.
+    // 153,600) over the threads: plain SGD with weight decay, two steps with momentum and
+    // two of Adam (AdamW's update is Adam's).
     Sgd::new(0.05)
         .weight_decay(1e-3)
         .step(&mut m, &grads)
         .unwrap();
     let mut momentum = Sgd::new(0.05).momentum(0.9).nesterov(true);
-    for _ in 0..2 {
+    let mut adam = Adam::new(1e-3).weight_decay(1e-2);
+    for k in 0..4 {
         m.run().unwrap();
-        momentum.step(&mut m, &grads).unwrap();
+        if k < 2 {
+            momentum.step(&mut m, &grads).unwrap();
+        } else {
+            adam.step(&mut m, &grads).unwrap();
+        }
     }
     for p in &params {
         out.push(m.value(p).unwrap().iter().copied().collect());

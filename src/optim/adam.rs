@@ -166,15 +166,20 @@ impl Adam {
         let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
         let l2 = T::of(if decoupled { 0.0 } else { wd });
         let shrink = T::of(if decoupled { 1.0 - lr * wd } else { 1.0 });
+        // each element's two moments side by side, so that a run of the parameter has
+        // its moments in one run of the buffer (split over the threads by `par::runs3`)
         m.each_pair(pairs, caller, move |pg| {
-            let (m1, v) = bufs[pg.index].split_at_mut(pg.param.len());
-            for (((p, &g), m1), v) in pg.param.iter_mut().zip(pg.grad).zip(m1).zip(v) {
-                let g = g + l2 * *p;
-                *p = *p * shrink;
-                *m1 = b1 * *m1 + one_b1 * g;
-                *v = b2 * *v + one_b2 * g * g;
-                *p = *p - step_size * *m1 / (v.root() / bc2_sqrt + eps);
-            }
+            crate::par::runs3(pg.param, &mut bufs[pg.index], pg.grad, |p, mv, g| {
+                for ((p, &g), mv) in p.iter_mut().zip(g).zip(mv.chunks_exact_mut(2)) {
+                    let g = g + l2 * *p;
+                    *p = *p * shrink;
+                    let m1 = b1 * mv[0] + one_b1 * g;
+                    let v = b2 * mv[1] + one_b2 * g * g;
+                    *p = *p - step_size * m1 / (v.root() / bc2_sqrt + eps);
+                    mv[0] = m1;
+                    mv[1] = v;
+                }
+            })
         })
     }
 }
@@ -246,6 +251,58 @@ mod tests {
             p -= lr * m_hat / (v_hat.sqrt() + eps);
         }
         p
+    }
+
+    #[test]
+    fn the_state_names_each_moment_and_set_state_restores_them() {
+        // betas (0.5, 0.75), w = [1, -1], g = [1, -2] then [0.5, 3]:
+        // exp_avg    = 0.5 (0.5 g1) + 0.5 g2     = [0.5, 1.0]
+        // exp_avg_sq = 0.75 (0.25 g1²) + 0.25 g2² = [0.25, 3.0]
+        use crate::optim::Resumable;
+        let mut f = fixture([1.0, -1.0]);
+        let mut opt = Adam::new(0.1).betas(0.5, 0.75);
+        for g in [[1.0, -2.0], [0.5, 3.0]] {
+            f.run_with(g);
+            opt.step(&mut f.m, &f.grads).unwrap();
+        }
+        let state = opt.state::<f64>().unwrap();
+        let slot = |name: &str| {
+            let b = state.buffers.iter().find(|b| b.0 == name && b.1 == "w");
+            b.unwrap().2.clone()
+        };
+        assert_eq!(slot("exp_avg"), [0.5, 1.0]);
+        assert_eq!(slot("exp_avg_sq"), [0.25, 3.0]);
+        // a third step from a restored state, and from moments set by hand
+        let mut again = Adam::new(0.1).betas(0.5, 0.75);
+        again.set_state(&state).unwrap();
+        let mut changed = state.clone();
+        for b in &mut changed.buffers {
+            b.2 = if b.0 == "exp_avg" {
+                vec![2.0, 0.0]
+            } else {
+                vec![4.0, 1.0]
+            };
+        }
+        let mut by_hand = Adam::new(0.1).betas(0.5, 0.75);
+        by_hand.set_state(&changed).unwrap();
+        let w = f.w();
+        let step = |opt: &mut Adam| {
+            let mut f = fixture(w);
+            f.run_with([0.0, 0.0]);
+            opt.step(&mut f.m, &f.grads).unwrap();
+            f.w()
+        };
+        let (w1, w2, w3) = (step(&mut opt), step(&mut again), step(&mut by_hand));
+        assert_eq!(w1, w2);
+        // t = 3, g = 0: m = 0.5 m, v = 0.75 v; p -= 0.1 m / (1 - 0.125) / sqrt(v / (1 - 0.421875))
+        for (k, (m, v)) in [(2.0f64, 4.0f64), (0.0, 1.0)].into_iter().enumerate() {
+            let (m, v) = (0.5 * m / 0.875, 0.75 * v / 0.578125);
+            assert_relative_eq!(
+                w3[k],
+                w[k] - 0.1 * m / (v.sqrt() + 1e-8),
+                max_relative = 1e-12
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 use core::panic::Location;
 
@@ -223,7 +224,7 @@ fn check_settings<T>(
 
 impl State {
     /// `(steps, buffers)` of an [`OptimState`]: each buffer of `slots.len() * n` elements
-    /// cut into one slot of `n` per name.
+    /// (each element's slots side by side) taken apart into one slot of `n` per name.
     #[allow(clippy::type_complexity)]
     fn export<T: Scalar>(
         &self,
@@ -245,13 +246,9 @@ impl State {
             })?;
         let mut out = Vec::with_capacity(slots.len() * bufs.len());
         for (name, buf) in self.names.iter().zip(bufs) {
-            let n = buf.len() / slots.len().max(1);
             for (s, slot) in slots.iter().enumerate() {
-                out.push((
-                    slot.to_string(),
-                    name.clone(),
-                    buf[s * n..(s + 1) * n].to_vec(),
-                ));
+                let values = buf.iter().skip(s).step_by(slots.len()).copied();
+                out.push((slot.to_string(), name.clone(), values.collect()));
             }
         }
         Ok((self.steps, out))
@@ -297,7 +294,7 @@ impl State {
             }
             let mut buf = Vec::new();
             let mut len = None;
-            for slot in slots {
+            for (s, slot) in slots.iter().enumerate() {
                 let found = state.buffers.iter().find(|b| b.0 == *slot && b.1 == *name);
                 let Some((_, _, values)) = found else {
                     return Err(mismatch(format!("no {slot} for parameter {name:?}")));
@@ -307,7 +304,13 @@ impl State {
                         "the slots of parameter {name:?} are of different lengths"
                     )));
                 }
-                buf.extend_from_slice(values);
+                // each element's slots side by side
+                if s == 0 {
+                    buf = vec![T::zero(); values.len() * slots.len()];
+                }
+                for (b, &v) in buf.iter_mut().skip(s).step_by(slots.len()).zip(values) {
+                    *b = v;
+                }
             }
             bufs.push(buf);
         }
