@@ -22,9 +22,10 @@
 //! time on 1 thread (580–740 µs against 235–250 the rest of the time), about one second in
 //! eight. It does so with the two threads pinned to different CPUs and with pieces four
 //! times finer (so the leader could take a slow helper's share); steal time does not move;
-//! and the step on one thread slows in the same minutes too (280 → 330+ µs). The host's
-//! memory or cores are shared with other work, and a split product, whose packed panel
-//! crosses between cores, feels it most.
+//! and the step on one thread slows in the same minutes too (280 → 330+ µs): the host's
+//! cores or memory are shared with other work. (Not the packed panel's crossing between
+//! cores as such: a 512 KiB buffer written on one CPU reads on the other in 7.2 µs here,
+//! against 6.8 µs from the reader's own cache.)
 //!
 //! One thread at a time leads the crew (hands out pieces); a call that finds the crew
 //! taken, or comes from a helper running a piece, gets `false` and splits another way.
