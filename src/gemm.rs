@@ -256,10 +256,10 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
 /// Bytes up to which a split product packs the shared panel of `op(b)` for all its depths
 /// at once, so that its threads meet twice per product rather than twice per `kc` block.
 /// The M configuration's forward product 64 × 784 × 128 (a 392 KiB panel instead of four
-/// of 128 KiB): its step at 2 threads 214-216 -> 199-201 µs, at 1 thread unchanged (the
+/// of 128 KiB): its step at 2 threads 214-219 -> 199-206 µs, at 1 thread unchanged (the
 /// step's other products are not split). 512 KiB: half a Zen 4 core's L2; the L
 /// configuration's panels (1,024 columns) stay per block, and its peak RSS under 25 MiB
-/// (all depths at once: 27.4 MiB).
+/// (with `kc` = 1,024 everywhere, so all depths at once: 27.4 MiB).
 const SHARED_ALL: usize = 512 << 10;
 
 /// Elements of the packed panels of one thread computing `rows` rows of a product of
