@@ -22,7 +22,7 @@ use crate::scalar::Scalar;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod direct;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-pub(crate) use direct::small_fits;
+pub(crate) use direct::{gemm_small, small_fits};
 mod kernel;
 #[cfg(all(feature = "std", target_arch = "aarch64", target_feature = "neon"))]
 mod neon;
@@ -211,6 +211,19 @@ impl Plan {
 const PAR_MIN: usize = 1 << 20;
 
 fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan {
+    plan_with::<T>(blk, m, k, n, threads, true)
+}
+
+/// [`plan`], sharing a panel of `op(b)` for all depths at once only if `all_depths`
+/// allows it.
+fn plan_with<T>(
+    blk: Blocking,
+    m: usize,
+    k: usize,
+    n: usize,
+    threads: usize,
+    all_depths: bool,
+) -> Plan {
     let tiles = |rows: usize, cols: usize| {
         rows.div_ceil(blk.mr) * blk.mr * (cols.div_ceil(blk.nr) * blk.nr)
     };
@@ -235,7 +248,9 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     } else if cfg!(feature = "rayon") && t > 1 && !swap {
         // each thread its block of `a`; one panel of `b` for all
         let width = n.min(blk.nc).div_ceil(blk.nr) * blk.nr;
-        if width.saturating_mul(k).saturating_mul(size_of::<T>()) <= SHARED_ALL {
+        // (each thread's panel of `a` grows with the depth too: at most 4 * kc)
+        let bytes = width.saturating_mul(k).saturating_mul(size_of::<T>());
+        if all_depths && bytes <= SHARED_ALL && k <= 4 * blk.kc {
             kc = k;
         }
         let a_len = rows.min(blk.mc).div_ceil(blk.mr) * blk.mr * kc;
@@ -253,8 +268,23 @@ fn plan<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize) -> Plan 
     }
 }
 
+/// The plan for up to `threads` threads that `have` elements of scratch hold. Short of
+/// scratch (planned for another size: a run-time axis fed fewer rows, which may take the
+/// other orientation), first the shared panels per block of depths, then fewer threads.
+fn fitting<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize, have: usize) -> Plan {
+    let mut p = plan::<T>(blk, m, k, n, threads);
+    if p.len() > have {
+        p = plan_with::<T>(blk, m, k, n, threads, false);
+    }
+    while cfg!(feature = "rayon") && p.threads > 1 && p.len() > have {
+        p = plan_with::<T>(blk, m, k, n, p.threads - 1, false);
+    }
+    p
+}
+
 /// Bytes up to which a split product packs the shared panel of `op(b)` for all its depths
-/// at once, so that its threads meet twice per product rather than twice per `kc` block.
+/// at once (at most 4 `kc` of them), so that its threads meet twice per block of `nc`
+/// columns rather than twice per block of `kc` depths too.
 /// The M configuration's forward product 64 × 784 × 128 (a 392 KiB panel instead of four
 /// of 128 KiB): its step at 2 threads 214-219 -> 199-206 µs, at 1 thread unchanged (the
 /// step's other products are not split). 512 KiB: half a Zen 4 core's L2; the L
@@ -310,8 +340,8 @@ pub(crate) fn gemm<T: Scalar>(
     scratch: &mut [T],
 ) {
     // a small product on AVX-512 (the S configuration's first layer and its weight
-    // gradient, a convolution's sample): read in place, without packing; the packed
-    // kernel's bits. Not above 2^20 multiply-adds, even on one thread: there the packed
+    // gradient): read in place, without packing; the packed kernel's bits. Not from 2^20
+    // multiply-adds on, even on one thread: there the packed
     // GEMM gains little from it (one thread, 4-7% on 512 x 128 x 128 and the like) and
     // loses much where `b`'s rows are 4 KiB apart and short (512 x 8 x 1024: 77 -> 45
     // GFLOP/s).
@@ -382,10 +412,7 @@ fn gemm_with<T: Scalar>(
         }
         return;
     }
-    let mut p = plan::<T>(blk, m, k, n, threads);
-    while cfg!(feature = "rayon") && p.threads > 1 && p.len() > scratch.len() {
-        p = plan::<T>(blk, m, k, n, p.threads - 1);
-    }
+    let p = fitting::<T>(blk, m, k, n, threads, scratch.len());
     assert!(scratch.len() >= p.len(), "gemm scratch too short");
     let a = if a_t {
         View::new(a, 1, m)

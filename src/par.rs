@@ -138,6 +138,11 @@ pub(crate) fn runs3<T: Scalar>(
         let t = kernel_threads();
         if t > 1 && o.len() >= ELEMENTWISE_MIN {
             let chunk = o.len().div_ceil(t);
+            debug_assert_eq!(
+                s.len() % o.len(),
+                0,
+                "runs3: s is not w elements per element"
+            );
             let sc = chunk * (s.len() / o.len());
             pieces(o, chunk, s, sc, a, chunk, &|_, o, s, a| f(o, s, a));
             return;

@@ -362,6 +362,36 @@ fn bit_identical_across_threads() {
     crate::par::set_threads(0);
 }
 
+/// Scratch planned for a bound splits a product of fewer rows over as many threads as
+/// before shared panels of all depths (`SHARED_ALL`): short of it, the plan goes back to
+/// panels per block of depths before it drops a thread.
+#[test]
+fn fewer_rows_keep_their_threads() {
+    for isa in isas() {
+        let blk = isa.blocking::<f32>();
+        for (bound, k, n) in [
+            (256, 1000, 10),
+            (256, 1000, 20),
+            (200, 700, 40),
+            (96, 3000, 10),
+        ] {
+            let have = scratch_len_with::<f32>(blk, bound, k, n, 2);
+            for m in (8..=bound).step_by(8) {
+                let per_block = plan_with::<f32>(blk, m, k, n, 2, false);
+                let got = fitting::<f32>(blk, m, k, n, 2, have);
+                assert!(got.len() <= have, "{isa:?} {m}x{k}x{n}");
+                if per_block.len() <= have {
+                    assert!(
+                        got.threads >= per_block.threads,
+                        "{isa:?} {m}x{k}x{n} of bound {bound}: {} threads",
+                        got.threads
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The scratch planned for a product suffices for every smaller one (a run-time axis fed
 /// fewer rows): a smaller product may take the other orientation, with larger panels.
 #[test]

@@ -110,8 +110,8 @@ fn check(what: &'static str, v: f64, ok: bool, why: &str) -> Result<f64> {
 }
 
 /// An optimizer's per-parameter buffers: one `Vec<T>` of `width * numel` elements per
-/// parameter (element `i`'s `width` values at `i * width..`), made at the first step, and the names of the parameters they were made for.
-/// Stored type-erased so that optimizers need no type parameter (`Sgd::new(0.1)` works
+/// parameter (element `i`'s `width` values at `i * width..`), made at the first step, and
+/// the names of the parameters they were made for. Stored type-erased so that optimizers need no type parameter (`Sgd::new(0.1)` works
 /// for `f32` and `f64` machines alike); the element type is fixed by the first step.
 #[derive(Default)]
 pub(crate) struct State {

@@ -103,6 +103,21 @@ fn dots<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], 
     }
 }
 
+/// `c[m, n] = a[m, k] · b[k, n]`, the forward's product: read in place where that applies
+/// (`gemm::gemm_small`: a small product on AVX-512, the same bits), at any size (`gemm`
+/// itself does so only below 2²⁰ multiply-adds, so [`forward_samples`] can count on it
+/// here), else the packed GEMM.
+/// The digits CNN's inference at batch 1, one thread, spent a fifth of its time packing
+/// the weights and the columns of products of 16 to 64 rows (`bench -- infer`).
+#[allow(clippy::too_many_arguments)]
+fn product<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], s: &mut [T]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if crate::gemm::gemm_small(m, k, n, a, false, b, c) {
+        return;
+    }
+    gemm(m, k, n, a, false, b, false, c, s);
+}
+
 /// Rows of the GEMM's thin products (`gemm::thin::THIN`).
 const THIN: usize = 4;
 
@@ -203,7 +218,7 @@ pub(super) fn forward<T: Scalar>(
                             gemm(og, k, p, wg, false, xg, false, yg, gs);
                         } else {
                             im2col(g, z, xn, gi * z.cg, cols, p, pad);
-                            gemm(og, k, p, wg, false, cols, false, yg, gs);
+                            product(og, k, p, wg, cols, yg, gs);
                         }
                     }
                     add_bias(yn);
@@ -222,7 +237,7 @@ pub(super) fn forward<T: Scalar>(
                     for (j, xn) in xb.chunks_exact(x_per).enumerate() {
                         im2col(g, z, xn, gi * z.cg, &mut cols[j * p..], ld, pad);
                     }
-                    gemm(og, k, ld, wg, false, cols, false, tmp, gs);
+                    product(og, k, ld, wg, cols, tmp, gs);
                     for (j, yn) in yb.chunks_exact_mut(y_per).enumerate() {
                         for o in 0..og {
                             let dst = &mut yn[(gi * og + o) * p..(gi * og + o + 1) * p];

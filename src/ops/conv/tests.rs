@@ -356,7 +356,7 @@ fn a_sample_gets_the_same_bits_alone_or_in_a_batch() {
     // The kernels put several small images side by side into one product; each output
     // element is still one chain over the depth, whatever its neighbours. With 16 input
     // channels each sample's forward product is small enough to run in place
-    // (`gemm`'s in-place path on AVX-512 CPUs); with 32 it is packed.
+    // (`gemm::gemm_small` on AVX-512 CPUs); with 32 it is packed.
     for c in [32, 16] {
         same_bits_alone_or_in_a_batch(c);
     }
