@@ -181,7 +181,8 @@ struct Plan {
     /// (a split product, not swapped); 0 when each thread packs its own.
     shared: usize,
     /// Depths of that panel: all of `k` where the panel of all depths is small
-    /// ([`SHARED_ALL`]), else at most the blocking's `kc`.
+    /// ([`SHARED_ALL`]), else at most the blocking's `kc`. (Only a split shares one.)
+    #[cfg(feature = "rayon")]
     kc: usize,
 }
 
@@ -264,6 +265,7 @@ fn plan_with<T>(
         rows,
         per_thread,
         shared,
+        #[cfg(feature = "rayon")]
         kc,
     }
 }
@@ -273,7 +275,7 @@ fn plan_with<T>(
 /// other orientation), first the shared panels per block of depths, then fewer threads.
 fn fitting<T>(blk: Blocking, m: usize, k: usize, n: usize, threads: usize, have: usize) -> Plan {
     let mut p = plan::<T>(blk, m, k, n, threads);
-    if p.len() > have {
+    if cfg!(feature = "rayon") && p.len() > have {
         p = plan_with::<T>(blk, m, k, n, threads, false);
     }
     while cfg!(feature = "rayon") && p.threads > 1 && p.len() > have {

@@ -335,11 +335,14 @@ fn bit_identical_across_threads() {
             for (a_t, b_t) in [(false, false), (true, true)] {
                 let one = check::<f32>(isa, blk, 1, mkn, a_t, b_t);
                 for t in [2, 3] {
-                    if cfg!(feature = "rayon") {
+                    #[cfg(feature = "rayon")]
+                    {
                         let p = plan::<f32>(blk, mkn.0, mkn.1, mkn.2, t);
                         assert!(p.threads > 1);
                         assert_eq!(p.kc == mkn.1, all_depths, "{mkn:?}");
                     }
+                    #[cfg(not(feature = "rayon"))]
+                    let _ = all_depths;
                     let (_, _, c) = product::<f32>(isa, blk, t, mkn, a_t, b_t);
                     assert_eq!(bits(&c), bits(&one));
                 }
