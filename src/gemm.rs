@@ -343,10 +343,9 @@ pub(crate) fn gemm<T: Scalar>(
 ) {
     // a small product on AVX-512 (the S configuration's first layer and its weight
     // gradient): read in place, without packing; the packed kernel's bits. Not from 2^20
-    // multiply-adds on, even on one thread: there the packed
-    // GEMM gains little from it (one thread, 4-7% on 512 x 128 x 128 and the like) and
-    // loses much where `b`'s rows are 4 KiB apart and short (512 x 8 x 1024: 77 -> 45
-    // GFLOP/s).
+    // multiply-adds on, even on one thread: there it gains little on the packed GEMM (4-7%
+    // on 512 x 128 x 128 and the like) and loses much where `b`'s rows are 4 KiB apart and
+    // few (512 x 8 x 1024: 77 -> 45 GFLOP/s).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if !b_t
         && m.saturating_mul(k).saturating_mul(n) < PAR_MIN

@@ -111,22 +111,13 @@ pub(crate) fn each<T: Scalar>(o: &mut [T], f: impl Fn(&mut T, usize) + Sync) {
 /// `f(run)` over consecutive runs of `o` that together cover it once, on the crew's
 /// threads for a long `o`: for a kernel that computes many elements at once.
 pub(crate) fn runs<T: Scalar>(o: &mut [T], f: impl Fn(&mut [T]) + Sync) {
-    #[cfg(feature = "rayon")]
-    {
-        let t = kernel_threads();
-        if t > 1 && o.len() >= ELEMENTWISE_MIN {
-            let chunk = o.len().div_ceil(t);
-            pieces(o, chunk, &mut [], 0, &[], 0, &|_, o, _, _| f(o));
-            return;
-        }
-    }
-    f(o)
+    runs3(o, &mut [], &[], |o, _, _| f(o))
 }
 
-/// `f(o, s, a)` over consecutive runs of `o` and the same runs of `a` (as long as `o`) and
-/// of `s` (which holds the same number of elements, 0 or more, for each element of `o`),
-/// on the crew's threads for a long `o`: an optimizer's update of a parameter `o` from
-/// its gradient `a` and its state `s`. Split like [`zip`].
+/// `f(o, s, a)` over consecutive runs of `o` and the same runs of `a` (as long as `o`, or
+/// empty) and of `s` (which holds the same number of elements, 0 or more, for each element
+/// of `o`), on the crew's threads for a long `o`: an optimizer's update of a parameter `o`
+/// from its gradient `a` and its state `s`. Split like [`zip`].
 pub(crate) fn runs3<T: Scalar>(
     o: &mut [T],
     s: &mut [T],
